@@ -1,0 +1,19 @@
+"""User-facing errors: each carries a one-line message that says what to do.
+
+The CLI prints them as ``error: <message>`` and exits with code 2, never with a traceback.
+"""
+
+from __future__ import annotations
+
+
+class EvobenchError(Exception):
+    """Bad input or an impossible request, explained in one line."""
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exception types the CLI turns into one-line messages (exit code 2)."""
+    from evobench.registry import UnknownNameError
+    from evobench.specs import SpecError
+
+    return (EvobenchError, SpecError, UnknownNameError, ValueError, FileNotFoundError,
+            PermissionError)

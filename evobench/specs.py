@@ -1,0 +1,257 @@
+"""What plugins register: light, import-free descriptions of methods, datasets, degradations,
+metrics and suites, plus the one output type every method returns.
+
+Specs hold only cheap data and a ``"module:callable"`` factory string, so listing plugins never
+imports torch or bm3d; the implementation is imported when a cell actually runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+TASKS = frozenset({"denoise", "inpaint"})
+COLORS = frozenset({"gray", "rgb"})
+DEVICES = frozenset({"cpu", "cuda"})
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+class SpecError(ValueError):
+    """A spec or a parameter value is invalid; the message says what to change."""
+
+
+def check_name(kind: str, name: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise SpecError(
+            f"{kind} name {name!r} is invalid: use lowercase letters, digits, '_', '-' or '.'"
+        )
+    return name
+
+
+def load_object(ref: str) -> Any:
+    """Import ``"package.module:attr"`` lazily (the point of string factories)."""
+    module, _, attr = ref.partition(":")
+    if not module or not attr:
+        raise SpecError(f"factory {ref!r} must look like 'package.module:callable'")
+    obj = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclass(frozen=True)
+class Param:
+    """One tunable parameter: its default, type and allowed values (checked before a run)."""
+
+    name: str
+    default: Any
+    type: type = float
+    choices: tuple | None = None
+    low: float | None = None
+    high: float | None = None
+    help: str = ""
+
+    def coerce(self, value: Any, owner: str = "") -> Any:
+        """Turn a CLI/TOML value into the declared type, or raise a one-line SpecError."""
+        where = f"{owner}: " if owner else ""
+        if value is None:
+            return None
+        try:
+            if self.type is bool and isinstance(value, str):
+                lowered = value.strip().lower()
+                if lowered not in {"true", "false", "1", "0", "yes", "no"}:
+                    raise ValueError(value)
+                value = lowered in {"true", "1", "yes"}
+            elif self.type is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            elif self.type is tuple and isinstance(value, str):
+                value = tuple(int(v) for v in value.replace("-", ",").split(",") if v.strip())
+            elif self.type is tuple:
+                value = tuple(value)
+            else:
+                value = self.type(value)
+        except (TypeError, ValueError):
+            raise SpecError(
+                f"{where}parameter {self.name}={value!r} is not a valid {self.type.__name__}"
+            ) from None
+        if self.choices is not None and value not in self.choices:
+            raise SpecError(
+                f"{where}parameter {self.name}={value!r} is not one of {list(self.choices)}"
+            )
+        if self.low is not None and value < self.low:
+            raise SpecError(f"{where}parameter {self.name}={value!r} must be >= {self.low}")
+        if self.high is not None and value > self.high:
+            raise SpecError(f"{where}parameter {self.name}={value!r} must be <= {self.high}")
+        return value
+
+
+def resolve_params(
+    owner: str, declared: tuple[Param, ...], given: Mapping[str, Any], *, fill_defaults: bool = True
+) -> dict[str, Any]:
+    """Validate ``given`` against ``declared``; unknown names get a closest-name suggestion."""
+    from difflib import get_close_matches
+
+    by_name = {p.name: p for p in declared}
+    out: dict[str, Any] = {p.name: p.default for p in declared} if fill_defaults else {}
+    for key, value in given.items():
+        if key not in by_name:
+            hint = get_close_matches(key, list(by_name), n=1)
+            known = ", ".join(by_name) or "none"
+            suggestion = f"; did you mean {hint[0]!r}?" if hint else f" (known: {known})"
+            raise SpecError(f"{owner} has no parameter {key!r}{suggestion}")
+        out[key] = by_name[key].coerce(value, owner)
+    return out
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A restoration method.
+
+    ``factory`` names a callable with the method contract::
+
+        run(image, *, task, mask, sigma, seed, device, budget_s, **params) -> MethodOutput
+
+    ``image`` is float on the [0, 1] scale (H x W or H x W x 3); ``mask`` is True where a pixel
+    (or channel entry) is missing (inpainting only); ``sigma`` is the noise std on the [0, 1]
+    scale or None when unknown; ``budget_s`` is an optional wall-clock budget for training.
+    """
+
+    name: str
+    factory: str
+    tasks: frozenset[str]
+    summary: str = ""
+    colors: frozenset[str] = COLORS
+    devices: frozenset[str] = frozenset({"cpu"})
+    params: tuple[Param, ...] = ()
+    needs_sigma: bool = False
+    licence: str | None = None
+    requires: tuple[str, ...] = ()
+    amortized: bool = False
+    version: str = "0"
+
+    def __post_init__(self):
+        check_name("method", self.name)
+        if not self.tasks or not set(self.tasks) <= TASKS:
+            raise SpecError(f"method {self.name!r}: tasks must be a subset of {sorted(TASKS)}")
+        if not set(self.colors) <= COLORS or not set(self.devices) <= DEVICES:
+            raise SpecError(f"method {self.name!r}: unknown colour mode or device")
+
+    def load(self) -> Callable[..., MethodOutput]:
+        return load_object(self.factory)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A named set of clean test images.
+
+    ``loader(image_id) -> ndarray`` returns float64 in [0, 1], H x W (gray) or H x W x 3 (rgb).
+    ``fetch()`` (optional) downloads and verifies the files; ``aliases`` maps extra image names
+    (e.g. ``house``) to ids.
+    """
+
+    name: str
+    loader: str
+    images: tuple[str, ...]
+    color: str = "gray"
+    summary: str = ""
+    fetch: str | None = None
+    source: str = ""
+    licence: str | None = None
+    aliases: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        check_name("dataset", self.name)
+        if self.color not in COLORS:
+            raise SpecError(f"dataset {self.name!r}: color must be one of {sorted(COLORS)}")
+
+
+@dataclass(frozen=True)
+class DegradationSpec:
+    """A corruption applied by the harness with the cell's noise seed.
+
+    ``factory(clean, *, rng, **params) -> Degraded``; the result must depend only on the clean
+    image, the parameters and ``rng`` so every method sees the same input.
+    """
+
+    name: str
+    factory: str
+    task: str
+    params: tuple[Param, ...] = ()
+    summary: str = ""
+
+    def __post_init__(self):
+        check_name("degradation", self.name)
+        if self.task not in TASKS:
+            raise SpecError(f"degradation {self.name!r}: task must be one of {sorted(TASKS)}")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A quality metric ``factory(clean, restored, *, data_range) -> float``."""
+
+    name: str
+    factory: str
+    higher_is_better: bool = True
+    summary: str = ""
+
+    def __post_init__(self):
+        check_name("metric", self.name)
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    """A named grid, one mapping per profile (``smoke``, ``quick``, ``paper`` ...).
+
+    Each profile maps to ``{"datasets": [...], "degradations": [...], "methods": [...],
+    "metrics": [...], "repetitions": int}`` where list items are selector strings such as
+    ``"tvae[S=64]"`` or ``"set12[images=01,02]"``.
+    """
+
+    name: str
+    profiles: Mapping[str, Mapping[str, Any]]
+    summary: str = ""
+    default_profile: str = "quick"
+
+    def __post_init__(self):
+        check_name("suite", self.name)
+        if self.default_profile not in self.profiles:
+            raise SpecError(f"suite {self.name!r} lacks its default profile {self.default_profile!r}")
+
+
+@dataclass
+class Degraded:
+    """What a degradation hands to a method."""
+
+    image: Any  # ndarray, float, [0, 1] scale (may leave [0, 1] because noise is not clipped)
+    mask: Any = None  # bool ndarray, True where missing; None for denoising
+    sigma: float | None = None  # noise std on the [0, 1] scale, None when there is no noise
+
+
+@dataclass
+class MethodOutput:
+    """What every method returns.
+
+    ``extras`` hold scalar, method-specific numbers (they become ``x_*`` result columns, e.g.
+    ``x_active_mean``); ``trace`` is one dict per epoch/iteration; ``artifacts`` hold arrays worth
+    keeping beside the results (generative fields, active-unit histogram).
+    """
+
+    image: Any
+    extras: dict[str, Any] = field(default_factory=dict)
+    time_fit_s: float | None = None
+    time_infer_s: float | None = None
+    trace: list[dict[str, Any]] = field(default_factory=list)
+    artifacts: dict[str, Any] = field(default_factory=dict)
+
+
+SPEC_KINDS: dict[str, type] = {
+    "methods": MethodSpec,
+    "datasets": DatasetSpec,
+    "degradations": DegradationSpec,
+    "metrics": MetricSpec,
+    "suites": SuiteSpec,
+}
