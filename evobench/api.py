@@ -27,8 +27,8 @@ from evobench.hookspecs import hookimpl
 from evobench.registry import Registry, get_registry
 from evobench.specs import (
     DatasetSpec,
-    Degraded,
     DegradationSpec,
+    Degraded,
     MethodOutput,
     MethodSpec,
     MetricSpec,

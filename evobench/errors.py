@@ -6,7 +6,7 @@ The CLI prints them as ``error: <message>`` and exits with code 2, never with a 
 from __future__ import annotations
 
 
-class EvobenchError(Exception):
+class EvobenchError(ValueError):
     """Bad input or an impossible request, explained in one line."""
 
 

@@ -1,0 +1,5 @@
+"""``python -m evobench`` is the ``evobench`` command."""
+
+from evobench.cli import main
+
+main()

@@ -1,0 +1,118 @@
+"""``evobench.api.run_method``: validation, parameter resolution and the returned output."""
+
+import types
+
+import numpy as np
+import pytest
+
+from evobench.api import EvobenchError, MethodOutput, MethodSpec, Param, hookimpl, run_method
+from evobench.registry import Registry, UnknownNameError
+
+
+def _identity(image, *, task, mask, sigma, seed, device, budget_s, gain):
+    out = np.where(mask, 0.5, image) if mask is not None else image
+    return MethodOutput(image=out * gain, extras={"seed_seen": seed})
+
+
+def _nan_method(image, **kw):
+    return MethodOutput(image=np.full_like(image, np.nan))
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    import sys
+
+    mod = types.ModuleType("evobench_test_methods")
+    mod.identity, mod.nan_method = _identity, _nan_method
+    monkeypatch.setitem(sys.modules, "evobench_test_methods", mod)
+
+    @hookimpl
+    def evobench_register_methods(register):
+        register(MethodSpec(name="ident", factory="evobench_test_methods:identity",
+                            tasks=frozenset({"denoise", "inpaint"}), colors=frozenset({"gray"}),
+                            params=(Param("gain", 1.0, float, low=0.0),)))
+        register(MethodSpec(name="nanny", factory="evobench_test_methods:nan_method",
+                            tasks=frozenset({"denoise"})))
+        register(MethodSpec(name="needy", factory="evobench_test_methods:identity",
+                            tasks=frozenset({"denoise"}), requires=("surely_not_installed_pkg",)))
+
+    reg = Registry()
+    reg.add_plugin(types.SimpleNamespace(evobench_register_methods=evobench_register_methods), "t")
+    return reg
+
+
+def test_run_method_returns_image_timing_and_extras(registry):
+    img = np.linspace(0, 1, 64).reshape(8, 8)
+    out = run_method("ident", img, task="denoise", sigma=0.1, seed=7, registry=registry, gain="0.5")
+    np.testing.assert_allclose(out.image, img * 0.5)
+    assert out.extras["seed_seen"] == 7
+    assert out.extras["time_total_s"] >= 0 and out.time_infer_s is not None
+
+
+def test_per_pixel_mask_is_broadcast_for_inpainting(registry):
+    img = np.full((4, 4), 0.2)
+    mask = np.zeros((4, 4), bool)
+    mask[0, 0] = True
+    out = run_method("ident", img, task="inpaint", mask=mask, registry=registry)
+    assert out.image[0, 0] == 0.5 and out.image[1, 1] == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"task": "denoise", "image": np.zeros((4, 4, 3))}, "does not support rgb images"),
+        ({"task": "denoise", "image": np.zeros((4,))}, "must be H x W"),
+        ({"task": "denoise", "image": np.full((4, 4), np.nan)}, "NaN or infinite"),
+        ({"task": "inpaint", "image": np.zeros((4, 4))}, "needs a mask"),
+        ({"task": "inpaint", "image": np.zeros((4, 4)), "mask": np.zeros((3, 3), bool)},
+         "does not match image shape"),
+        ({"task": "inpaint", "image": np.zeros((4, 4)), "mask": np.ones((4, 4), bool)},
+         "every pixel as missing"),
+        ({"task": "denoise", "image": np.zeros((4, 4)), "device": "cuda"}, "does not run on device"),
+        ({"task": "denoise", "image": np.zeros((4, 4)), "sigma": -1.0}, "sigma must be"),
+        ({"task": "denoise", "image": np.zeros((4, 4)), "gain": -1}, "must be >= 0"),
+        ({"task": "denoise", "image": np.zeros((4, 4)), "gian": 2}, "did you mean 'gain'"),
+    ],
+)
+def test_bad_input_gives_one_line_errors(registry, kwargs, message):
+    image = kwargs.pop("image")
+    with pytest.raises(ValueError, match=message) as info:
+        run_method("ident", image, registry=registry, **kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_method_and_missing_dependency(registry):
+    with pytest.raises(UnknownNameError, match="did you mean 'ident'"):
+        run_method("idnet", np.zeros((4, 4)), task="denoise", registry=registry)
+    with pytest.raises(EvobenchError, match="needs surely_not_installed_pkg"):
+        run_method("needy", np.zeros((4, 4)), task="denoise", registry=registry)
+
+
+def test_non_finite_output_is_rejected(registry):
+    with pytest.raises(EvobenchError, match="returned NaN"):
+        run_method("nanny", np.zeros((4, 4)), task="denoise", registry=registry)
+
+
+def test_unsupported_task(registry):
+    with pytest.raises(EvobenchError, match="does not support task 'inpaint'"):
+        run_method("nanny", np.zeros((4, 4)), task="inpaint", mask=np.zeros((4, 4), bool),
+                   registry=registry)
+
+
+def test_fixture_registers_a_temporary_plugin(evobench_plugin):
+    from evobench.registry import get_registry
+
+    @hookimpl
+    def evobench_register_methods(register):
+        register(MethodSpec(name="temporary-x", factory="evobench_test_methods:identity",
+                            tasks=frozenset({"denoise"})))
+
+    evobench_plugin(types.SimpleNamespace(evobench_register_methods=evobench_register_methods),
+                    "tmp-plugin")
+    assert "temporary-x" in get_registry().names("methods")
+
+
+def test_fixture_cleans_up_after_itself():
+    from evobench.registry import get_registry
+
+    assert "temporary-x" not in get_registry().names("methods")

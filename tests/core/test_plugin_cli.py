@@ -1,0 +1,138 @@
+"""The CLI side of plugins, run as a user would: subprocesses with extra distributions on the path.
+
+Covers a third-party plugin installed as its own distribution, a plugin that fails to import
+(skipped, reported, the CLI still works), blocking, strict mode, and that listing imports no
+heavy implementation modules.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "evobench-hello-plugin"
+
+
+def evobench(*args, extra_path=None, env=None, check=True):
+    full_env = dict(os.environ)
+    if extra_path:
+        full_env["PYTHONPATH"] = os.pathsep.join([str(extra_path), full_env.get("PYTHONPATH", "")])
+    full_env.update(env or {})
+    proc = subprocess.run([sys.executable, "-m", "evobench", *args], capture_output=True,
+                          text=True, env=full_env, timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"evobench {args} exited {proc.returncode}:\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def installed_example(tmp_path_factory):
+    """The example plugin installed as a separate distribution into its own folder."""
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--target", str(target), str(EXAMPLE)],
+        check=True, capture_output=True, timeout=300,
+    )
+    return target
+
+
+@pytest.fixture(scope="module")
+def broken_dist(tmp_path_factory):
+    """A distribution whose evobench entry point raises at import time."""
+    site = tmp_path_factory.mktemp("broken")
+    (site / "evobench_broken_plugin.py").write_text("raise ImportError('needs libfoo 9')\n")
+    info = site / "evobench_broken-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: evobench-broken\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[evobench]\nbroken = evobench_broken_plugin\n")
+    return site
+
+
+def test_external_plugin_appears_everywhere(installed_example):
+    plugins = json.loads(evobench("plugins", "--json", extra_path=installed_example).stdout)
+    hello = next(p for p in plugins if p["name"] == "hello")
+    assert hello["distribution"] == "evobench-hello"
+    assert hello["version"] == "0.2.0"
+    assert hello["status"] == "ok"
+    assert hello["provides"] == {"methods": ["median"]}
+    methods = json.loads(evobench("list", "methods", "--json", extra_path=installed_example).stdout)
+    median = next(m for m in methods if m["name"] == "median")
+    assert median["params"][0]["name"] == "size" and median["params"][0]["default"] == 3
+    assert evobench("hello", extra_path=installed_example).stdout.strip() == "hello from evobench-hello"
+    assert "hello" in evobench("--help", extra_path=installed_example).stdout
+
+
+def test_external_plugin_method_runs_through_the_api(installed_example):
+    code = textwrap.dedent("""
+        import numpy as np
+        from evobench.api import run_method
+        rng = np.random.default_rng(0)
+        clean = np.tile(np.linspace(0, 1, 32), (32, 1))
+        noisy = clean + 0.1 * rng.standard_normal(clean.shape)
+        out = run_method("median", noisy, task="denoise", sigma=0.1, size=3)
+        err = lambda x: float(np.mean((x - clean) ** 2))
+        print(err(noisy) / err(out.image))
+    """)
+    env = dict(os.environ, PYTHONPATH=f"{installed_example}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          check=True, timeout=120)
+    assert float(proc.stdout) > 3.0  # the median filter cuts the MSE of the noisy input > 3x
+
+
+def test_broken_plugin_is_reported_and_skipped(broken_dist):
+    proc = evobench("plugins", "--json", extra_path=broken_dist)
+    plugins = {p["name"]: p for p in json.loads(proc.stdout)}
+    assert plugins["broken"]["status"] == "failed"
+    assert "needs libfoo 9" in plugins["broken"]["errors"][0]
+    assert all(p["status"] == "ok" for n, p in plugins.items() if n != "broken")
+    assert evobench("--help", extra_path=broken_dist).returncode == 0
+    assert evobench("list", "methods", extra_path=broken_dist).returncode == 0
+
+
+def test_strict_mode_fails_loudly(broken_dist):
+    proc = evobench("--strict-plugins", "plugins", extra_path=broken_dist, check=False)
+    assert proc.returncode != 0
+    assert "needs libfoo 9" in proc.stderr
+    proc = evobench("plugins", extra_path=broken_dist, env={"EVOBENCH_STRICT_PLUGINS": "1"},
+                    check=False)
+    assert proc.returncode != 0
+
+
+def test_blocking_by_option_and_environment(broken_dist):
+    by_option = json.loads(evobench("--disable-plugin", "broken", "plugins", "--json",
+                                    extra_path=broken_dist).stdout)
+    by_env = json.loads(evobench("plugins", "--json", extra_path=broken_dist,
+                                 env={"EVOBENCH_DISABLE_PLUGINS": "broken"}).stdout)
+    for listing in (by_option, by_env):
+        assert {p["name"]: p["status"] for p in listing}["broken"] == "blocked"
+
+
+def test_listing_imports_no_heavy_module():
+    code = textwrap.dedent("""
+        import sys
+        from click.testing import CliRunner
+        from evobench.cli import cli
+        for args in (["--help"], ["plugins"], ["list", "methods"], ["list", "datasets"],
+                     ["list", "suites"]):
+            result = CliRunner().invoke(cli, args)
+            assert result.exit_code == 0, (args, result.output)
+        heavy = sorted(m for m in ("torch", "bm3d", "skimage", "pandas", "matplotlib")
+                       if m in sys.modules)
+        print(",".join(heavy))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""
+
+
+def test_unknown_list_kind_is_a_usage_error():
+    proc = evobench("list", "method", check=False)
+    assert proc.returncode == 2
+    assert "Invalid value" in proc.stderr
