@@ -7,6 +7,7 @@ become one ``error: ...`` line and exit code 2.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -62,8 +63,6 @@ class EvobenchGroup(click.Group):
         if params.get("disable_plugin"):
             block_plugins(params["disable_plugin"])
         if params.get("strict_plugins"):
-            import os
-
             os.environ["EVOBENCH_STRICT_PLUGINS"] = "1"
         holder = click.Group()
         get_registry().add_commands(holder)
@@ -76,6 +75,8 @@ class EvobenchGroup(click.Group):
         try:
             return super().invoke(ctx)
         except user_errors() as exc:
+            if os.environ.get("EVOBENCH_DEBUG"):
+                raise
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UserError(message) from None
 
@@ -101,8 +102,6 @@ def cli(disable_plugin, strict_plugins):
     if disable_plugin:
         block_plugins(disable_plugin)
     if strict_plugins:
-        import os
-
         os.environ["EVOBENCH_STRICT_PLUGINS"] = "1"
 
 
