@@ -150,7 +150,9 @@ class DatasetSpec:
 
     ``loader(image_id) -> ndarray`` returns float64 in [0, 1], H x W (gray) or H x W x 3 (rgb).
     ``fetch()`` (optional) downloads and verifies the files; ``aliases`` maps extra image names
-    (e.g. ``house``) to ids.
+    (e.g. ``house``) to ids. A dataset whose images depend on parameters (a user folder) declares
+    ``params``; then ``loader(image_id, **params)`` and ``lister(**params) -> tuple of ids``
+    (``lister`` is a ``"module:callable"`` string, used instead of ``images``).
     """
 
     name: str
@@ -162,6 +164,8 @@ class DatasetSpec:
     source: str = ""
     licence: str | None = None
     aliases: Mapping[str, str] = field(default_factory=dict)
+    params: tuple[Param, ...] = ()
+    lister: str | None = None
 
     def __post_init__(self):
         check_name("dataset", self.name)
@@ -208,7 +212,9 @@ class SuiteSpec:
 
     Each profile maps to ``{"datasets": [...], "degradations": [...], "methods": [...],
     "metrics": [...], "repetitions": int}`` where list items are selector strings such as
-    ``"tvae[S=64]"`` or ``"set12[images=01,02]"``.
+    ``"tvae[S=64]"`` or ``"set12[images=01,02]"``. A profile may also be a list of such
+    mappings (grid blocks); its grid is the union of the blocks' grids, which is how the paper
+    profile pairs each TVAE preset with its own noise level.
     """
 
     name: str
