@@ -1,1 +1,108 @@
-"""Placeholder: being written."""
+"""The standard plugin: datasets (Set12, BSD68, Castle, scikit-image's images, a user folder),
+degradations (Gaussian noise, missing pixels, both), metrics (PSNR, SSIM) and the suites.
+
+Only specs live here: numpy, scikit-image and PIL are imported by ``datasets``,
+``degradations`` and ``metrics`` when a run needs them.
+"""
+
+from __future__ import annotations
+
+from evobench.api import (
+    DatasetSpec,
+    DegradationSpec,
+    MetricSpec,
+    Param,
+    SuiteSpec,
+    hookimpl,
+)
+
+__version__ = "1.0"
+
+_D = "evobench_standard.datasets"
+_G = "evobench_standard.degradations"
+_M = "evobench_standard.metrics"
+
+SET12_NAMES = ("cameraman", "house", "peppers", "starfish", "monarch", "airplane", "parrot",
+               "lena", "barbara", "boat", "man", "couple")
+SET12_IDS = tuple(f"{i:02d}" for i in range(1, 13))
+BSD68_IDS = tuple(f"test{i:03d}" for i in range(1, 69))
+SKIMAGE_GRAY = ("camera", "moon", "coins", "brick", "grass", "gravel", "text", "page", "clock")
+SKIMAGE_RGB = ("astronaut", "coffee", "chelsea", "rocket")
+DNCNN = "cszn/DnCNN@e93b278 (testsets/)"
+
+DATASETS = (
+    DatasetSpec(name="set12", loader=f"{_D}:load_set12", images=SET12_IDS,
+                aliases=dict(zip(SET12_NAMES, SET12_IDS)), fetch=f"{_D}:fetch_set12",
+                summary="Set12: 12 gray test images (02 = House, 09 = Barbara, as in the paper)",
+                source=DNCNN, licence="research test images, no licence stated"),
+    DatasetSpec(name="bsd68", loader=f"{_D}:load_bsd68", images=BSD68_IDS,
+                fetch=f"{_D}:fetch_bsd68", summary="BSD68: 68 gray Berkeley test images",
+                source=DNCNN, licence="research test images, no licence stated"),
+    DatasetSpec(name="castle", loader=f"{_D}:load_castle", images=("castle",), color="rgb",
+                fetch=f"{_D}:fetch_castle",
+                summary="Castle: the RGB Berkeley image of the paper's inpainting benchmark",
+                source="tvlearn/ecml2022@de99f01 (experiments/inpainting/img/castle.jpg)",
+                licence="research test image, no licence stated"),
+    DatasetSpec(name="skimage", loader=f"{_D}:load_skimage", images=SKIMAGE_GRAY,
+                summary="gray images bundled with scikit-image (no download)",
+                source="scikit-image data", licence="see skimage.data (public domain / CC0 "
+                "for most)"),
+    DatasetSpec(name="skimage-rgb", loader=f"{_D}:load_skimage_rgb", images=SKIMAGE_RGB,
+                color="rgb", summary="RGB images bundled with scikit-image (no download)",
+                source="scikit-image data", licence="see skimage.data"),
+    DatasetSpec(name="folder", loader=f"{_D}:load_folder", images=(), lister=f"{_D}:list_folder",
+                params=(Param("path", "", str, help="folder with .png/.jpg/.tif images"),
+                        Param("color", "gray", str, choices=("gray", "rgb"),
+                              help="convert every image to gray (luma) or RGB")),
+                summary="your own images: folder[path=DIR] (PNG, JPEG, TIFF)"),
+)
+
+_PER = Param("per", "pixel", str, choices=("pixel", "entry"),
+             help="a missing pixel loses all channels, or each channel entry independently")
+_MISSING = Param("missing", 0.5, float, low=0.0, high=0.99, help="fraction of missing entries")
+_SIGMA = Param("sigma", 25.0, float, low=0.0, help="noise std on the 0-255 scale")
+
+DEGRADATIONS = (
+    DegradationSpec(name="gaussian", factory=f"{_G}:gaussian", task="denoise", params=(_SIGMA,),
+                    summary="additive white Gaussian noise, sigma on the 0-255 scale, no clipping"),
+    DegradationSpec(name="inpaint", factory=f"{_G}:inpaint", task="inpaint",
+                    params=(_MISSING, _PER),
+                    summary="Bernoulli missing pixels (or channel entries), no noise"),
+    DegradationSpec(name="inpaint_noise", factory=f"{_G}:inpaint_noise", task="inpaint",
+                    params=(_MISSING, _SIGMA, _PER),
+                    summary="missing pixels plus Gaussian noise on the observed ones"),
+)
+
+METRICS = (
+    MetricSpec(name="psnr", factory=f"{_M}:psnr",
+               summary="skimage peak_signal_noise_ratio, whole image, float"),
+    MetricSpec(name="ssim", factory=f"{_M}:ssim",
+               summary="skimage structural_similarity, 7x7 uniform window, channel_axis=-1 "
+               "for RGB"),
+)
+
+
+@hookimpl
+def evobench_register_datasets(register):
+    for spec in DATASETS:
+        register(spec)
+
+
+@hookimpl
+def evobench_register_degradations(register):
+    for spec in DEGRADATIONS:
+        register(spec)
+
+
+@hookimpl
+def evobench_register_metrics(register):
+    for spec in METRICS:
+        register(spec)
+
+
+@hookimpl
+def evobench_register_suites(register):
+    from evobench_standard.suites import SUITES
+
+    for name, (summary, profiles) in SUITES.items():
+        register(SuiteSpec(name=name, profiles=profiles, summary=summary))

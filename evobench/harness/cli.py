@@ -1,0 +1,159 @@
+"""``evobench run``: expand a suite into cells, run what is not done yet, store and summarise.
+
+Exit codes: 0 all cells ok (or skipped), 2 bad input (one ``error:`` line, nothing stored is
+touched), 3 some cells failed or timed out (all rows are still stored), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from evobench.errors import EvobenchError
+
+
+def _split(values: tuple[str, ...]) -> list[str] | None:
+    return list(values) if values else None
+
+
+@click.command("run")
+@click.option("--suite", "suite_name", default="denoise", show_default=True, metavar="NAME|FILE",
+              help="A registered suite or a suite TOML file.")
+@click.option("--profile", default=None, metavar="NAME",
+              help="Profile of the suite: smoke, quick (default) or paper.")
+@click.option("-m", "--method", "methods", multiple=True, metavar="SELECTOR",
+              help="Method with parameters, e.g. 'tvae[S=64,epochs=5]' (repeatable); replaces "
+                   "the suite's methods.")
+@click.option("-d", "--dataset", "datasets", multiple=True, metavar="SELECTOR",
+              help="Dataset, e.g. 'set12[images=house,barbara]' or 'folder[path=DIR]' "
+                   "(repeatable); replaces the suite's datasets.")
+@click.option("--sigma", default=None, metavar="LIST",
+              help="Noise levels on the 0-255 scale, e.g. 15,25,50.")
+@click.option("--missing", default=None, metavar="LIST",
+              help="Missing fractions for inpainting, e.g. 0.5,0.8.")
+@click.option("-r", "--repetitions", type=int, default=None, help="Repetitions per cell.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Base seed.")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N].")
+@click.option("-j", "--jobs", type=int, default=1, show_default=True,
+              help="Cells in parallel (local executor); threads per cell = cores // jobs.")
+@click.option("--timeout", default=None, metavar="DURATION",
+              help="Hard wall-clock limit per cell, e.g. 90s, 10m, 2h (default: the profile's, "
+                   "else none).")
+@click.option("--out", default="results", show_default=True, type=click.Path(path_type=Path),
+              help="Folder holding run folders.")
+@click.option("--run-name", default=None, help="Run folder name (default: SUITE-PROFILE).")
+@click.option("--dry-run", is_flag=True, help="Print the expanded grid with done/todo and exit.")
+@click.option("--force", is_flag=True, help="Run cells again even if already done.")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local",
+              show_default=True)
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Dask scheduler address for --executor dask (tcp://host:8786).")
+@click.option("--save-images/--no-save-images", default=True, show_default=True,
+              help="Store restored/corrupted/clean images as artifacts/<cell_key>.npz.")
+@click.option("--quiet", is_flag=True, help="Print only the final table.")
+def run(suite_name, profile, methods, datasets, sigma, missing, repetitions, seed, device, jobs,
+        timeout, out, run_name, dry_run, force, executor, scheduler, save_images, quiet):
+    """Run a suite (or a selection of it) and store the results under OUT/RUN_NAME/."""
+    from evobench.harness import grid as grid_mod
+    from evobench.harness import runner
+    from evobench.harness.selectors import split_list
+    from evobench.registry import get_registry
+    from evobench.specs import check_name
+
+    registry = get_registry()
+    if str(device).split(":")[0] not in ("cpu", "cuda"):
+        raise EvobenchError(f"--device {device!r} is not cpu or cuda[:N]")
+    if run_name is not None:
+        check_name("run", run_name)
+    if repetitions is not None and repetitions < 1:
+        raise EvobenchError("--repetitions must be >= 1")
+    overrides = grid_mod.Overrides(
+        methods=_split(methods), datasets=_split(datasets),
+        sigmas=split_list(sigma, "--sigma") if sigma else None,
+        missing=split_list(missing, "--missing") if missing else None,
+        repetitions=repetitions, seed=seed, device=device)
+    if overrides.missing and not all(0 < m < 1 for m in overrides.missing):
+        raise EvobenchError("--missing values are fractions between 0 and 1 (e.g. 0.5,0.8)")
+    suite = grid_mod.load_suite(suite_name, registry)
+    grid = grid_mod.build_grid(suite, profile, overrides, registry)
+    limit = grid_mod.parse_duration(timeout) if timeout is not None else grid.timeout
+    options = runner.RunOptions(out=out, run_name=run_name, jobs=jobs, timeout=limit,
+                                executor=executor, scheduler=scheduler, save_images=save_images,
+                                force=force, quiet=quiet)
+    for note in grid.notes:
+        if not quiet:
+            click.echo(f"note: {note}", err=True)
+    if dry_run:
+        _dry_run(grid, runner, options)
+        return
+    if jobs < 1:
+        raise EvobenchError("--jobs must be >= 1")
+    from evobench.harness.executors import DaskExecutor, LocalExecutor, available_cores
+    from evobench.harness.progress import Progress
+
+    if executor == "dask":
+        engine = DaskExecutor(scheduler)
+    else:
+        if scheduler:
+            raise EvobenchError("--scheduler is only used with --executor dask")
+        engine = LocalExecutor(jobs)
+        if jobs > available_cores() and not quiet:
+            click.echo(f"note: {jobs} jobs on {available_cores()} cores; timings will be "
+                       "inflated", err=True)
+    try:
+        result = runner.execute(grid, registry, options, engine,
+                                lambda n, cached, skipped: Progress(n, cached, skipped,
+                                                                    quiet=quiet))
+    finally:
+        engine.close()
+    _summary(result)
+    if result.interrupted:
+        click.echo(f"interrupted: finished cells are stored in {result.store.root}; run the same "
+                   "command again to resume", err=True)
+        sys.exit(130)
+    if result.failed:
+        click.echo(f"{result.failed} cell(s) failed or timed out; their rows are in "
+                   f"{result.store.root / 'results.parquet'}", err=True)
+        sys.exit(3)
+
+
+def _summary(result) -> None:
+    import pandas as pd
+
+    from evobench.harness.store import results_frame
+
+    frame = results_frame(result.records) if result.records else pd.DataFrame()
+    try:
+        from evobench.reports.tables import render_summary
+    except ImportError:  # reports not installed: a minimal table instead
+        render_summary = None
+    if render_summary is not None and len(frame):
+        click.echo(render_summary(frame, fmt="text"))
+    elif len(frame):
+        ok = frame[frame["status"] == "ok"]
+        if len(ok):
+            click.echo(ok.pivot_table(index="method_label", columns="degradation",
+                                      values="psnr", aggfunc="mean").round(2).to_string())
+    counts = result.counts
+    click.echo(f"cells: {counts['ok']} run, {counts['cached']} cached, {counts['failed']} failed, "
+               f"{counts['skipped']} skipped -> {result.store.root}", err=True)
+
+
+def _dry_run(grid, runner, options) -> None:
+    from evobench.harness.store import RunStore
+
+    run_id = options.run_name or runner.default_run_id(grid)
+    store = RunStore(options.out, run_id)
+    done, todo, skip = runner.plan(grid, store, options.force)
+    todo_keys = {c.key for c in todo}
+    click.echo(f"suite {grid.suite!r} profile {grid.profile!r} -> {store.root}")
+    width = max(len(c.method_label) for c in grid.cells)
+    for cell in grid.cells:
+        state = ("done" if cell.key in done else "todo" if cell.key in todo_keys else "skip")
+        extra = f"  ({cell.skip_reason})" if state == "skip" else ""
+        click.echo(f"{state:<4}  {cell.key[:12]}  {cell.method_label:<{width}}  "
+                   f"{cell.dataset}/{cell.image:<10} {cell.deg_label:<36} rep{cell.rep}{extra}")
+    click.echo(f"{len(grid.cells)} cells: {len(done)} done, {len(todo)} todo, {len(skip)} skip"
+               + (f"; timeout {options.timeout:g}s per cell" if options.timeout else ""))

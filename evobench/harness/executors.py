@@ -1,0 +1,127 @@
+"""Where cells run: local worker processes (``-j N``) or a Dask distributed cluster.
+
+Both take an iterator of payloads and yield ``(payload, result)`` as cells finish, keeping only
+a few payloads in flight so a large grid never holds every corrupted image in memory. Each cell
+runs isolated (:mod:`evobench.harness.isolate`) with its hard timeout in either case, so the
+results are the same; only the timings differ.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+from evobench.errors import EvobenchError
+from evobench.harness import isolate
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+class LocalExecutor:
+    """``jobs`` cells at a time, each in its own fresh process on this machine."""
+
+    name = "local"
+
+    def __init__(self, jobs: int = 1):
+        if jobs < 1:
+            raise EvobenchError("--jobs must be >= 1")
+        self.jobs = jobs
+
+    def threads_per_cell(self) -> int:
+        return max(1, available_cores() // self.jobs)
+
+    def run(self, payloads: Iterable[dict], timeout: float | None) -> Iterator[tuple[dict, dict]]:
+        pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="evobench-cell")
+        pending: dict = {}
+        source = iter(payloads)
+        try:
+            exhausted = False
+            while True:
+                while not exhausted and len(pending) < self.jobs:
+                    payload = next(source, None)
+                    if payload is None:
+                        exhausted = True
+                        break
+                    pending[pool.submit(isolate.run_isolated, payload, timeout)] = payload
+                if not pending:
+                    break
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    yield pending.pop(future), future.result()
+        finally:
+            if pending:  # interrupted: kill what still runs
+                isolate.kill_all()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def close(self) -> None:
+        pass
+
+
+class DaskExecutor:
+    """Cells as Dask tasks on an existing scheduler; each task runs its cell in a subprocess
+    of the Dask worker (hard timeout there too). One thread per cell: a Dask worker already
+    runs as many tasks as it has threads."""
+
+    name = "dask"
+
+    def __init__(self, address: str):
+        if not address:
+            raise EvobenchError("--executor dask needs --scheduler ADDRESS (e.g. tcp://host:8786)")
+        try:
+            from distributed import Client
+        except ImportError:
+            raise EvobenchError("--executor dask needs dask[distributed]; pip install "
+                                "'evobench[dask]'") from None
+        try:
+            self.client = Client(address, timeout="10s", set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise EvobenchError(f"cannot reach the Dask scheduler at {address}: "
+                                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                                ) from None
+        self.slots = max(1, sum(self.client.nthreads().values()))
+
+    def threads_per_cell(self) -> int:
+        return 1
+
+    def run(self, payloads: Iterable[dict], timeout: float | None) -> Iterator[tuple[dict, dict]]:
+        from distributed import as_completed
+
+        source = iter(payloads)
+        futures = {}
+
+        def submit(payload):
+            future = self.client.submit(isolate.run_in_subprocess, payload, timeout, pure=False,
+                                        key=f"evobench-cell-{payload['cell'].key}")
+            futures[future.key] = payload
+            return future
+
+        first = [submit(p) for p in (next(source, None) for _ in range(2 * self.slots))
+                 if p is not None]
+        queue = as_completed(first)
+        try:
+            for future in queue:
+                payload = futures.pop(future.key)
+                try:
+                    result = future.result()
+                except Exception as exc:  # noqa: BLE001 - a lost worker is a cell error
+                    from evobench.harness.worker import one_line
+
+                    result = {"row": {"status": "error",
+                                      "error": f"dask task failed: {one_line(exc)}"},
+                              "trace": [], "arrays": None}
+                nxt = next(source, None)
+                if nxt is not None:
+                    queue.add(submit(nxt))
+                yield payload, result
+        finally:
+            if futures:
+                self.client.cancel(list(queue.futures) if hasattr(queue, "futures") else [])
+
+    def close(self) -> None:
+        self.client.close()

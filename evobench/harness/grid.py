@@ -1,0 +1,363 @@
+"""Suite + command-line overrides -> the sorted list of grid cells.
+
+A profile is one grid block or a list of blocks (their union). Each block crosses datasets x
+images x degradations x methods x repetitions; every selector is validated against its spec here,
+before anything runs, so a typo fails in one line with the closest name. A cell's key is the
+SHA-256 of its identity (see :func:`Cell.identity`), so the same cell gets the same key in any
+order, from any command line.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import tomllib
+from dataclasses import dataclass, field
+from difflib import get_close_matches
+from pathlib import Path
+
+from evobench.errors import EvobenchError
+from evobench.harness.seeds import canonical_json, digest, method_seed, noise_seed
+from evobench.harness.selectors import Selector, format_label, parse_selector
+from evobench.specs import (
+    DatasetSpec,
+    DegradationSpec,
+    MethodSpec,
+    MetricSpec,
+    Param,
+    SuiteSpec,
+    load_object,
+    resolve_params,
+)
+
+BLOCK_KEYS = ("datasets", "degradations", "methods", "metrics", "repetitions", "timeout")
+DEFAULT_METRICS = ("psnr", "ssim")
+# Options every dataset selector accepts (the harness applies them, not the loader).
+DATASET_OPTIONS = (
+    Param("images", "", str, help="comma-separated image ids or aliases; default: all"),
+    Param("limit", 0, int, low=0, help="keep the first N images (0: all)"),
+    Param("crop", 0, int, low=0, help="centre crop to N x N pixels (0: whole image)"),
+)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of work: one method on one corrupted image."""
+
+    suite: str
+    profile: str
+    dataset: str
+    dataset_params: dict
+    image: str
+    image_name: str
+    color: str
+    degradation: str
+    deg_params: dict
+    task: str
+    method: str
+    method_label: str
+    method_params: dict
+    method_version: str
+    rep: int
+    base_seed: int
+    device: str
+    metrics: tuple[str, ...]
+    skip_reason: str = ""
+    noise_seed: int = field(init=False)
+    method_seed: int = field(init=False)
+    key: str = field(init=False)
+
+    def __post_init__(self):
+        ns = noise_seed(self.base_seed, self.dataset, self.dataset_params, self.image,
+                        self.degradation, self.deg_params, self.rep)
+        object.__setattr__(self, "noise_seed", ns)
+        object.__setattr__(self, "method_seed",
+                           method_seed(ns, self.method, self.method_params))
+        object.__setattr__(self, "key", digest(self.identity()))
+
+    def identity(self) -> dict:
+        """What makes a result: not the suite, the order or the label, but everything that
+        changes the numbers (including the method's version and the device)."""
+        return {
+            "dataset": self.dataset, "dataset_params": self.dataset_params, "image": self.image,
+            "degradation": self.degradation, "deg_params": self.deg_params,
+            "method": self.method, "method_params": self.method_params,
+            "method_version": self.method_version, "rep": self.rep, "base_seed": self.base_seed,
+            "device": self.device, "metrics": sorted(self.metrics),
+        }
+
+    @property
+    def input_key(self) -> tuple:
+        """Cells with equal input keys share the same corrupted image."""
+        return (self.dataset, canonical_json(self.dataset_params), self.image)
+
+    @property
+    def deg_label(self) -> str:
+        return format_label(self.degradation, self.deg_params)
+
+    @property
+    def dataset_label(self) -> str:
+        return format_label(self.dataset, {k: v for k, v in self.dataset_params.items() if v})
+
+
+@dataclass
+class Grid:
+    cells: list[Cell]
+    notes: list[str]
+    config: dict  # the resolved grid (written to config.toml)
+    timeout: float | None
+    suite: str
+    profile: str
+
+
+@dataclass
+class Overrides:
+    methods: list[str] | None = None
+    datasets: list[str] | None = None
+    sigmas: list[float] | None = None
+    missing: list[float] | None = None
+    repetitions: int | None = None
+    seed: int = 0
+    device: str = "cpu"
+
+
+# -- suites ------------------------------------------------------------------------------------
+def load_suite(name_or_file: str, registry) -> SuiteSpec:
+    """A registered suite, or a TOML file with the same structure."""
+    path = Path(name_or_file).expanduser()
+    if name_or_file.endswith(".toml") or path.is_file():
+        return suite_from_toml(path)
+    return registry.suite(name_or_file)
+
+
+def suite_from_toml(path: Path) -> SuiteSpec:
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise EvobenchError(f"suite file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EvobenchError(f"cannot read suite file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise EvobenchError(f"suite file {path} is not valid TOML: {exc}") from None
+    unknown = set(data) - {"name", "summary", "default_profile", "profiles"}
+    if unknown:
+        raise EvobenchError(f"suite file {path}: unknown key(s) {sorted(unknown)}; expected name, "
+                            "summary, default_profile and [profiles.NAME] tables")
+    profiles = data.get("profiles")
+    if not isinstance(profiles, dict) or not profiles:
+        raise EvobenchError(f"suite file {path} defines no [profiles.NAME] table")
+    default = data.get("default_profile", "quick" if "quick" in profiles else next(iter(profiles)))
+    try:
+        return SuiteSpec(name=data.get("name", Path(path).stem.lower()), profiles=profiles,
+                         summary=data.get("summary", ""), default_profile=default)
+    except ValueError as exc:
+        raise EvobenchError(f"suite file {path}: {exc}") from None
+
+
+def profile_blocks(suite: SuiteSpec, profile: str) -> list[dict]:
+    if profile not in suite.profiles:
+        hint = get_close_matches(profile, list(suite.profiles), n=1)
+        extra = f"; did you mean {hint[0]!r}?" if hint else ""
+        raise EvobenchError(f"suite {suite.name!r} has no profile {profile!r}{extra} "
+                            f"(profiles: {', '.join(suite.profiles)})")
+    blocks = suite.profiles[profile]
+    blocks = [blocks] if isinstance(blocks, dict) else list(blocks)
+    for block in blocks:
+        if not isinstance(block, dict):
+            raise EvobenchError(f"suite {suite.name!r} profile {profile!r}: a block must be a table")
+        for key in block:
+            if key not in BLOCK_KEYS:
+                hint = get_close_matches(key, BLOCK_KEYS, n=1)
+                extra = f"; did you mean {hint[0]!r}?" if hint else ""
+                raise EvobenchError(f"suite {suite.name!r} profile {profile!r}: unknown key "
+                                    f"{key!r}{extra}")
+        for key in ("datasets", "degradations", "methods", "metrics"):
+            value = block.get(key, [])
+            if isinstance(value, str) or not isinstance(value, list):
+                raise EvobenchError(f"suite {suite.name!r} profile {profile!r}: {key} must be a "
+                                    f"list of selector strings")
+    return blocks
+
+
+# -- resolution --------------------------------------------------------------------------------
+@dataclass
+class _Dataset:
+    spec: DatasetSpec
+    params: dict  # dataset params + harness options (images/limit/crop)
+    images: list[tuple[str, str]]  # (id, display name)
+    color: str
+
+
+def resolve_dataset(text: str, registry) -> _Dataset:
+    sel = parse_selector(text, "dataset")
+    spec: DatasetSpec = registry.dataset(sel.name)
+    owner = f"dataset {sel.name!r}"
+    options = {p.name for p in DATASET_OPTIONS}
+    given_opts = {k: v for k, v in sel.params.items() if k in options}
+    given_own = {k: v for k, v in sel.params.items() if k not in options}
+    own = resolve_params(owner, tuple(spec.params) + DATASET_OPTIONS, given_own)
+    for name in options:
+        own.pop(name, None)
+    opts = resolve_params(owner, DATASET_OPTIONS, given_opts)
+    if 0 < opts["crop"] < 8:
+        raise EvobenchError(f"{owner}: crop={opts['crop']} is too small; use 0 (no crop) or >= 8")
+    if spec.lister:
+        ids = tuple(load_object(spec.lister)(**own))
+    else:
+        ids = tuple(spec.images)
+    names = {i: next((a for a, t in spec.aliases.items() if t == i), i) for i in ids}
+    chosen: list[str] = []
+    if opts["images"]:
+        for item in (s.strip() for s in opts["images"].split(",")):
+            if not item:
+                continue
+            image = spec.aliases.get(item, item)
+            if image not in ids:
+                known = list(ids) + list(spec.aliases)
+                hint = get_close_matches(item, known, n=1)
+                extra = f"; did you mean {hint[0]!r}?" if hint else f" (known: {', '.join(ids)})"
+                raise EvobenchError(f"{owner} has no image {item!r}{extra}")
+            if image not in chosen:
+                chosen.append(image)
+    else:
+        chosen = list(ids)
+    if opts["limit"]:
+        chosen = chosen[: opts["limit"]]
+    params = dict(own)
+    params.update({k: v for k, v in opts.items() if k != "images" and v})
+    color = own.get("color", spec.color)
+    if color not in ("gray", "rgb"):
+        color = spec.color
+    return _Dataset(spec, params, [(i, names.get(i, i)) for i in chosen], color)
+
+
+def resolve_degradations(texts, registry, overrides: Overrides, used: dict) -> list[tuple]:
+    out = []
+    for text in texts:
+        sel = parse_selector(text, "degradation")
+        spec: DegradationSpec = registry.degradation(sel.name)
+        declared = {p.name for p in spec.params}
+        variants = [dict(sel.params)]
+        for key, values in (("sigma", overrides.sigmas), ("missing", overrides.missing)):
+            if values is not None and key in declared:
+                used[key] = True
+                variants = [{**v, key: val} for v in variants for val in values]
+        for given in variants:
+            params = resolve_params(f"degradation {sel.name!r}", spec.params, given)
+            out.append((spec, params))
+    return out
+
+
+def _skip_reason(spec: MethodSpec, task: str, color: str, device: str) -> str:
+    if task not in spec.tasks:
+        return f"{spec.name} does not do {task} (it does {', '.join(sorted(spec.tasks))})"
+    if color not in spec.colors:
+        return f"{spec.name} does not support {color} images"
+    if device.split(":")[0] not in spec.devices:
+        return f"{spec.name} does not run on {device} (it runs on {', '.join(sorted(spec.devices))})"
+    missing = [m for m in spec.requires if importlib.util.find_spec(m) is None]
+    if missing:
+        return f"{spec.name} needs {', '.join(missing)} (pip install 'evobench[{spec.name}]')"
+    return ""
+
+
+def _coerced_given(spec: MethodSpec, sel: Selector) -> dict:
+    return resolve_params(f"method {sel.name!r}", spec.params, sel.params, fill_defaults=False)
+
+
+def build_grid(suite: SuiteSpec, profile: str | None, overrides: Overrides, registry) -> Grid:
+    """Expand a suite profile (plus overrides) into sorted, de-duplicated cells."""
+    profile = profile or suite.default_profile
+    blocks = profile_blocks(suite, profile)
+    notes: list[str] = []
+    used: dict[str, bool] = {}
+    cells: dict[str, Cell] = {}
+    timeouts = []
+    resolved_blocks = []
+    for block in blocks:
+        dataset_texts = overrides.datasets or block.get("datasets", [])
+        method_texts = overrides.methods or block.get("methods", [])
+        metrics = tuple(block.get("metrics", DEFAULT_METRICS)) or DEFAULT_METRICS
+        for metric in metrics:
+            registry.metric(metric)
+        reps = overrides.repetitions or int(block.get("repetitions", 1))
+        if reps < 1:
+            raise EvobenchError("repetitions must be >= 1")
+        if "timeout" in block:
+            timeouts.append(parse_duration(str(block["timeout"])))
+        datasets = [resolve_dataset(t, registry) for t in dataset_texts]
+        degradations = resolve_degradations(block.get("degradations", []), registry, overrides,
+                                            used)
+        methods = []
+        for text in method_texts:
+            sel = parse_selector(text, "method")
+            if overrides.methods is None and sel.name not in registry.names("methods"):
+                notes.append(f"suite method {sel.name!r} is not installed; left out")
+                continue
+            spec: MethodSpec = registry.method(sel.name)
+            given = _coerced_given(spec, sel)
+            full = resolve_params(f"method {sel.name!r}", spec.params, sel.params)
+            methods.append((spec, format_label(sel.name, given), full))
+        resolved_blocks.append({
+            "datasets": [format_label(d.spec.name, d.params) + f" ({len(d.images)} images)"
+                         for d in datasets],
+            "degradations": [format_label(s.name, p) for s, p in degradations],
+            "methods": [label for _, label, _ in methods],
+            "metrics": list(metrics), "repetitions": reps,
+        })
+        for ds in datasets:
+            for image, image_name in ds.images:
+                for deg, deg_params in degradations:
+                    for mspec, label, mparams in methods:
+                        reason = _skip_reason(mspec, deg.task, ds.color, overrides.device)
+                        for rep in range(reps):
+                            cell = Cell(
+                                suite=suite.name, profile=profile, dataset=ds.spec.name,
+                                dataset_params=ds.params, image=image, image_name=image_name,
+                                color=ds.color, degradation=deg.name, deg_params=deg_params,
+                                task=deg.task, method=mspec.name, method_label=label,
+                                method_params=mparams, method_version=str(mspec.version),
+                                rep=rep, base_seed=int(overrides.seed), device=overrides.device,
+                                metrics=metrics, skip_reason=reason,
+                            )
+                            cells.setdefault(cell.key, cell)
+    for key, values in (("sigma", overrides.sigmas), ("missing", overrides.missing)):
+        if values is not None and not used.get(key):
+            raise EvobenchError(f"--{key} was given but no degradation in suite {suite.name!r} "
+                                f"profile {profile!r} has a {key!r} parameter")
+    if not cells:
+        raise EvobenchError(f"suite {suite.name!r} profile {profile!r} expands to no cells "
+                            "(check its datasets, degradations and methods)")
+    ordered = sorted(cells.values(), key=lambda c: (
+        c.dataset, canonical_json(c.dataset_params), c.image, c.degradation,
+        canonical_json(c.deg_params), c.method, canonical_json(c.method_params), c.rep))
+    config = {"suite": suite.name, "profile": profile, "seed": int(overrides.seed),
+              "device": overrides.device, "blocks": resolved_blocks}
+    return Grid(ordered, notes, config, max(timeouts) if timeouts else None, suite.name, profile)
+
+
+def parse_duration(text: str | None) -> float | None:
+    """``90``, ``90s``, ``10m``, ``2h`` -> seconds; ``none``/``0`` -> no limit."""
+    if text is None:
+        return None
+    value = str(text).strip().lower()
+    if value in {"", "none", "0", "off"}:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600}
+    scale = units.get(value[-1], None)
+    number = value[:-1] if scale else value
+    try:
+        seconds = float(number) * (scale or 1)
+    except ValueError:
+        raise EvobenchError(f"timeout {text!r} is not a duration; use e.g. 90s, 10m or 2h") from None
+    if seconds <= 0:
+        raise EvobenchError(f"timeout {text!r} must be positive")
+    return seconds
+
+
+def metric_specs(registry, names) -> dict[str, MetricSpec]:
+    return {name: registry.metric(name) for name in names}
+
+
+def describe(cell: Cell) -> str:
+    return f"{cell.method_label} {cell.dataset}/{cell.image} {cell.deg_label} rep{cell.rep}"
+

@@ -1,0 +1,298 @@
+"""One run: grid -> validated inputs -> cells executed (or found done) -> results store.
+
+Order matters for the promise "bad input changes nothing": names and parameters are checked
+when the grid is built, then every image the pending cells need is loaded (and its file
+verified) before the first write; only then are the run folder, manifest and cells touched.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import socket
+import subprocess
+import sys
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+
+from evobench import __version__
+from evobench.errors import EvobenchError
+from evobench.harness.grid import Cell, Grid, describe
+from evobench.harness.seeds import canonical_json, digest
+from evobench.harness.store import RunStore
+from evobench.specs import load_object
+
+METRIC_VARIANT = ("float64, whole image (all pixels and channels), data_range=1.0, no clipping, "
+                  "no quantisation")
+
+
+@dataclass
+class RunOptions:
+    out: Path = Path("results")
+    run_name: str | None = None
+    jobs: int = 1
+    timeout: float | None = None
+    executor: str = "local"
+    scheduler: str | None = None
+    save_images: bool = True
+    force: bool = False
+    quiet: bool = False
+    command: list[str] = field(default_factory=lambda: list(sys.argv))
+
+
+@dataclass
+class RunResult:
+    store: RunStore
+    records: list[dict]
+    counts: dict
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> int:
+        return sum(r["row"]["status"] in ("error", "timeout") for r in self.records)
+
+
+def default_run_id(grid: Grid) -> str:
+    """``<suite>-<profile>``: the same command lands in the same folder and so resumes."""
+    return f"{grid.suite}-{grid.profile}"
+
+
+def plan(grid: Grid, store: RunStore, force: bool) -> tuple[dict, list[Cell], list[Cell]]:
+    """(cached records of done cells, cells to run, cells to skip)."""
+    stored = store.load_cells()
+    done, todo, skip = {}, [], []
+    for cell in grid.cells:
+        record = stored.get(cell.key)
+        if cell.skip_reason:
+            skip.append(cell)
+        elif not force and record is not None and record["row"].get("status") == "ok":
+            done[cell.key] = record
+        else:
+            todo.append(cell)
+    return done, todo, skip
+
+
+# -- rows --------------------------------------------------------------------------------------
+def identity_row(cell: Cell, run_id: str, metric_variant: str) -> dict:
+    sigma = cell.deg_params.get("sigma")
+    row = {
+        "run_id": run_id, "cell_key": cell.key, "suite": cell.suite, "profile": cell.profile,
+        "dataset": cell.dataset, "dataset_params": canonical_json(cell.dataset_params),
+        "image": cell.image, "image_name": cell.image_name, "color": cell.color,
+        "task": cell.task, "degradation": cell.degradation,
+        "p_deg_sigma": float(sigma) if sigma is not None else math.nan,
+        "sigma01": float(sigma) / 255.0 if sigma is not None else math.nan,
+        "p_deg_missing": float(cell.deg_params.get("missing", math.nan)),
+        "p_deg_per": str(cell.deg_params.get("per", "")) if "missing" in cell.deg_params else "",
+        "deg_params": canonical_json(cell.deg_params),
+        "method": cell.method, "method_label": cell.method_label,
+        "method_version": cell.method_version,
+        "method_params": canonical_json(cell.method_params),
+        "rep": cell.rep, "base_seed": cell.base_seed, "noise_seed": cell.noise_seed,
+        "method_seed": cell.method_seed, "device": cell.device, "data_range": 1.0,
+        "metric_variant": metric_variant,
+    }
+    for key, value in cell.deg_params.items():
+        if key not in ("sigma", "missing", "per"):
+            row[f"p_deg_{key}"] = value
+    for key, value in cell.method_params.items():
+        row[f"p_method_{key}"] = "-".join(map(str, value)) if isinstance(value, tuple | list) \
+            else value
+    return row
+
+
+# -- inputs ------------------------------------------------------------------------------------
+def centre_crop(image: np.ndarray, size: int) -> np.ndarray:
+    if not size:
+        return image
+    h, w = image.shape[:2]
+    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    return np.ascontiguousarray(image[top:top + size, left:left + size])
+
+
+def load_inputs(cells: list[Cell], registry) -> dict[tuple, np.ndarray]:
+    """Every clean image the cells need, loaded once; any failure is a one-line error."""
+    images: dict[tuple, np.ndarray] = OrderedDict()
+    for cell in cells:
+        if cell.input_key in images:
+            continue
+        spec = registry.dataset(cell.dataset)
+        own = {k: v for k, v in cell.dataset_params.items() if k not in ("crop", "limit")}
+        try:
+            image = load_object(spec.loader)(cell.image, **own)
+        except EvobenchError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a loader bug is still bad input here
+            raise EvobenchError(f"dataset {cell.dataset!r} could not load image {cell.image!r}: "
+                                f"{type(exc).__name__}: {exc}") from None
+        image = np.asarray(image, dtype=np.float64)
+        if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
+            raise EvobenchError(f"dataset {cell.dataset!r} image {cell.image!r} has shape "
+                                f"{image.shape}; expected H x W or H x W x 3")
+        if not np.isfinite(image).all():
+            raise EvobenchError(f"dataset {cell.dataset!r} image {cell.image!r} has NaN/inf pixels")
+        images[cell.input_key] = centre_crop(image, int(cell.dataset_params.get("crop", 0)))
+    return images
+
+
+def make_payload(cell: Cell, clean: np.ndarray, registry, threads: int,
+                 save_images: bool) -> dict:
+    deg = registry.degradation(cell.degradation)
+    rng = np.random.default_rng(cell.noise_seed)
+    degraded = load_object(deg.factory)(clean, rng=rng, **cell.deg_params)
+    mask = None if degraded.mask is None else np.asarray(degraded.mask, dtype=bool)
+    return {
+        "cell": cell, "method_spec": registry.method(cell.method),
+        "metric_specs": {m: registry.metric(m) for m in cell.metrics},
+        "clean": clean, "corrupted": np.asarray(degraded.image, dtype=np.float64),
+        "mask": mask, "sigma": degraded.sigma, "threads": threads, "save_images": save_images,
+    }
+
+
+# -- provenance --------------------------------------------------------------------------------
+def _version(dist: str) -> str:
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return ""
+
+
+def _git() -> dict:
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "-uno"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": "", "dirty": None}
+    return {"commit": commit, "dirty": bool(dirty) if commit else None}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def machine(device: str) -> dict:
+    import psutil
+
+    from evobench.harness.executors import available_cores
+
+    info = {"host": socket.gethostname(), "platform": platform.platform(),
+            "python": platform.python_version(), "cpu": _cpu_model(),
+            "cores": available_cores(), "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "gpu": ""}
+    if device.startswith("cuda"):
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                info["gpu"] = torch.cuda.get_device_name(0)
+                info["cuda"] = torch.version.cuda
+        except ImportError:
+            pass
+    return info
+
+
+def manifest(grid: Grid, registry, options: RunOptions, run_id: str, extra: dict) -> dict:
+    plugins = {name: {"distribution": p.distribution, "version": p.version, "status": p.status,
+                      "module": p.module} for name, p in sorted(registry.plugins.items())}
+    return {
+        "evobench_schema": 1, "run_id": run_id, "evobench_version": __version__,
+        "versions": {d: _version(d) for d in ("torch", "numpy", "scipy", "scikit-image", "bm3d",
+                                              "pandas", "pyarrow", "dask", "distributed")},
+        "plugins": plugins, "git": _git(), "machine": machine(grid.config["device"]),
+        "command": options.command, "config": grid.config, "config_hash": digest(grid.config),
+        "executor": options.executor, "scheduler": options.scheduler or "", "jobs": options.jobs,
+        "timeout_s": options.timeout, **extra,
+    }
+
+
+def to_toml(config: dict) -> str:
+    """The resolved grid as TOML (strings, numbers and lists of strings only)."""
+    def value(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int | float):
+            return repr(v)
+        if isinstance(v, list | tuple):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    lines = ["# the resolved grid of this run (written by evobench run)"]
+    for key, v in config.items():
+        if key != "blocks":
+            lines.append(f"{key} = {value(v)}")
+    for block in config.get("blocks", []):
+        lines.append("\n[[blocks]]")
+        lines += [f"{k} = {value(v)}" for k, v in block.items()]
+    return "\n".join(lines) + "\n"
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# -- the run -----------------------------------------------------------------------------------
+def execute(grid: Grid, registry, options: RunOptions, executor, progress_factory) -> RunResult:
+    run_id = options.run_name or default_run_id(grid)
+    store = RunStore(options.out, run_id)
+    done, todo, skip = plan(grid, store, options.force)
+    images = load_inputs(todo, registry)  # may raise: nothing written yet
+    store.check_writable()
+    threads = executor.threads_per_cell()
+    variant = METRIC_VARIANT + "; " + "; ".join(
+        sorted({f"{m}: {registry.metric(m).summary}" for c in grid.cells for m in c.metrics}))
+    started = now()
+    info = {"started_at": started, "finished_at": "", "threads_per_cell": threads,
+            "cells": {"total": len(grid.cells), "cached": len(done), "to_run": len(todo),
+                      "skipped": len(skip)}}
+    store.write_json("manifest.json", manifest(grid, registry, options, run_id, info))
+    store.write_text("config.toml", to_toml(grid.config))
+    records: dict[str, dict] = dict(done)
+    for cell in skip:
+        row = identity_row(cell, run_id, variant)
+        row.update(status="skipped", error=cell.skip_reason, threads=threads,
+                   jobs=options.jobs, started_at=now(), finished_at=now(),
+                   evobench_version=__version__)
+        records[cell.key] = store.write_cell(row, [], None)
+    for record in done.values():  # a cached row belongs to this run now
+        record["row"]["run_id"] = run_id
+    interrupted = False
+    payloads = (make_payload(c, images[c.input_key], registry, threads, options.save_images)
+                for c in todo)
+    progress = progress_factory(len(todo), len(done), len(skip))
+    try:
+        with progress:
+            for payload, result in executor.run(payloads, options.timeout):
+                cell = payload["cell"]
+                row = identity_row(cell, run_id, variant)
+                row.update({"threads": threads, "host": socket.gethostname(),
+                            "evobench_version": __version__})
+                row.update(result["row"])
+                row["jobs"] = options.jobs
+                row["executor"] = executor.name
+                arrays = result.get("arrays") if options.save_images else None
+                records[cell.key] = store.write_cell(row, result.get("trace", []), arrays)
+                progress.update(describe(cell), row)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        ordered = [records[c.key] for c in grid.cells if c.key in records]
+        store.write_tables(ordered)
+        info["finished_at"] = now()
+        info["interrupted"] = interrupted
+        store.write_json("manifest.json", manifest(grid, registry, options, run_id, info))
+    counts = dict(progress.counts)
+    return RunResult(store, ordered, counts, interrupted)

@@ -1,0 +1,195 @@
+"""The results store of one run folder (``<out>/<run_id>/``), schema in docs/architecture.md.
+
+Resume works from the folder itself: each finished cell is written at once, atomically
+(temporary file + rename), to ``cells/<cell_key>.json`` (its row and trace) and
+``artifacts/<cell_key>.npz``. A crash or Ctrl-C therefore loses only the cells still running;
+the next run of the same command finds the finished cells and skips those with status ``ok``.
+``results.parquet`` / ``traces.parquet`` are rebuilt from the cell files of the current grid at
+the end of every run (also an interrupted one), again through a temporary file and a rename, so
+a failing run never leaves a half-written table behind.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from evobench.errors import EvobenchError
+
+SCHEMA_VERSION = 1
+
+ROW_ORDER = (
+    "run_id", "cell_key", "suite", "profile", "dataset", "dataset_params", "image",
+    "image_name", "color", "task", "degradation", "p_deg_sigma", "sigma01", "p_deg_missing",
+    "p_deg_per", "deg_params", "method", "method_label", "method_version", "method_params",
+    "rep", "base_seed", "noise_seed", "method_seed", "status", "error", "psnr", "ssim",
+    "psnr_input", "ssim_input", "data_range", "metric_variant", "time_fit_s", "time_infer_s",
+    "time_total_s", "cpu_s", "peak_rss_mb", "rss_start_mb", "peak_gpu_mb", "device", "threads",
+    "jobs", "loadavg_1m", "host", "started_at", "finished_at", "evobench_version", "artifact",
+)
+STRING_COLUMNS = frozenset({
+    "run_id", "cell_key", "suite", "profile", "dataset", "dataset_params", "image",
+    "image_name", "color", "task", "degradation", "p_deg_per", "deg_params", "method",
+    "method_label", "method_version", "method_params", "status", "error", "metric_variant",
+    "device", "host", "started_at", "finished_at", "evobench_version", "artifact",
+})
+INT_COLUMNS = ("rep", "base_seed", "noise_seed", "method_seed")
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, np.generic):
+        return _json_safe(value.item())
+    return value
+
+
+class RunStore:
+    """Paths and atomic writes of one run folder."""
+
+    def __init__(self, out: Path | str, run_id: str):
+        self.root = Path(out).expanduser() / run_id
+        self.run_id = run_id
+        self.cells_dir = self.root / "cells"
+        self.artifacts_dir = self.root / "artifacts"
+
+    # -- checks ----------------------------------------------------------------------------
+    def check_writable(self) -> None:
+        """Fail in one line, before any work, if the run folder cannot be written."""
+        try:
+            self.cells_dir.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=".probe-", dir=self.root)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise EvobenchError(f"cannot write the output folder {self.root}: "
+                                f"{exc.strerror or exc}; choose another with --out") from None
+        from evobench.data import writable
+
+        if not writable(self.root):
+            raise EvobenchError(f"the output folder {self.root} is read-only; choose another "
+                                "with --out")
+
+    # -- cells -----------------------------------------------------------------------------
+    def load_cells(self) -> dict[str, dict]:
+        """cell_key -> stored record ({"row", "trace"}); unreadable files are ignored (the cell
+        simply runs again)."""
+        records = {}
+        if not self.cells_dir.is_dir():
+            return records
+        for path in self.cells_dir.glob("*.json"):
+            try:
+                record = json.loads(path.read_text())
+                records[record["row"]["cell_key"]] = record
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        return records
+
+    def write_cell(self, row: dict, trace: list[dict], arrays: dict | None) -> dict:
+        key = row["cell_key"]
+        if arrays:
+            buffer = io.BytesIO()
+            np.savez_compressed(buffer, **arrays)
+            atomic_write(self.artifacts_dir / f"{key}.npz", buffer.getvalue())
+            row["artifact"] = f"artifacts/{key}.npz"
+        else:
+            row.setdefault("artifact", "")
+        record = {"row": {k: _json_safe(v) for k, v in row.items()},
+                  "trace": [{k: _json_safe(v) for k, v in t.items()} for t in trace]}
+        atomic_write(self.cells_dir / f"{key}.json",
+                     json.dumps(record, sort_keys=True, allow_nan=False).encode())
+        return record
+
+    # -- tables ----------------------------------------------------------------------------
+    def write_tables(self, records: list[dict]) -> None:
+        """``results.parquet`` and ``traces.parquet`` for these records (the current grid)."""
+        import pandas as pd
+
+        atomic_write(self.root / "results.parquet", _parquet_bytes(results_frame(records)))
+        traces = [{"cell_key": r["row"]["cell_key"], "method": r["row"]["method"], **t}
+                  for r in records for t in r.get("trace", [])]
+        frame = pd.DataFrame(traces, columns=None if traces else ["cell_key", "method", "epoch"])
+        frame = _uniform(frame)
+        atomic_write(self.root / "traces.parquet", _parquet_bytes(frame))
+
+    def write_json(self, name: str, data: dict) -> None:
+        atomic_write(self.root / name, (json.dumps(data, indent=2, sort_keys=True,
+                                                   default=str) + "\n").encode())
+
+    def write_text(self, name: str, text: str) -> None:
+        atomic_write(self.root / name, text.encode())
+
+
+def results_frame(records: list[dict]):
+    """The tidy table: one row per cell, documented columns first, typed consistently."""
+    import pandas as pd
+
+    rows = [dict(r["row"]) for r in records]
+    frame = pd.DataFrame(rows)
+    for col in ROW_ORDER:
+        if col not in frame.columns:
+            frame[col] = "" if col in STRING_COLUMNS else np.nan
+    for col in STRING_COLUMNS:
+        frame[col] = frame[col].map(lambda v: "" if v is None or (isinstance(v, float)
+                                                                  and math.isnan(v)) else str(v))
+    for col in INT_COLUMNS:
+        frame[col] = pd.to_numeric(frame[col]).astype("int64")
+    rest = sorted(c for c in frame.columns if c not in ROW_ORDER)
+    frame = frame[list(ROW_ORDER) + rest]
+    return _uniform(frame)
+
+
+def _uniform(frame):
+    """Columns whose values mix types (a parameter that is a number for one method and a word
+    for another) become strings, so Parquet gets one type per column."""
+    import pandas as pd
+
+    for col in frame.columns:
+        if frame[col].dtype != object:
+            continue
+        values = [v for v in frame[col] if v is not None and not (isinstance(v, float)
+                                                                  and math.isnan(v))]
+        kinds = {("num" if isinstance(v, int | float) and not isinstance(v, bool) else
+                  type(v).__name__) for v in values}
+        if kinds == {"num"}:
+            frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
+        elif kinds == {"bool"}:
+            frame[col] = frame[col].astype("boolean")
+        elif len(kinds) > 1 or kinds - {"str"}:
+            frame[col] = frame[col].map(lambda v: None if v is None or (
+                isinstance(v, float) and math.isnan(v)) else str(v))
+    return frame
+
+
+def _parquet_bytes(frame) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[b"evobench_schema"] = str(SCHEMA_VERSION).encode()
+    table = table.replace_schema_metadata(meta)
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()

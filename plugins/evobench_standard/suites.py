@@ -1,0 +1,77 @@
+"""The built-in suites as plain data (selector strings only; nothing is imported).
+
+Each profile is a list of grid blocks; a profile's grid is the union of its blocks. ``smoke``
+takes seconds (64 x 64 crops, a few epochs) and is deterministic: CI compares it with a
+committed baseline. ``quick`` takes minutes on a 2-core CPU (128 x 128 crops of embedded
+images). ``paper`` pairs each published TVAE preset with its own image and noise level (hours on
+a CPU; meant for a GPU or a cluster).
+"""
+
+from __future__ import annotations
+
+BASELINES_DENOISE = ["noisy", "nlm", "tv", "wavelet", "bm3d"]
+BASELINES_INPAINT = ["noisy", "biharmonic"]
+SMOKE_LEARNED = ["tvae[epochs=3,H=16,S=8,P=2,C=2]", "gsvae[epochs=3,H=16]"]
+QUICK_LEARNED = ["tvae[epochs=20]", "gsvae[epochs=20]"]
+METRICS = ["psnr", "ssim"]
+
+SMOKE_GRAY = "skimage[images=camera,coins,crop=64]"
+QUICK_GRAY = "skimage[images=camera,coins,crop=128]"
+QUICK_RGB = "skimage-rgb[images=astronaut,crop=96]"
+
+
+def _block(datasets, degradations, methods, **extra) -> dict:
+    return {"datasets": list(datasets), "degradations": list(degradations),
+            "methods": list(methods), "metrics": METRICS, **extra}
+
+
+DENOISE = {
+    "smoke": [_block([SMOKE_GRAY], ["gaussian[sigma=25]"],
+                     BASELINES_DENOISE + SMOKE_LEARNED, timeout="120s")],
+    "quick": [
+        _block([QUICK_GRAY], ["gaussian[sigma=15]", "gaussian[sigma=25]", "gaussian[sigma=50]"],
+               BASELINES_DENOISE, timeout="10m"),
+        _block([QUICK_GRAY], ["gaussian[sigma=25]"], QUICK_LEARNED, timeout="10m"),
+    ],
+    "paper": [
+        _block(["set12[images=house]"], [f"gaussian[sigma={s}]"], [f"tvae[preset=house-{s}]"])
+        for s in (15, 25, 50)
+    ] + [
+        _block(["set12[images=barbara]"], ["gaussian[sigma=25]"], ["tvae[preset=barbara-25]"]),
+        _block(["set12[images=house]"], [f"gaussian[sigma={s}]" for s in (15, 25, 50)],
+               BASELINES_DENOISE + ["gsvae"]),
+        _block(["set12[images=barbara]"], ["gaussian[sigma=25]"],
+               BASELINES_DENOISE + ["gsvae"]),
+    ],
+}
+
+INPAINT = {
+    "smoke": [_block([SMOKE_GRAY], ["inpaint[missing=0.5]"],
+                     BASELINES_INPAINT + SMOKE_LEARNED, timeout="120s")],
+    "quick": [
+        _block([QUICK_GRAY], ["inpaint[missing=0.5]", "inpaint[missing=0.8]"],
+               BASELINES_INPAINT, timeout="10m"),
+        _block([QUICK_RGB], ["inpaint[missing=0.5,per=entry]"], BASELINES_INPAINT,
+               timeout="10m"),
+        _block([QUICK_GRAY], ["inpaint[missing=0.5]"], QUICK_LEARNED, timeout="10m"),
+    ],
+    "paper": [
+        _block(["set12[images=house]"], ["inpaint[missing=0.5]"],
+               ["tvae[preset=house-inpaint-50]"]),
+        _block(["castle"], ["inpaint[missing=0.5,per=entry]"], ["tvae[preset=castle-inpaint-50]"]),
+        _block(["castle"], ["inpaint[missing=0.8,per=entry]"], ["tvae[preset=castle-inpaint-80]"]),
+        _block(["set12[images=house]"], ["inpaint[missing=0.5]"], BASELINES_INPAINT + ["gsvae"]),
+        _block(["castle"], ["inpaint[missing=0.5,per=entry]", "inpaint[missing=0.8,per=entry]"],
+               BASELINES_INPAINT + ["gsvae"]),
+    ],
+}
+
+# The paper grid is both tasks; its smoke/quick profiles are the union of the two suites'.
+PAPER = {profile: DENOISE[profile] + INPAINT[profile] for profile in ("smoke", "quick", "paper")}
+
+SUITES = {
+    "denoise": ("Gaussian denoising: classic baselines, BM3D, TVAE and GSVAE", DENOISE),
+    "inpaint": ("inpainting of randomly missing pixels: baselines, TVAE and GSVAE", INPAINT),
+    "paper": ("the ECML 2022 configurations: House sigma 15/25/50, Barbara sigma 25, House 50% "
+              "and Castle 50%/80% missing", PAPER),
+}
