@@ -172,7 +172,7 @@ def _uniform(frame):
                                                                   and math.isnan(v))]
         kinds = {("num" if isinstance(v, int | float) and not isinstance(v, bool) else
                   type(v).__name__) for v in values}
-        if kinds == {"num"}:
+        if kinds <= {"num"}:  # numbers, or nothing but missing values
             frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
         elif kinds == {"bool"}:
             frame[col] = frame[col].astype("boolean")

@@ -1,0 +1,70 @@
+"""A test plugin with methods that behave well, crash, hang, die or print, so the harness's
+isolation, timeouts and error rows are exercised for real (in worker processes)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+import numpy as np
+from scipy import ndimage
+
+from evobench.api import MethodOutput, MethodSpec, Param, hookimpl
+
+BOTH = frozenset({"denoise", "inpaint"})
+
+
+def run_ok(image, *, task, mask, sigma, seed, device, budget_s, strength=0.5):
+    """A 3x3 box blur mixed with the input; extras/trace/artifacts like a latent-variable model,
+    and a seed-dependent extra so tests can check that the method seed arrives."""
+    filled = image if mask is None else np.where(mask, np.nanmean(image), image)
+    size = (3, 3) if filled.ndim == 2 else (3, 3, 1)
+    out = strength * ndimage.uniform_filter(filled, size=size) + (1 - strength) * filled
+    rng = np.random.default_rng(seed)
+    return MethodOutput(
+        out, extras={"active_mean": float(rng.random()), "pi_sum": 1.5, "note": "x"},
+        time_fit_s=0.01, time_infer_s=0.02,
+        trace=[{"epoch": 1, "free_energy": -2.0, "seconds": 0.1},
+               {"epoch": 2, "free_energy": -1.0, "seconds": 0.1}],
+        artifacts={"active_hist": np.array([1.0, 2.0, 3.0])})
+
+
+def run_crash(image, **kwargs):
+    raise ValueError("boom: the fake method crashed\nsecond line is dropped")
+
+
+def run_hang(image, **kwargs):
+    time.sleep(600)
+
+
+def run_die(image, **kwargs):
+    print("about to die", file=sys.stderr, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def run_nan(image, **kwargs):
+    return MethodOutput(np.full_like(image, np.nan))
+
+
+SPECS = (
+    MethodSpec(name="fake-ok", factory="harness_fakes:run_ok", tasks=BOTH,
+               params=(Param("strength", 0.5, float, low=0.0, high=1.0),), version="1"),
+    MethodSpec(name="fake-crash", factory="harness_fakes:run_crash", tasks=BOTH),
+    MethodSpec(name="fake-hang", factory="harness_fakes:run_hang", tasks=BOTH),
+    MethodSpec(name="fake-die", factory="harness_fakes:run_die", tasks=BOTH),
+    MethodSpec(name="fake-nan", factory="harness_fakes:run_nan", tasks=BOTH),
+    MethodSpec(name="fake-grayonly", factory="harness_fakes:run_ok", tasks=BOTH,
+               colors=frozenset({"gray"})),
+    MethodSpec(name="fake-denoiser", factory="harness_fakes:run_ok",
+               tasks=frozenset({"denoise"})),
+    MethodSpec(name="fake-needs", factory="harness_fakes:run_ok", tasks=BOTH,
+               requires=("evobench_no_such_module",)),
+)
+
+
+@hookimpl
+def evobench_register_methods(register):
+    for spec in SPECS:
+        register(spec)

@@ -1,0 +1,164 @@
+"""The dataset cache: verification, tampering, offline errors and real downloads from a local
+HTTP server (no internet)."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from evobench_standard import datasets as ds
+
+from evobench import data
+from evobench.errors import EvobenchError
+
+SHARED = Path(os.environ["EVOBENCH_DATA_DIR"])  # set by tests/conftest.py
+
+
+def _entry(dataset, rel):
+    return next(e for e in ds.remote_files()[dataset] if e.path == rel)
+
+
+def test_shared_folder_is_an_already_filled_cache(monkeypatch):
+    monkeypatch.setenv("EVOBENCH_DATA_DIR", str(SHARED))
+    files = [e for entries in ds.remote_files().values() for e in entries]
+    assert len(files) == 12 + 68 + 1
+    assert all(data.status(e) == "ok" for e in files)
+    house = ds.load_set12("02")
+    assert house.shape == (256, 256) and house.dtype == np.float64
+    # the reference's pixel statistics of house.png (docs/tvae-reference.md section 7)
+    assert round(house.min() * 255) == 16 and round(house.max() * 255) == 239
+    assert abs(house.mean() * 255 - 137.99) < 0.01
+    castle = ds.load_castle("castle")
+    assert castle.shape == (481, 321, 3) and 0 <= castle.min() and castle.max() <= 1
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A writable cache holding copies of House and Castle."""
+    (tmp_path / "set12").mkdir()
+    shutil.copy(SHARED / "set12" / "02.png", tmp_path / "set12" / "02.png")
+    shutil.copy(SHARED / "castle.jpg", tmp_path / "castle.jpg")
+    monkeypatch.setenv("EVOBENCH_DATA_DIR", str(tmp_path))
+    return tmp_path
+
+
+def _tamper(path):
+    raw = bytearray(path.read_bytes())
+    raw[100] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def test_tampered_file_offline_names_the_fetch_command(cache, monkeypatch):
+    monkeypatch.setenv("EVOBENCH_OFFLINE", "1")
+    _tamper(cache / "set12" / "02.png")
+    with pytest.raises(EvobenchError, match=r"corrupted .*evobench data fetch set12"):
+        ds.load_set12("02")
+    (cache / "castle.jpg").write_bytes((SHARED / "castle.jpg").read_bytes()[:1000])  # truncated
+    with pytest.raises(EvobenchError, match="evobench data fetch castle"):
+        ds.load_castle("castle")
+
+
+def test_missing_file_offline(cache, monkeypatch):
+    monkeypatch.setenv("EVOBENCH_OFFLINE", "1")
+    with pytest.raises(EvobenchError, match=r"set12/09.png is missing .*evobench data fetch set12"):
+        ds.load_set12("09")
+
+
+def test_read_only_cache_is_never_written(tmp_path, monkeypatch):
+    ro = tmp_path / "ro"
+    (ro / "set12").mkdir(parents=True)
+    shutil.copy(SHARED / "set12" / "02.png", ro / "set12" / "02.png")
+    _tamper(ro / "set12" / "02.png")
+    before = (ro / "set12" / "02.png").read_bytes()
+    for folder in (ro / "set12", ro):
+        folder.chmod(0o555)
+    try:
+        monkeypatch.setenv("EVOBENCH_DATA_DIR", str(ro))
+        monkeypatch.delenv("EVOBENCH_OFFLINE", raising=False)
+        with pytest.raises(EvobenchError, match=r"not writable.*evobench data fetch set12"):
+            ds.load_set12("02")
+        assert (ro / "set12" / "02.png").read_bytes() == before
+        assert not data.writable(SHARED)  # read-only bits are honoured even for root
+    finally:
+        for folder in (ro, ro / "set12"):
+            folder.chmod(0o755)
+
+
+@pytest.fixture
+def mirror(tmp_path, monkeypatch):
+    """A real HTTP server on 127.0.0.1 serving a copy of the shared files."""
+    root = tmp_path / "www"
+    shutil.copytree(SHARED, root, ignore=shutil.ignore_patterns("bsd68"))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+
+    class Quiet(handler.func):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                             functools.partial(Quiet, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.delenv("EVOBENCH_OFFLINE", raising=False)
+    monkeypatch.setenv("EVOBENCH_DATA_MIRROR", f"http://127.0.0.1:{server.server_address[1]}")
+    yield root
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_and_refetch_of_a_tampered_file(cache, mirror):
+    house = cache / "set12" / "02.png"
+    _tamper(house)
+    img = ds.load_set12("02")  # detected, downloaded again, verified
+    assert house.read_bytes() == (SHARED / "set12" / "02.png").read_bytes()
+    assert img.shape == (256, 256)
+    img = ds.load_set12("09")  # missing: downloaded
+    assert (cache / "set12" / "09.png").read_bytes() == (SHARED / "set12" / "09.png").read_bytes()
+    assert img.shape == (512, 512)
+
+
+def test_download_with_wrong_content_keeps_nothing(cache, mirror):
+    _tamper(mirror / "set12" / "05.png")  # the server now sends bytes with the wrong hash
+    with pytest.raises(EvobenchError, match="SHA-256 does not match.*evobench data fetch set12"):
+        ds.load_set12("05")
+    assert not (cache / "set12" / "05.png").exists()
+    assert not list((cache / "set12").glob("*05*"))  # no partial file left behind
+
+
+def test_unreachable_server_message(cache, monkeypatch):
+    monkeypatch.delenv("EVOBENCH_OFFLINE", raising=False)
+    monkeypatch.setenv("EVOBENCH_DATA_MIRROR", "http://127.0.0.1:9")  # discard port: refused
+    with pytest.raises(EvobenchError, match=r"could not download set12/03.png .*evobench data "
+                                            r"fetch set12"):
+        ds.load_set12("03")
+
+
+def test_data_cli_fetch_and_list(cache, mirror, invoke):
+    result = invoke("data", "fetch", "set12")
+    assert result.exit_code == 0, result.output
+    assert "set12: 11 downloaded, 1 present" in result.output
+    assert sorted(p.name for p in (cache / "set12").iterdir()) == [f"{i:02d}.png"
+                                                                    for i in range(1, 13)]
+    listing = invoke("data", "list")
+    assert listing.exit_code == 0
+    lines = {line.split()[0]: line for line in listing.output.splitlines()[2:]}
+    assert "cached, verified" in lines["set12"]
+    assert "68/68 missing: evobench data fetch bsd68" in lines["bsd68"]
+    assert "embedded" in lines["skimage"]
+
+
+def test_data_cli_errors(invoke, monkeypatch):
+    monkeypatch.setenv("EVOBENCH_OFFLINE", "1")
+    result = invoke("data", "fetch", "set12")
+    assert result.exit_code == 2
+    assert result.output.startswith("error: downloads are off")
+    result = invoke("data", "fetch", "sett12")
+    assert result.exit_code == 2 and "did you mean 'set12'" in result.output
+    result = invoke("data", "fetch", "skimage")
+    assert result.exit_code == 2 and "needs no download" in result.output
