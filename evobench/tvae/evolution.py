@@ -1,0 +1,124 @@
+"""The evolutionary E-step: parent selection, mutation, crossover and the top-S set update.
+
+Everything works on whole batches of patches at once ((B, P, H) tensors); no operator loops over
+patches. Draws come only from the generator passed in, so a seed fixes the whole search.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from evobench.tvae.model import TVAEModel, chunked_log_joint
+from evobench.tvae.states import first_occurrence, pack, unpack
+
+SELECTIONS = ("fitness", "uniform", "best")
+MUTATIONS = ("randflip", "sparseflip")
+
+
+def _uniform(shape: tuple[int, ...], like: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    return torch.rand(shape, generator=gen, device=like.device, dtype=torch.float32)
+
+
+def select_parents(lpj: torch.Tensor, P: int, method: str, gen: torch.Generator) -> torch.Tensor:
+    """Indices (B, P) of parents among the M candidates of each row of ``lpj`` (B, M).
+
+    fitness: P distinct candidates drawn without replacement with probability proportional to
+    the shifted log-joint f = lpj - 2 min(min lpj, 0) (the paper's operator), done exactly with
+    the Gumbel-top-k trick. uniform: P distinct candidates uniformly. best: P copies of the
+    argmax (what the reference code's batched operator effectively does).
+    """
+    B, M = lpj.shape
+    if method == "best":
+        return lpj.argmax(1, keepdim=True).expand(B, P)
+    u = _uniform((B, M), lpj, gen).clamp_(1e-12, 1.0 - 1e-7)
+    if method == "uniform":
+        return torch.topk(u, P, dim=1).indices
+    lp = lpj.float()
+    low = torch.clamp(lp.min(1, keepdim=True).values, max=0.0)
+    f = (lp - 2 * low).clamp_min(1e-30)
+    gumbel = -torch.log(-torch.log(u))
+    return torch.topk(torch.log(f) + gumbel, P, dim=1).indices
+
+
+def randflip(parents: torch.Tensor, C: int, gen: torch.Generator) -> torch.Tensor:
+    """(B, P, H) -> (B, P*C, H): each child flips exactly one bit, C different bits per parent."""
+    B, P, H = parents.shape
+    bits = torch.topk(_uniform((B, P, H), parents, gen), C, dim=2).indices  # (B, P, C)
+    flips = torch.zeros(B, P, C, H, dtype=parents.dtype, device=parents.device)
+    flips.scatter_(3, bits.unsqueeze(-1), 1)
+    return (parents.unsqueeze(2) ^ flips).reshape(B, P * C, H)
+
+
+def sparseflip(parents: torch.Tensor, C: int, pi: torch.Tensor, p_bf: float,
+               gen: torch.Generator) -> torch.Tensor:
+    """(B, P, H) -> (B, P*C, H): independent flips that keep about H*mean(pi) ones.
+
+    For a parent with m ones: p(0->1) = (c - m + H p_bf) / (2 (H - m)) and
+    p(1->0) = (H p_bf - (c - m)) / (2 m), c = H mean(pi), so H p_bf bits flip on average.
+    """
+    B, P, H = parents.shape
+    m = parents.sum(-1, dtype=torch.float32)  # (B, P)
+    c = H * pi.float().mean()
+    hp = H * p_bf
+    p0 = ((c - m + hp) / (2 * (H - m)).clamp_min(1.0)).clamp(0.0, 1.0)
+    p1 = ((hp - (c - m)) / (2 * m).clamp_min(1.0)).clamp(0.0, 1.0)
+    par = parents.unsqueeze(2).expand(B, P, C, H)
+    prob = torch.where(par.bool(), p1[:, :, None, None], p0[:, :, None, None])
+    flips = (_uniform((B, P, C, H), parents, gen) < prob).to(parents.dtype)
+    return (par ^ flips).reshape(B, P * C, H)
+
+
+def crossover(parents: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """(B, P, H) -> (B, P(P-1), H): one-point crossover of every unordered pair, both ways."""
+    B, P, H = parents.shape
+    i, j = torch.triu_indices(P, P, 1, device=parents.device)
+    u = 1 + torch.floor(_uniform((B, i.numel()), parents, gen) * (H - 1)).long()  # cut in 1..H-1
+    head = torch.arange(H, device=parents.device) < u.unsqueeze(-1)  # (B, pairs, H)
+    a, b = parents[:, i], parents[:, j]
+    return torch.cat([torch.where(head, a, b), torch.where(head, b, a)], dim=1)
+
+
+def children_per_generation(P: int, C: int, cross: bool) -> int:
+    return P * (P - 1) if cross else P * C
+
+
+def estep(model: TVAEModel, Y: torch.Tensor, obs: torch.Tensor | None,
+          dobs: torch.Tensor | None, keys: torch.Tensor, *, P: int, C: int, G: int,
+          selection: str, mutation: str, cross: bool, p_bf: float, gen: torch.Generator,
+          max_rows: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One evolutionary update of the sets ``keys`` (B, S, n_words) for fixed parameters.
+
+    Returns the new keys, their log-joints (B, S) and the number of new states per patch.
+    Children that repeat each other or a state already in K_n are discarded before the top-S
+    choice, and the old states compete too, so no patch's truncated free energy decreases.
+    """
+    B, S, _ = keys.shape
+    H = model.H
+    dtype = next(model.decoder.parameters()).dtype
+    states = unpack(keys, H, torch.uint8)
+    lpj, _, _ = chunked_log_joint(model, Y, states.to(dtype), obs, dobs, max_rows)
+    pool, pool_lpj = states, lpj
+    new_states, new_lpj = [], []
+    for _ in range(G):
+        idx = select_parents(pool_lpj, P, selection, gen)
+        parents = torch.gather(pool, 1, idx.unsqueeze(-1).expand(B, P, H))
+        if cross:
+            parents = crossover(parents, gen)
+            n_per = 1
+        else:
+            n_per = C
+        if mutation == "randflip":
+            children = randflip(parents, n_per, gen)
+        else:
+            children = sparseflip(parents, n_per, model.pi, p_bf, gen)
+        clpj, _, _ = chunked_log_joint(model, Y, children.to(dtype), obs, dobs, max_rows)
+        new_states.append(children)
+        new_lpj.append(clpj)
+        pool, pool_lpj = children, clpj
+    all_keys = torch.cat([keys, pack(torch.cat(new_states, 1))], 1)
+    all_lpj = torch.cat([lpj, *new_lpj], 1)
+    all_lpj = torch.where(first_occurrence(all_keys), all_lpj,
+                          torch.full_like(all_lpj, -torch.inf))
+    top = torch.topk(all_lpj, S, dim=1)
+    new_keys = torch.gather(all_keys, 1, top.indices.unsqueeze(-1).expand(B, S, keys.shape[2]))
+    return new_keys, top.values, (top.indices >= S).sum(1)

@@ -1,0 +1,232 @@
+"""Zero-shot pipelines: image -> overlapping patches -> TVAE fit -> posterior means -> image.
+
+``denoise`` and ``inpaint`` are the engine's public API (used by the ``tvae`` plugin). Images
+are float arrays on the [0, 1] scale; internally the data are multiplied by the preset's
+``scale`` (255 for the paper's house/castle runs), and everything reported (image, sigma2,
+free energy, fields) is converted back to the [0, 1] scale.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from evobench.errors import EvobenchError
+from evobench.patches import extract_patches, merge_patches
+from evobench.tvae.config import TVAEConfig, make_config
+from evobench.tvae.model import Decoder, TVAEModel
+from evobench.tvae.presets import get_preset
+from evobench.tvae.states import initial_states, pack
+from evobench.tvae.training import Trainer, run_epochs
+
+
+@dataclass
+class TVAEResult:
+    """What one fit returns.
+
+    ``fields``: decoder output for each singleton state e_h, shape (H, p, p) or (H, p, p, 3), on
+    the [0, 1] scale, raw (not background-subtracted); ``background`` is the output for the
+    all-zero state, so ``fields - background`` shows what each latent adds.
+    ``sparsity``: ``active_mean`` (mean_n sum_s q_n(s)|s|), ``pi_sum`` (sum_h pi_h) and
+    ``active_hist`` (length H+1, entry k = sum_n sum_s q_n(s)[|s| = k]).
+    """
+
+    image: np.ndarray
+    trace: list[dict]
+    sparsity: dict
+    fields: np.ndarray
+    background: np.ndarray
+    pi: np.ndarray
+    sigma2: float
+    time_fit_s: float
+    time_infer_s: float
+    epochs_run: int
+    config: dict = field(default_factory=dict)
+
+
+def _check_image(image, what: str) -> np.ndarray:
+    try:
+        img = np.asarray(image, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise EvobenchError(f"{what} must be a numeric array (H x W or H x W x 3)") from None
+    if not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3)):
+        raise EvobenchError(
+            f"{what} must be H x W (gray) or H x W x 3 (RGB), got shape {tuple(img.shape)}"
+        )
+    return img
+
+
+def _resolve_device(device: str) -> torch.device:
+    dev = str(device)
+    if dev.split(":")[0] not in ("cpu", "cuda"):
+        raise EvobenchError(f"unknown device {device!r}; use 'cpu' or 'cuda'")
+    if dev.startswith("cuda") and not torch.cuda.is_available():
+        raise EvobenchError("device 'cuda' was requested but CUDA is not available here; "
+                            "use device='cpu'")
+    return torch.device(dev)
+
+
+def _check_fit(cfg: TVAEConfig, shape: tuple[int, ...]) -> None:
+    if cfg.patch_size > min(shape[:2]):
+        raise EvobenchError(
+            f"patch_size={cfg.patch_size} is larger than the image ({shape[0]} x {shape[1]}); "
+            "use a smaller patch_size"
+        )
+
+
+def _psnr(clean: np.ndarray, est: np.ndarray) -> float:
+    mse = float(np.mean((clean - est) ** 2))
+    return float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse)
+
+
+def build_trainer(Ynp: np.ndarray, obs_np: np.ndarray | None, cfg: TVAEConfig,
+                  gen: torch.Generator, sigma2_init: float) -> Trainer:
+    """A ready-to-train model for a data matrix (N, D) in internal units (NaN = missing).
+
+    Initial state: Xavier/default decoder from ``gen``, pi_h = 1/H, sigma2 = ``sigma2_init``,
+    and the same S distinct sparse states in every K_n (as in the reference).
+    """
+    dev = gen.device
+    dtype = torch.float32 if cfg.dtype == "float32" else torch.float64
+    Y = torch.as_tensor(np.nan_to_num(Ynp), dtype=dtype, device=dev)
+    obs = None if obs_np is None else torch.as_tensor(obs_np, dtype=dtype, device=dev)
+    decoder = Decoder(cfg.H, cfg.hidden, Y.shape[1], cfg.activation, cfg.init, gen, dtype, dev)
+    model = TVAEModel(decoder, torch.full((cfg.H,), 1.0 / cfg.H, dtype=dtype, device=dev),
+                      torch.tensor(sigma2_init, dtype=dtype, device=dev))
+    keys0 = pack(initial_states(cfg.S, cfg.H, gen))
+    keys = keys0.unsqueeze(0).expand(Y.shape[0], -1, -1).contiguous()
+    return Trainer(model, Y, obs, keys, cfg, gen)
+
+
+def _fit(corrupted: np.ndarray, mask: np.ndarray | None, *, sigma, preset, seed, device, clean,
+         overrides) -> TVAEResult:
+    cfg = make_config(get_preset(preset), overrides)
+    _check_fit(cfg, corrupted.shape)
+    dev = _resolve_device(device)
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise EvobenchError(f"seed must be an integer, got {seed!r}")
+    if sigma is not None and not (np.isfinite(sigma) and sigma > 0):
+        raise EvobenchError(f"sigma must be a positive noise std on the [0, 1] scale, got {sigma}")
+    if clean is not None:
+        clean = _check_image(clean, "clean")
+        if clean.shape != corrupted.shape:
+            raise EvobenchError(f"clean has shape {clean.shape}, expected {corrupted.shape}")
+    dtype = torch.float32 if cfg.dtype == "float32" else torch.float64
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(int(seed))
+    p, stride, scale = cfg.patch_size, cfg.stride, cfg.scale
+
+    data = corrupted.copy()
+    if mask is not None:
+        data[mask] = np.nan
+    Ynp = extract_patches(data, p, stride) * scale
+    N, D = Ynp.shape
+    obs_np = None
+    if mask is not None:
+        obs_np = ~np.isnan(Ynp)
+        if not obs_np.any(1).all():
+            # patches with nothing observed carry no information; they neither train nor vote
+            keep = obs_np.any(1)
+        else:
+            keep = np.ones(N, dtype=bool)
+    else:
+        keep = np.ones(N, dtype=bool)
+
+    if cfg.sigma2_init is not None:
+        s2 = cfg.sigma2_init
+    elif sigma is not None:
+        s2 = (sigma * scale) ** 2
+    else:  # reference rule: mean over pixels of the per-pixel data variance, plus 0.001 (0..255)
+        s2 = float(np.nanmean(np.nanvar(Ynp[keep], axis=0))) + 0.001 * (scale / 255.0) ** 2
+
+    trainer = build_trainer(Ynp[keep], None if obs_np is None else obs_np[keep], cfg, gen, s2)
+    model, decoder, obs = trainer.model, trainer.model.decoder, trainer.obs
+
+    def to_image(est: torch.Tensor) -> np.ndarray:
+        full = np.full((N, D), np.nan)
+        full[keep] = est.double().cpu().numpy() / scale
+        img = merge_patches(full, corrupted.shape, p, stride, cfg.merge)
+        if mask is not None:
+            img = np.where(mask, img, corrupted)
+            img = np.where(np.isnan(img), np.nanmean(corrupted[~mask]), img)
+        return img
+
+    trace: list[dict] = []
+    log_scale = math.log(scale) * (D if obs is None else float(obs.sum(1).mean()))
+
+    def on_epoch(e, stats, fit_s, dt):
+        row = {"epoch": e, "free_energy": stats["F"] + log_scale,
+               "sigma2": stats["sigma2"] / scale**2, "pi_sum": stats["pi_sum"],
+               "new_states": stats["new_states"], "seconds": fit_s, "epoch_seconds": dt}
+        if clean is not None and (e % cfg.eval_every == 0 or e == cfg.epochs):
+            est, _ = trainer.estimate()
+            row["psnr"] = _psnr(clean, to_image(est))
+        trace.append(row)
+
+    epochs_run = run_epochs(trainer, cfg.epochs, cfg.budget_s, on_epoch)
+    time_fit = trace[-1]["seconds"] if trace else 0.0
+
+    t0 = time.perf_counter()
+    est, stats = trainer.estimate(want_stats=True)
+    image = to_image(est)
+    time_infer = time.perf_counter() - t0
+
+    with torch.no_grad():
+        eye = torch.cat([torch.zeros(1, cfg.H), torch.eye(cfg.H)]).to(dtype=dtype, device=dev)
+        out = decoder(eye).double().cpu().numpy() / scale
+    c = 3 if corrupted.ndim == 3 else 1
+    out = out.reshape(cfg.H + 1, c, p, p)
+    out = out[:, 0] if c == 1 else np.moveaxis(out, 1, -1)
+    pi = model.pi.double().cpu().numpy()
+    sparsity = {"active_mean": stats["active_mean"], "pi_sum": float(pi.sum()),
+                "active_hist": stats["active_hist"]}
+    return TVAEResult(image=image, trace=trace, sparsity=sparsity, fields=out[1:],
+                      background=out[0], pi=pi, sigma2=float(model.sigma2) / scale**2,
+                      time_fit_s=time_fit, time_infer_s=time_infer, epochs_run=epochs_run,
+                      config=cfg.as_dict() | {"preset": preset, "seed": int(seed),
+                                              "device": str(dev)})
+
+
+def denoise(noisy, *, sigma=None, preset="quick", seed=0, device="cpu", clean=None,
+            **overrides) -> TVAEResult:
+    """Denoise ``noisy`` (H x W or H x W x 3 on [0, 1]) zero-shot with TVAE.
+
+    ``sigma`` (noise std on [0, 1]) only initialises sigma2, which is learned either way.
+    ``overrides`` replace preset fields (patch_size, H, hidden, S, P, C, G, batch_size, epochs,
+    selection, mutation, crossover, lr_min, lr_max, half_cycle, stride, budget_s, ...).
+    """
+    img = _check_image(noisy, "noisy image")
+    if not np.isfinite(img).all():
+        raise EvobenchError("the noisy image contains NaN or infinite values; for missing "
+                            "pixels use inpaint(corrupted, mask=...)")
+    return _fit(img, None, sigma=sigma, preset=preset, seed=seed, device=device, clean=clean,
+                overrides=overrides)
+
+
+def inpaint(corrupted, *, mask, preset="quick", seed=0, device="cpu", clean=None,
+            **overrides) -> TVAEResult:
+    """Fill the pixels where ``mask`` is True (H x W, or per entry H x W x 3); observed pixels
+    are kept as given. Values under the mask are ignored (they may be NaN)."""
+    img = _check_image(corrupted, "corrupted image")
+    if mask is None:
+        raise EvobenchError("inpaint needs a mask (True where a pixel is missing)")
+    m = np.asarray(mask)
+    if m.dtype != bool:
+        raise EvobenchError(f"mask must be a boolean array (True = missing), got dtype {m.dtype}")
+    if m.shape != img.shape and m.shape != img.shape[:2]:
+        raise EvobenchError(
+            f"mask shape {tuple(m.shape)} does not match image shape {tuple(img.shape)}"
+        )
+    if m.shape != img.shape:
+        m = np.broadcast_to(m[..., None], img.shape).copy()
+    if m.all():
+        raise EvobenchError("the mask marks every pixel as missing; nothing to inpaint from")
+    if not np.isfinite(img[~m]).all():
+        raise EvobenchError("the image has NaN or infinite values at pixels the mask marks "
+                            "as observed")
+    return _fit(img, m, sigma=None, preset=preset, seed=seed, device=device, clean=clean,
+                overrides=overrides)

@@ -1,0 +1,57 @@
+"""Bit-packed keys, exact duplicate detection and initial states."""
+
+import numpy as np
+import pytest
+import torch
+
+from evobench.errors import EvobenchError
+from evobench.tvae.states import first_occurrence, initial_states, n_words, pack, unpack
+
+
+@pytest.mark.parametrize("H", [1, 5, 63, 64, 65, 130, 512])
+def test_pack_unpack_roundtrip(H):
+    g = torch.Generator().manual_seed(H)
+    s = (torch.rand(7, 3, H, generator=g) < 0.5).to(torch.uint8)
+    s[0, 0] = 1  # all ones, including every sign bit
+    s[0, 1] = 0
+    keys = pack(s)
+    assert keys.shape == (7, 3, n_words(H)) and keys.dtype == torch.int64
+    assert torch.equal(unpack(keys, H, torch.uint8), s)
+
+
+def test_first_occurrence_matches_python_reference():
+    rng = np.random.default_rng(0)
+    for H in (3, 64, 130):
+        # few distinct rows so that duplicates are common, differing only in high words too
+        base = rng.integers(0, 2, size=(5, H))
+        rows = base[rng.integers(0, 5, size=(6, 40))]
+        keys = pack(torch.as_tensor(rows))
+        got = first_occurrence(keys).numpy()
+        for b in range(6):
+            seen = set()
+            for j in range(40):
+                t = tuple(rows[b, j])
+                assert got[b, j] == (t not in seen)
+                seen.add(t)
+
+
+def test_keys_distinguish_states_differing_in_one_high_bit():
+    s = torch.zeros(2, 2, 512, dtype=torch.uint8)
+    s[0, 1, 511] = 1
+    s[1, 1, 63] = 1  # the sign bit of word 0
+    first = first_occurrence(pack(s))
+    assert first.all()
+
+
+def test_initial_states_distinct_sparse_and_seeded():
+    g = torch.Generator().manual_seed(0)
+    st = initial_states(64, 32, g)
+    assert st.shape == (64, 32)
+    assert len({tuple(r) for r in st.tolist()}) == 64
+    assert st.sum(1).float().mean() < 3  # about one active unit, as in the reference
+    again = initial_states(64, 32, torch.Generator().manual_seed(0))
+    assert torch.equal(st, again)
+    dense = initial_states(60, 6, torch.Generator().manual_seed(1))  # close to 2^6 = 64
+    assert len({tuple(r) for r in dense.tolist()}) == 60
+    with pytest.raises(EvobenchError, match="S <= 2\\^H"):
+        initial_states(17, 4, g)
