@@ -37,6 +37,7 @@ class LocalExecutor:
         return max(1, available_cores() // self.jobs)
 
     def run(self, payloads: Iterable[dict], timeout: float | None) -> Iterator[tuple[dict, dict]]:
+        isolate.warm_up()
         pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="evobench-cell")
         pending: dict = {}
         source = iter(payloads)

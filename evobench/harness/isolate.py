@@ -23,7 +23,7 @@ import time
 _LIVE: set = set()  # processes to kill on Ctrl-C
 _LIVE_LOCK = threading.Lock()
 _CTX = None
-PRELOAD = ["evobench.harness.worker", "skimage.metrics", "torch"]
+PRELOAD = ["evobench.harness.preload"]
 
 
 def _context():
@@ -49,6 +49,7 @@ def _child(payload: dict, conn, log_path: str) -> None:
     _redirect(log_path)
     from evobench.harness.worker import execute
 
+    conn.send("started")  # the timeout counts from here, not from the forkserver's start-up
     result = execute(payload)
     conn.send(result)
     conn.close()
@@ -86,6 +87,15 @@ def _describe_exit(code: int | None) -> str:
     return f"exit code {code}"
 
 
+def warm_up() -> None:
+    """Start the forkserver (importing torch there) before the first cell is timed."""
+    if not mp.current_process().daemon:
+        from multiprocessing import forkserver
+
+        _context()
+        forkserver.ensure_running()
+
+
 def run_isolated(payload: dict, timeout: float | None) -> dict:
     """Run ``payload`` in a fresh process; a timeout kills it and gives ``status=timeout``."""
     if mp.current_process().daemon:
@@ -101,15 +111,20 @@ def run_isolated(payload: dict, timeout: float | None) -> dict:
         send.close()
         with _LIVE_LOCK:
             _LIVE.add(proc)
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None
         result = None
         while True:
             wait = 0.5 if deadline is None else min(0.5, max(0.0, deadline - time.monotonic()))
             if recv.poll(wait):
                 try:
-                    result = recv.recv()
+                    message = recv.recv()
                 except (EOFError, OSError):
-                    result = None
+                    break
+                if isinstance(message, str) and message == "started":
+                    if timeout is not None:
+                        deadline = time.monotonic() + timeout
+                    continue
+                result = message
                 break
             if not proc.is_alive() and not recv.poll(0):
                 break
@@ -147,11 +162,16 @@ def run_in_subprocess(payload: dict, timeout: float | None) -> dict:
             with _LIVE_LOCK:
                 _LIVE.add(proc)
             try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                return _failure("timeout", f"killed after the {timeout:g} s cell timeout", started)
+                deadline = None
+                while proc.poll() is None:
+                    if deadline is None and timeout is not None and os.path.exists(out + ".started"):
+                        deadline = time.monotonic() + timeout  # counted from the cell's start
+                    if deadline is not None and time.monotonic() >= deadline:
+                        proc.kill()
+                        proc.wait()
+                        return _failure("timeout", f"killed after the {timeout:g} s cell timeout",
+                                        started)
+                    time.sleep(0.05)
             finally:
                 with _LIVE_LOCK:
                     _LIVE.discard(proc)
@@ -181,7 +201,9 @@ def _main(argv: list[str]) -> int:
     sys.path.extend(p for p in caller_path if p not in sys.path)  # the caller's plugins
     from evobench.harness.worker import execute
 
-    result = execute(pickle.loads(blob))
+    payload = pickle.loads(blob)
+    open(argv[1] + ".started", "w").close()
+    result = execute(payload)
     tmp = argv[1] + ".part"
     with open(tmp, "wb") as fh:
         pickle.dump(result, fh)

@@ -76,7 +76,13 @@ class RunStore:
 
     # -- checks ----------------------------------------------------------------------------
     def check_writable(self) -> None:
-        """Fail in one line, before any work, if the run folder cannot be written."""
+        """Fail in one line, before any work, if the run folder cannot be written (permission
+        bits are honoured even for root, like the data cache)."""
+        from evobench.data import writable
+
+        if not writable(self.root) or not writable(self.root.parent):
+            raise EvobenchError(f"the output folder {self.root} is read-only; choose another "
+                                "with --out")
         try:
             self.cells_dir.mkdir(parents=True, exist_ok=True)
             fd, probe = tempfile.mkstemp(prefix=".probe-", dir=self.root)
@@ -85,11 +91,6 @@ class RunStore:
         except OSError as exc:
             raise EvobenchError(f"cannot write the output folder {self.root}: "
                                 f"{exc.strerror or exc}; choose another with --out") from None
-        from evobench.data import writable
-
-        if not writable(self.root):
-            raise EvobenchError(f"the output folder {self.root} is read-only; choose another "
-                                "with --out")
 
     # -- cells -----------------------------------------------------------------------------
     def load_cells(self) -> dict[str, dict]:

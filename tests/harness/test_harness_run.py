@@ -1,0 +1,184 @@
+"""``evobench run`` end to end, with cells in real worker processes."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+TINY = "skimage[images=camera,coins,crop=32]"
+
+
+def _results(path):
+    return pd.read_parquet(path / "results.parquet")
+
+
+def test_outcomes_resume_and_store(fakes, invoke, tmp_path):
+    args = ["run", "--suite", "denoise", "--profile", "smoke", "-d", TINY, "--out", tmp_path,
+            "-m", "fake-ok", "-m", "fake-ok[strength=1]", "-m", "fake-crash", "-m", "fake-die",
+            "-m", "fake-hang", "-m", "fake-nan", "-m", "fake-needs", "--timeout", "3s",
+            "-j", "2", "--quiet"]
+    result = invoke(*args)
+    assert result.exit_code == 3, result.output
+    run = tmp_path / "denoise-smoke"
+    df = _results(run)
+    assert len(df) == 2 * 7
+    status = df.groupby("method_label")["status"].agg(set).to_dict()
+    assert status == {"fake-ok": {"ok"}, "fake-ok[strength=1]": {"ok"}, "fake-crash": {"error"},
+                      "fake-die": {"error"}, "fake-hang": {"timeout"}, "fake-nan": {"error"},
+                      "fake-needs": {"skipped"}}
+    err = df.set_index(["method", "image"])["error"]
+    assert err["fake-crash", "camera"] == "ValueError: boom: the fake method crashed"
+    assert err["fake-die", "camera"].startswith("worker process died (SIGKILL")
+    assert err["fake-die", "camera"].endswith("about to die")
+    assert err["fake-hang", "camera"] == "killed after the 3 s cell timeout"
+    assert "NaN or infinite" in err["fake-nan", "camera"]
+    ok = df[df.status == "ok"]
+    # identity, metric and environment columns are filled
+    assert (ok.psnr > ok.psnr_input).all() and ok.ssim.between(0, 1).all()
+    assert (ok.data_range == 1.0).all() and ok.metric_variant.str.contains("data_range=1.0").all()
+    assert (ok.p_deg_sigma == 25).all() and np.allclose(ok.sigma01, 25 / 255)
+    assert ok.x_active_mean.notna().all() and (ok.x_pi_sum == 1.5).all()
+    assert (ok.threads == 1).all() and (ok.jobs == 2).all()  # 2 cores / 2 jobs
+    assert (ok.peak_rss_mb > 10).all() and (ok.cpu_s >= 0).all() and (ok.time_total_s > 0).all()
+    assert set(ok.p_method_strength) == {0.5, 1.0}
+    # the same input for every method: equal noise seeds per image, and so equal input PSNR
+    per_image = df[df.status != "skipped"].groupby("image")
+    assert (per_image.noise_seed.nunique() == 1).all()
+    assert (per_image.psnr_input.nunique() == 1).all()
+    # the method seed reaches the method (a seed-dependent extra differs across the two labels)
+    assert ok.groupby("image").x_active_mean.nunique().eq(2).all()
+    meta = pq.read_schema(run / "results.parquet").metadata
+    assert meta[b"evobench_schema"] == b"1"
+    traces = pd.read_parquet(run / "traces.parquet")
+    assert len(traces) == 2 * len(ok) and set(traces.cell_key) == set(ok.cell_key)
+    npz = np.load(run / ok.artifact.iloc[0])
+    assert set(npz.files) == {"restored", "corrupted", "clean", "active_hist"}
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["cells"]["total"] == 14 and manifest["versions"]["numpy"]
+    assert manifest["git"]["commit"] and manifest["machine"]["cores"] >= 1
+    assert "config.toml" in os.listdir(run)
+
+    # a rerun of the same command skips the ok cells and runs the failed ones again
+    before = df.set_index("cell_key")
+    again = invoke(*args)
+    assert again.exit_code == 3
+    df2 = _results(run).set_index("cell_key")
+    ok_keys = before.index[before.status == "ok"]
+    pd.testing.assert_series_equal(df2.loc[ok_keys, "started_at"], before.loc[ok_keys, "started_at"])
+    crash = before.index[before.method == "fake-crash"]
+    assert (df2.loc[crash, "started_at"] > before.loc[crash, "started_at"]).all()
+    # a narrower grid in the same run folder: only its rows in results.parquet, all cached
+    narrow = invoke("run", "-d", TINY, "-m", "fake-ok", "--out", tmp_path, "--run-name",
+                    "denoise-smoke", "--profile", "smoke", "--quiet")
+    assert narrow.exit_code == 0
+    df3 = _results(run)
+    assert set(df3.method_label) == {"fake-ok"} and len(df3) == 2
+    assert set(df3.started_at) <= set(before.started_at)
+
+
+def test_resume_after_interrupt_and_force(fakes, invoke, tmp_path):
+    args = ["run", "-d", TINY, "-m", "fake-ok", "--sigma", "10,20", "--out", tmp_path,
+            "--run-name", "r", "--quiet", "--no-save-images"]
+    assert invoke(*args).exit_code == 0
+    run = tmp_path / "r"
+    first = _results(run)
+    assert len(first) == 4 and (first.artifact == "").all()
+    # a crash after two cells: results.parquet gone, two cell files left
+    (run / "results.parquet").unlink()
+    for path in sorted((run / "cells").glob("*.json"))[2:]:
+        path.unlink()
+    dry = invoke(*args, "--dry-run")
+    assert dry.exit_code == 0 and "4 cells: 2 done, 2 todo, 0 skip" in dry.output
+    assert not (run / "results.parquet").exists()  # a dry run writes nothing
+    assert invoke(*args).exit_code == 0
+    resumed = _results(run)
+    pd.testing.assert_frame_equal(
+        resumed.set_index("cell_key").sort_index()[["psnr", "ssim", "noise_seed"]],
+        first.set_index("cell_key").sort_index()[["psnr", "ssim", "noise_seed"]])
+    forced = invoke(*args, "--force", "--dry-run")
+    assert "4 cells: 0 done, 4 todo" in forced.output
+
+
+def test_inpainting_and_rgb(fakes, invoke, tmp_path):
+    result = invoke("run", "--suite", "inpaint", "--profile", "smoke", "--out", tmp_path,
+                    "-d", "skimage-rgb[images=astronaut,crop=32]", "-m", "fake-ok", "-m", "noisy",
+                    "-m", "fake-grayonly", "--missing", "0.5", "--quiet")
+    assert result.exit_code == 0, result.output
+    df = _results(tmp_path / "inpaint-smoke").set_index("method")
+    assert df.loc["fake-grayonly", "status"] == "skipped"
+    assert df.loc["noisy", "color"] == "rgb" and df.loc["noisy", "p_deg_per"] == "pixel"
+    # the noisy method fills like the input metric does: identical PSNR
+    assert df.loc["noisy", "psnr"] == pytest.approx(df.loc["noisy", "psnr_input"])
+    assert df.loc["noisy", "p_deg_missing"] == 0.5 and np.isnan(df.loc["noisy", "p_deg_sigma"])
+    npz = np.load(tmp_path / "inpaint-smoke" / df.loc["noisy", "artifact"])
+    assert npz["mask"].shape == (32, 32) and 0.4 < npz["mask"].mean() < 0.6
+
+
+def test_bad_input_exits_2_and_keeps_stored_rows(fakes, invoke, tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    (data / "set12").mkdir(parents=True)
+    shared = os.environ["EVOBENCH_DATA_DIR"]
+    (data / "set12" / "02.png").write_bytes(open(f"{shared}/set12/02.png", "rb").read())
+    monkeypatch.setenv("EVOBENCH_DATA_DIR", str(data))
+    args = ["run", "-d", "set12[images=house,crop=32]", "-m", "fake-ok", "--out", tmp_path,
+            "--run-name", "keep", "--quiet"]
+    assert invoke(*args).exit_code == 0
+    run = tmp_path / "keep"
+    stored = (run / "results.parquet").read_bytes()
+    cells = sorted(p.read_bytes() for p in (run / "cells").iterdir())
+    raw = bytearray((data / "set12" / "02.png").read_bytes())
+    raw[200] ^= 0xFF
+    (data / "set12" / "02.png").write_bytes(bytes(raw))
+    for extra in (["--force"], ["-m", "noisy"], ["-m", "tv[weight=-1]"], ["-m", "nope"],
+                  ["--sigma", "a"], ["--timeout", "soon"], ["-d", "folder[path=/no/such]"]):
+        result = invoke(*args, *extra)
+        assert result.exit_code == 2, (extra, result.output)
+        line = result.output.strip()
+        assert line.startswith("error: ") and "\n" not in line
+        assert (run / "results.parquet").read_bytes() == stored
+        assert sorted(p.read_bytes() for p in (run / "cells").iterdir()) == cells
+    assert "evobench data fetch set12" in invoke(*args, "--force").output
+
+
+def test_unreadable_folder_image_and_unwritable_out(fakes, invoke, tmp_path):
+    from PIL import Image
+
+    images = tmp_path / "imgs"
+    images.mkdir()
+    Image.fromarray(np.full((24, 24), 100, np.uint8)).save(images / "ok.png")
+    args = ["run", "-d", f"folder[path={images}]", "-m", "fake-ok", "--quiet"]
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        result = invoke(*args, "--out", ro)
+        assert result.exit_code == 2 and "read-only" in result.output
+    finally:
+        ro.chmod(0o755)
+    assert invoke(*args, "--out", tmp_path / "out").exit_code == 0
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    result = invoke(*args, "--out", tmp_path / "out")
+    assert result.exit_code == 2 and "cannot read image" in result.output
+    assert "broken.png" in result.output
+
+
+def test_user_suite_file(fakes, invoke, tmp_path):
+    suite = tmp_path / "my.toml"
+    suite.write_text(f'''
+name = "my"
+[profiles.quick]
+datasets = ["{TINY}"]
+degradations = ["gaussian[sigma=30]", "inpaint_noise[missing=0.3,sigma=10]"]
+methods = ["fake-ok", "fake-denoiser"]
+''')
+    result = invoke("run", "--suite", suite, "--out", tmp_path, "--quiet")
+    assert result.exit_code == 0, result.output
+    df = _results(tmp_path / "my-quick")
+    assert len(df) == 2 * 2 * 2
+    assert df.groupby(["degradation", "status"]).size().to_dict() == {
+        ("gaussian", "ok"): 4, ("inpaint_noise", "ok"): 2, ("inpaint_noise", "skipped"): 2}
