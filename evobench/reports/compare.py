@@ -1,0 +1,298 @@
+"""Cell-by-cell comparison of two runs with regression gates (``evobench compare``).
+
+Cells are matched by identity, never by run id: first on ``cell_key``, then, for cells whose key
+changed, on the identity columns. A cell that is missing or failed in the candidate is a
+regression, because a gate that ignores disappearing cells lets every crash pass CI.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from tabulate import tabulate
+
+from evobench.errors import EvobenchError
+from evobench.reports.tables import level_label
+
+HIGHER_IS_BETTER = frozenset({"psnr", "ssim", "psnr_input", "ssim_input"})
+LOWER_IS_BETTER_PREFIXES = ("time_", "cpu_s", "peak_")
+FALLBACK_IDENTITY = ("dataset", "image", "task", "degradation", "deg_params", "method",
+                     "method_params", "rep")
+SHOWN_ALWAYS = ("psnr", "ssim", "time_total_s")
+_SPEC = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*([+-]?)\s*([0-9]*\.?[0-9]+(?:[eE][+-]?\d+)?)\s*(%?)\s*$")
+
+
+def higher_is_better(column: str) -> bool | None:
+    """True/False when the column's good direction is known, None otherwise."""
+    if column in HIGHER_IS_BETTER:
+        return True
+    if column.startswith(LOWER_IS_BETTER_PREFIXES):
+        return False
+    return None
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """How much a column may get worse: absolute (``-0.05``) or relative (``+25%``)."""
+
+    column: str
+    amount: float
+    relative: bool
+    higher_better: bool
+
+    def worsening(self, base: float, cand: float) -> float:
+        """How much worse the candidate is (positive = worse), in the column's units."""
+        return (base - cand) if self.higher_better else (cand - base)
+
+    def limit(self, base: float) -> float:
+        return self.amount * abs(base) if self.relative else self.amount
+
+    def __str__(self) -> str:
+        sign = "-" if self.higher_better else "+"
+        return f"{self.column}:{sign}{self.amount * 100 if self.relative else self.amount:g}" + (
+            "%" if self.relative else "")
+
+
+def parse_fail_on(text: str, columns) -> list[Threshold]:
+    """Parse ``"psnr:-0.05,ssim:-0.002,time_total_s:+25%"`` against the available columns.
+
+    The sign says which way is worse; it may be left out for columns whose direction is known
+    (psnr/ssim higher is better, time_*/cpu_s/peak_* lower is better) and must agree with it.
+    """
+    columns = set(columns)
+    out = []
+    for part in filter(None, (p.strip() for p in (text or "").split(","))):
+        m = _SPEC.match(part)
+        if not m:
+            raise EvobenchError(
+                f"cannot read --fail-on entry {part!r}; write COLUMN:[+|-]AMOUNT[%], "
+                "e.g. psnr:-0.05 or time_total_s:+25%"
+            )
+        col, sign, amount, pct = m.groups()
+        if col not in columns:
+            raise EvobenchError(f"--fail-on names unknown column {col!r}; the runs have no such column")
+        known = higher_is_better(col)
+        if sign:
+            given = sign == "-"  # "-0.05": a drop is bad, so higher is better
+            if known is not None and given != known:
+                better = "higher" if known else "lower"
+                good = "-" if known else "+"
+                raise EvobenchError(
+                    f"--fail-on {part!r}: {col} is {better}-is-better; write {col}:{good}{amount}{pct}"
+                )
+            known = given
+        elif known is None:
+            raise EvobenchError(
+                f"--fail-on {part!r}: say which way is worse for {col} with a sign "
+                f"({col}:-{amount}{pct} if a drop is a regression)"
+            )
+        value = float(amount) / (100 if pct else 1)
+        out.append(Threshold(col, value, bool(pct), known))
+    return out
+
+
+@dataclass
+class Comparison:
+    """The matched cells and the verdicts of one comparison."""
+
+    cells: pd.DataFrame  # one row per cell: identity, verdict, reasons, base_/cand_ metric values
+    thresholds: list[Threshold]
+    metrics: list[str]
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def regressions(self) -> pd.DataFrame:
+        return self.cells[self.cells["regression"]]
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.cells["regression"].any())
+
+
+def match_cells(base: pd.DataFrame, cand: pd.DataFrame) -> pd.DataFrame:
+    """Pairs of row positions (``i_base``, ``i_cand``; -1 where one side lacks the cell)."""
+    b = base.reset_index(drop=True)
+    c = cand.reset_index(drop=True)
+    pairs = []
+    c_by_key = {}
+    for i, key in enumerate(c["cell_key"]):
+        if key:
+            c_by_key.setdefault(key, i)
+    used_c = set()
+    left = []
+    for i, key in enumerate(b["cell_key"]):
+        j = c_by_key.get(key) if key else None
+        if j is not None and j not in used_c:
+            pairs.append((i, j))
+            used_c.add(j)
+        else:
+            left.append(i)
+    rest_c = [j for j in range(len(c)) if j not in used_c]
+    # fallback for cells whose key changed: identity columns, when unique on both sides
+    ident = [col for col in FALLBACK_IDENTITY if col in b.columns and col in c.columns]
+
+    def key_of(df, i):
+        return tuple(str(df.at[i, col]) for col in ident)
+
+    c_ident: dict[tuple, list[int]] = {}
+    for j in rest_c:
+        c_ident.setdefault(key_of(c, j), []).append(j)
+    b_ident: dict[tuple, list[int]] = {}
+    for i in left:
+        b_ident.setdefault(key_of(b, i), []).append(i)
+    for i in left:
+        k = key_of(b, i)
+        if len(b_ident[k]) == 1 and len(c_ident.get(k, [])) == 1:
+            j = c_ident[k][0]
+            pairs.append((i, j))
+            used_c.add(j)
+        else:
+            pairs.append((i, -1))
+    pairs += [(-1, j) for j in range(len(c)) if j not in used_c]
+    return pd.DataFrame(pairs, columns=["i_base", "i_cand"])
+
+
+def compare_frames(base: pd.DataFrame, cand: pd.DataFrame, thresholds: list[Threshold], *,
+                   time_floor_s: float = 0.1) -> Comparison:
+    """Compare two normalised result frames cell by cell.
+
+    ``time_floor_s``: a relative gate on a time column ignores changes smaller than this many
+    seconds, because a 25 % change of a millisecond cell is timer noise.
+    """
+    pairs = match_cells(base, cand)
+    b = base.reset_index(drop=True)
+    c = cand.reset_index(drop=True)
+    metrics = list(dict.fromkeys([t.column for t in thresholds]
+                                 + [m for m in SHOWN_ALWAYS if m in b.columns and m in c.columns]))
+    records = []
+    for i, j in zip(pairs["i_base"], pairs["i_cand"]):
+        src = b.loc[i] if i >= 0 else c.loc[j]
+        rec = {
+            "cell_key": src["cell_key"], "method": src["method_label"] or src["method"],
+            "dataset": src["dataset"], "image": src["image"], "task": src["task"],
+            "level": level_label(src["task"], float(src["p_deg_sigma"]),
+                                 float(src["p_deg_missing"])),
+            "rep": int(src["rep"]),
+            "base_status": b.at[i, "status"] if i >= 0 else "",
+            "cand_status": c.at[j, "status"] if j >= 0 else "",
+        }
+        for m in metrics:
+            rec[f"base_{m}"] = float(b.at[i, m]) if i >= 0 else math.nan
+            rec[f"cand_{m}"] = float(c.at[j, m]) if j >= 0 else math.nan
+        verdict, reasons = _verdict(rec, thresholds, time_floor_s)
+        rec["verdict"], rec["reasons"] = verdict, "; ".join(reasons)
+        rec["regression"] = verdict in ("missing", "failed", "regressed")
+        records.append(rec)
+    cells = pd.DataFrame(records)
+    if cells.empty:
+        cells = pd.DataFrame(columns=["verdict", "regression", "reasons"])
+    counts = cells["verdict"].value_counts().to_dict() if len(cells) else {}
+    return Comparison(cells=cells, thresholds=thresholds, metrics=metrics, counts=counts)
+
+
+def _verdict(rec: dict, thresholds: list[Threshold], time_floor_s: float) -> tuple[str, list[str]]:
+    bs, cs = rec["base_status"], rec["cand_status"]
+    if not cs:
+        return "missing", ["missing in candidate"]
+    if not bs:
+        return "new", []
+    if cs != "ok":
+        return ("failed", [f"{cs} in candidate"]) if bs == "ok" else ("still " + cs, [])
+    if bs != "ok":
+        return "fixed", []
+    reasons = []
+    for t in thresholds:
+        bv, cv = rec[f"base_{t.column}"], rec[f"cand_{t.column}"]
+        if math.isnan(bv):
+            continue
+        if math.isnan(cv):
+            reasons.append(f"{t.column} missing")
+            continue
+        worse = t.worsening(bv, cv)
+        if t.relative and t.column.startswith("time_") and abs(cv - bv) < time_floor_s:
+            continue
+        if worse > t.limit(bv) + 1e-12:
+            change = f"{(cv - bv) / abs(bv):+.1%}" if t.relative and bv else f"{cv - bv:+.4g}"
+            reasons.append(f"{t.column} {change}")
+    return ("regressed", reasons) if reasons else ("ok", [])
+
+
+def _fmt(value: float, metric: str) -> str:
+    if math.isnan(value):
+        return "–"
+    return f"{value:.3f}" if metric.startswith("ssim") else f"{value:.2f}"
+
+
+def _delta(base: float, cand: float, metric: str) -> str:
+    if math.isnan(base) or math.isnan(cand):
+        return ""
+    d = cand - base
+    if higher_is_better(metric) is False and base:
+        return f"{d:+.2f}, {d / abs(base):+.0%}"
+    return f"{d:+.3f}" if metric.startswith("ssim") else f"{d:+.2f}"
+
+
+def render(comp: Comparison, *, fmt: str = "text", show: str = "auto") -> str:
+    """The diff table plus a one-line verdict; ``show`` = all, changed, regressions or auto."""
+    cells = comp.cells
+    if show == "auto":
+        show = "all" if len(cells) <= 40 else "changed"
+    if show not in ("all", "changed", "regressions"):
+        raise EvobenchError(f"unknown --show {show!r}; use all, changed or regressions")
+    shown = cells
+    if show == "regressions":
+        shown = cells[cells["regression"]]
+    elif show == "changed":
+        shown = cells[cells["verdict"] != "ok"]
+    if len(shown):
+        order = np.argsort(~shown["regression"].to_numpy(), kind="stable")
+        shown = shown.iloc[order]
+    header = ["verdict", "method", "dataset", "image", "level", "rep"]
+    header += [f"{m}: base → cand (Δ)" for m in comp.metrics]
+    header.append("why")
+    body = []
+    for _, r in shown.iterrows():
+        row = [("✗ " if r["regression"] else "") + r["verdict"], r["method"], r["dataset"],
+               r["image"], r["level"], r["rep"]]
+        for m in comp.metrics:
+            bv, cv = r[f"base_{m}"], r[f"cand_{m}"]
+            delta = _delta(bv, cv, m)
+            row.append(f"{_fmt(bv, m)} → {_fmt(cv, m)}" + (f" ({delta})" if delta else ""))
+        row.append(r["reasons"])
+        body.append(row)
+    tablefmt = {"text": "simple", "markdown": "github"}.get(fmt)
+    if tablefmt is None:
+        raise EvobenchError(f"unknown output format {fmt!r}; use text or markdown")
+    parts = []
+    if body:
+        parts.append(tabulate(body, header, tablefmt=tablefmt, disable_numparse=True))
+    parts.append(_summary(comp, fmt))
+    return "\n\n".join(parts) + "\n"
+
+
+def _summary(comp: Comparison, fmt: str) -> str:
+    cells = comp.cells
+    both = cells[(cells.get("base_status", "") == "ok") & (cells.get("cand_status", "") == "ok")] \
+        if len(cells) else cells
+    lines = []
+    for m in comp.metrics:
+        if len(both) == 0:
+            break
+        d = (both[f"cand_{m}"] - both[f"base_{m}"]).dropna()
+        if len(d):
+            lines.append(f"{m}: mean Δ {d.mean():+.4g}, worst Δ "
+                         f"{(d.min() if higher_is_better(m) is not False else d.max()):+.4g} "
+                         f"over {len(d)} cells")
+    n_reg = int(cells["regression"].sum()) if len(cells) else 0
+    counts = ", ".join(f"{n} {v}" for v, n in sorted(comp.counts.items()))
+    gates = ", ".join(map(str, comp.thresholds)) or "none"
+    verdict = (f"REGRESSION: {n_reg} of {len(cells)} cells" if n_reg
+               else f"OK: no regression in {len(cells)} cells")
+    lines.append(f"{verdict} ({counts}); gates: {gates}")
+    if fmt == "markdown":
+        return "\n".join(f"- {line}" for line in lines)
+    return "\n".join(lines)

@@ -1,0 +1,377 @@
+"""Paper figures regenerated from a results store (``evobench figures``).
+
+Every figure is built from stored rows, traces and artifacts only, with one style file
+(``paper.mplstyle``) and byte-stable output: no dates in the file metadata unless
+``SOURCE_DATE_EPOCH`` asks for one. A figure whose data is absent is skipped with a note, so a
+run of baselines only still gets the figures it can have.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib import style, ticker
+from matplotlib.figure import Figure
+
+from evobench.errors import EvobenchError
+from evobench.reports.load import RunData, load_artifact
+from evobench.reports.tables import REFERENCE_METHODS, level_label
+
+STYLE = Path(__file__).with_name("paper.mplstyle")
+FORMATS = ("png", "pdf", "svg")
+PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
+MISSING_COLOR = (0.85, 0.15, 0.15)  # missing pixels in corrupted inpainting inputs
+MAX_FIELDS = 144
+MAX_LEVEL_PANELS = 6
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower().replace("σ", "sigma")).strip("-")
+
+
+def _colors(labels) -> dict[str, str]:
+    return {lab: PALETTE[i % len(PALETTE)] for i, lab in enumerate(dict.fromkeys(labels))}
+
+
+def _ok(df: pd.DataFrame) -> pd.DataFrame:
+    return df[(df["status"] == "ok") & df["psnr"].notna()]
+
+
+def _level_x(df: pd.DataFrame, task: str) -> pd.Series:
+    return df["p_deg_sigma"] if task == "denoise" else 100 * df["p_deg_missing"]
+
+
+# --- figures: each returns [(name, Figure)] or a note string saying why it was skipped ---------
+
+
+def psnr_vs_level(data: RunData, task: str) -> list[tuple[str, Figure]] | str:
+    """PSNR against noise level (denoising) or missing fraction (inpainting), one line per method."""
+    df = _ok(data.results)
+    df = df[df["task"] == task].copy()
+    df["_x"] = _level_x(df, task)
+    df = df[df["_x"].notna()]
+    what = "noise level" if task == "denoise" else "missing fraction"
+    if df.empty or df["_x"].nunique() < 1:
+        return f"no ok {task} results with a {what}"
+    colors = _colors(data.results["method_label"])
+    datasets = list(dict.fromkeys(df["dataset"]))
+    fig = Figure(figsize=(4.2 * len(datasets) + 0.4, 3.4))
+    axes = fig.subplots(1, len(datasets), squeeze=False)[0]
+    for ax, dataset in zip(axes, datasets):
+        sub = df[df["dataset"] == dataset]
+        n_images = sub["image"].nunique()
+        per_rep = sub.groupby(["method_label", "_x", "rep"], sort=False)["psnr"].mean().reset_index()
+        stats = per_rep.groupby(["method_label", "_x"], sort=False)["psnr"].agg(["mean", "std"])
+        for label in dict.fromkeys(sub["method_label"]):
+            s = stats.loc[label].sort_index()
+            ax.errorbar(s.index, s["mean"], yerr=s["std"].fillna(0), marker="o", label=label,
+                        color=colors[label], linestyle="--" if label in REFERENCE_METHODS else "-")
+        ax.set_xlabel("noise level σ (0–255 scale)" if task == "denoise" else "missing pixels (%)")
+        ax.set_ylabel("PSNR (dB)")
+        ax.set_title(f"{dataset}: mean over {n_images} image{'s' * (n_images > 1)}")
+        ax.legend(loc="best")
+    name = "psnr_vs_noise" if task == "denoise" else "psnr_vs_missing"
+    return [(name, fig)]
+
+
+def psnr_vs_time(data: RunData) -> list[tuple[str, Figure]] | str:
+    """Quality per second: PSNR against wall time (log scale), one marker per method and level."""
+    df = _ok(data.results)
+    df = df[df["time_total_s"] > 0]
+    if df.empty:
+        return "no ok results with a positive wall time"
+    colors = _colors(data.results["method_label"])
+    tasks = list(dict.fromkeys(df["task"]))
+    fig = Figure(figsize=(4.4 * len(tasks) + 0.4, 3.6))
+    axes = fig.subplots(1, len(tasks), squeeze=False)[0]
+    for ax, task in zip(axes, tasks):
+        sub = df[df["task"] == task]
+        ax.scatter(sub["time_total_s"], sub["psnr"], s=10, alpha=0.25,
+                   c=[colors[m] for m in sub["method_label"]], linewidths=0)
+        groups = sub.groupby(["method_label", "p_deg_sigma", "p_deg_missing"], sort=False,
+                             dropna=False)
+        means = groups[["time_total_s", "psnr"]].mean().reset_index()
+        for label in dict.fromkeys(sub["method_label"]):
+            m = means[means["method_label"] == label]
+            ax.plot(m["time_total_s"], m["psnr"], marker="o", linestyle="none", label=label,
+                    color=colors[label], markeredgecolor="white", markersize=7)
+        ax.set_xscale("log")
+        lo, hi = sub["time_total_s"].min(), sub["time_total_s"].max()
+        if hi / lo < 10:  # less than a decade: label plain seconds, not 2×10^1
+            plain = ticker.FuncFormatter(lambda v, _: f"{v:g}")
+            ax.xaxis.set_major_formatter(plain)
+            ax.xaxis.set_minor_formatter(plain)
+        ax.set_xlabel("wall time per image (s, log scale)")
+        ax.set_ylabel("PSNR (dB)")
+        ax.set_title(f"{task}: mean per method and level (small: single cells)")
+        ax.legend(loc="best")
+    return [("psnr_vs_time", fig)]
+
+
+def training_curves(data: RunData, image: str | None = None) -> list[tuple[str, Figure]] | str:
+    """TVAE free energy and PSNR per epoch, one line per level (mean over repetitions)."""
+    tr = data.traces
+    if tr is None or tr.empty:
+        return "the run has no traces"
+    tr = tr[tr["method"] == "tvae"]
+    energy = "free_energy" if "free_energy" in tr.columns else ("loss" if "loss" in tr.columns else None)
+    if tr.empty or energy is None:
+        return "no TVAE traces with a free energy"
+    res = data.results[["cell_key", "image", "task", "method_label", "p_deg_sigma",
+                        "p_deg_missing", "rep"]].drop_duplicates("cell_key")
+    tr = tr.merge(res, on="cell_key", how="inner")
+    if tr.empty:
+        return "TVAE traces do not match any result row"
+    image = image if image is not None else tr["image"].iloc[0]
+    tr = tr[tr["image"] == image]
+    if tr.empty:
+        return f"no TVAE traces for image {image!r}"
+    tr = tr.copy()
+    tr["_level"] = [level_label(t, s, m) for t, s, m in
+                    zip(tr["task"], tr["p_deg_sigma"].astype(float), tr["p_deg_missing"].astype(float))]
+    multi = tr["method_label"].nunique() > 1
+    tr["_line"] = (tr["method_label"] + " " if multi else "") + tr["_level"]
+    panels = [(energy, "free energy (per data point)" if energy == "free_energy" else "loss")]
+    if "psnr" in tr.columns and tr["psnr"].notna().any():
+        panels.append(("psnr", "PSNR (dB)"))
+    fig = Figure(figsize=(4.0 * len(panels) + 0.6, 3.4))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    colors = _colors(tr["_line"])
+    for ax, (col, ylabel) in zip(axes, panels):
+        curves = tr.groupby(["_line", "epoch"], sort=False)[col].mean().reset_index()
+        for line in dict.fromkeys(tr["_line"]):
+            c = curves[curves["_line"] == line].sort_values("epoch")
+            ax.plot(c["epoch"], c[col], label=line, color=colors[line])
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.legend(loc="best")
+    n_reps = tr["rep"].nunique()
+    fig.suptitle(f"TVAE training on image {image} (mean over {n_reps} repetition"
+                 f"{'s' * (n_reps > 1)})", fontsize=10)
+    return [(f"training_curves_{_slug(str(image))}", fig)]
+
+
+def _artifacts(data: RunData, rows: pd.DataFrame, key: str):
+    for _, row in rows.iterrows():
+        arrays = load_artifact(row)
+        if arrays is not None and key in arrays:
+            yield row, arrays
+
+
+def sparsity(data: RunData) -> list[tuple[str, Figure]] | str:
+    """Histogram of active latents per patch (normalised), TVAE against GSVAE, per level."""
+    df = data.results[(data.results["status"] == "ok") & (data.results["artifact"] != "")]
+    hists: dict[tuple[str, str], list[np.ndarray]] = {}
+    for row, arrays in _artifacts(data, df, "active_hist"):
+        h = np.asarray(arrays["active_hist"], dtype=float).ravel()
+        if h.sum() <= 0:
+            continue
+        level = level_label(row["task"], float(row["p_deg_sigma"]), float(row["p_deg_missing"]))
+        hists.setdefault((level, row["method_label"]), []).append(h / h.sum())
+    if not hists:
+        return "no artifacts with active_hist"
+    levels = list(dict.fromkeys(k[0] for k in hists))[:MAX_LEVEL_PANELS]
+    labels = list(dict.fromkeys(k[1] for k in hists))
+    colors = _colors(labels)
+    ncols = min(3, len(levels))
+    nrows = math.ceil(len(levels) / ncols)
+    fig = Figure(figsize=(3.8 * ncols + 0.4, 3.0 * nrows + 0.3))
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    width = 0.8 / len(labels)
+    for ax, level in zip(axes, levels):
+        top = 0
+        for i, label in enumerate(labels):
+            if (level, label) not in hists:
+                continue
+            group = hists[(level, label)]
+            n = max(len(h) for h in group)
+            mean = np.mean([np.pad(h, (0, n - len(h))) for h in group], axis=0)
+            k = np.arange(n)
+            active = float((k * mean).sum())
+            ax.bar(k + (i - (len(labels) - 1) / 2) * width, mean, width=width, color=colors[label],
+                   label=label)
+            ax.axvline(active, color=colors[label], linestyle="--", linewidth=1.2)
+            nz = np.nonzero(mean > 1e-3)[0]
+            top = max(top, int(nz.max()) if len(nz) else 0)
+        ax.set_xlim(-0.7, top + 0.7)
+        ax.set_xlabel("active latents per patch |s|")
+        ax.set_ylabel("fraction of patches")
+        ax.set_title(level)
+    for ax in axes[len(levels):]:
+        ax.set_visible(False)
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside upper center", ncols=len(labels),
+               title="expected active latents per patch (dashed line: mean)")
+    return [("sparsity", fig)]
+
+
+def _mosaic(fields: np.ndarray, ncols: int) -> np.ndarray:
+    """Fields (H, p, p[, 3]) as one image with 1-pixel gaps, each scaled symmetrically to [0, 1]."""
+    f = fields.astype(float)
+    scale = np.abs(f).reshape(len(f), -1).max(axis=1)
+    f = 0.5 + 0.5 * f / np.where(scale > 0, scale, 1.0).reshape((-1,) + (1,) * (f.ndim - 1))
+    h, p = len(f), f.shape[1]
+    nrows = math.ceil(h / ncols)
+    shape = (nrows * (p + 1) + 1, ncols * (p + 1) + 1) + f.shape[3:]
+    out = np.ones(shape)
+    for idx in range(h):
+        r, c = divmod(idx, ncols)
+        out[1 + r * (p + 1): 1 + r * (p + 1) + p, 1 + c * (p + 1): 1 + c * (p + 1) + p] = f[idx]
+    return out
+
+
+def generative_fields(data: RunData, image: str | None = None) -> list[tuple[str, Figure]] | str:
+    """The learned TVAE generative fields as one grid (each field symmetric around 0 = gray)."""
+    df = data.results[(data.results["status"] == "ok") & (data.results["artifact"] != "")]
+    df = df[df["method"] == "tvae"]
+    if image is not None:
+        df = df[df["image"] == image]
+    df = df.sort_values(["p_deg_sigma", "p_deg_missing", "rep"], kind="stable")
+    found = next(_artifacts(data, df, "fields"), None)
+    if found is None:
+        return "no TVAE artifacts with fields" + (f" for image {image!r}" if image else "")
+    row, arrays = found
+    fields = np.asarray(arrays["fields"])
+    if fields.ndim not in (3, 4) or (fields.ndim == 4 and fields.shape[3] != 3):
+        return f"fields have an unexpected shape {fields.shape}"
+    total = len(fields)
+    fields = fields[:MAX_FIELDS]
+    ncols = math.ceil(math.sqrt(len(fields)))
+    mosaic = _mosaic(fields, ncols)
+    fig = Figure(figsize=(5.0, 5.0 * mosaic.shape[0] / mosaic.shape[1] + 0.5))
+    ax = fig.subplots()
+    ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    level = level_label(row["task"], float(row["p_deg_sigma"]), float(row["p_deg_missing"]))
+    shown = f"{len(fields)} of {total}" if total > len(fields) else f"{total}"
+    ax.set_title(f"{row['method_label']} generative fields ({shown}, {fields.shape[1]}×"
+                 f"{fields.shape[2]} px)\n{row['dataset']} image {row['image']}, {level}; "
+                 "gray = 0, each field scaled to its max |w|")
+    return [(f"fields_{_slug(str(row['image']))}", fig)]
+
+
+def _display(img: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+    """An image ready for imshow: clipped for display only, missing pixels in red."""
+    img = np.asarray(img, dtype=float)
+    missing = ~np.isfinite(img)
+    if mask is not None:
+        m = np.asarray(mask, dtype=bool)
+        missing |= m if m.shape == img.shape else (m[..., None] if img.ndim == 3 else m)
+    if not missing.any():
+        return np.clip(img, 0, 1), {"cmap": "gray", "vmin": 0, "vmax": 1}
+    rgb = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img.copy()
+    rgb = np.clip(np.nan_to_num(rgb), 0, 1)
+    pix = missing if missing.ndim == 2 else missing.any(axis=2)
+    rgb[pix] = MISSING_COLOR
+    return rgb, {}
+
+
+def restoration_panels(data: RunData, image: str | None = None) -> list[tuple[str, Figure]] | str:
+    """Clean / corrupted / restored images with their PSNR, one figure per level of one image."""
+    df = data.results[(data.results["status"] == "ok") & (data.results["artifact"] != "")]
+    if df.empty:
+        return "no results with artifacts"
+    if image is None:
+        image = df["image"].iloc[0]
+    df = df[df["image"] == image]
+    if df.empty:
+        return f"no results with artifacts for image {image!r}"
+    out = []
+    levels = df.groupby(["dataset", "task", "degradation", "p_deg_sigma", "p_deg_missing"],
+                        sort=False, dropna=False)
+    for (dataset, task, _deg, sigma, missing), group in levels:
+        level = level_label(task, float(sigma), float(missing))
+        first = group.sort_values("rep", kind="stable").drop_duplicates("method_label")
+        panels = []
+        for _, row in first.iterrows():
+            arrays = load_artifact(row)
+            if arrays is None or "restored" not in arrays:
+                continue
+            if not panels and "clean" in arrays:
+                panels.append(("clean\n(reference)", *_display(arrays["clean"])))
+                if "corrupted" in arrays:
+                    psnr_in = row["psnr_input"]
+                    shown, kw = _display(arrays["corrupted"], arrays.get("mask"))
+                    title = "corrupted" + (" (red: missing)" if not kw else "")
+                    title += f"\n{psnr_in:.2f} dB" if np.isfinite(psnr_in) else "\n "
+                    panels.append((title, shown, kw))
+            panels.append((f"{row['method_label']}\n{row['psnr']:.2f} dB",
+                           *_display(arrays["restored"])))
+        if len(panels) < 2:
+            continue
+        ncols = min(len(panels), 5)
+        nrows = math.ceil(len(panels) / ncols)
+        fig = Figure(figsize=(2.1 * ncols, 2.35 * nrows + 0.35))
+        axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+        for ax, (title, img, kw) in zip(axes, panels):
+            ax.imshow(img, interpolation="nearest", **kw)
+            ax.set_title(title, fontsize=9)
+            ax.set_axis_off()
+        for ax in axes[len(panels):]:
+            ax.set_visible(False)
+        fig.suptitle(f"{dataset} image {image}: {task}, {level} (repetition "
+                     f"{int(first['rep'].min())}; PSNR against the clean image)", fontsize=10)
+        out.append((f"panels_{_slug(str(dataset))}_{_slug(str(image))}_{_slug(task)}_"
+                    f"{_slug(level)}", fig))
+    return out or f"no artifacts with restored images for image {image!r}"
+
+
+def _metadata(fmt: str) -> dict:
+    """File metadata without dates, unless SOURCE_DATE_EPOCH pins one (reproducible builds)."""
+    if os.environ.get("SOURCE_DATE_EPOCH"):
+        return {}
+    return {"pdf": {"CreationDate": None}, "svg": {"Date": None}}.get(fmt, {})
+
+
+def save(fig: Figure, out: Path, name: str, formats) -> list[Path]:
+    """Write ``fig`` as ``out/name.<fmt>`` for each format, with date-free metadata."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in formats:
+        path = out / f"{name}.{fmt}"
+        fig.savefig(path, format=fmt, metadata=_metadata(fmt))
+        paths.append(path)
+    return paths
+
+
+def make_figures(data: RunData, out: str | Path, *, formats=("png",), image: str | None = None,
+                 log: Callable[[str], None] | None = None) -> tuple[list[Path], list[str]]:
+    """Write every figure the data allows into ``out``; return the files and the skip notes."""
+    formats = [f.strip().lower() for f in formats if f.strip()]
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise EvobenchError(f"unknown figure format(s) {', '.join(bad) or '(none)'}; "
+                            f"use {', '.join(FORMATS)}")
+    if image is not None and image not in set(data.results["image"]):
+        known = ", ".join(sorted(set(data.results["image"]))[:12])
+        raise EvobenchError(f"image {image!r} is not in the results (images: {known})")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    builders = [
+        ("PSNR vs noise level", lambda: psnr_vs_level(data, "denoise")),
+        ("PSNR vs missing fraction", lambda: psnr_vs_level(data, "inpaint")),
+        ("PSNR vs wall time", lambda: psnr_vs_time(data)),
+        ("TVAE training curves", lambda: training_curves(data, image)),
+        ("sparsity histograms", lambda: sparsity(data)),
+        ("TVAE generative fields", lambda: generative_fields(data, image)),
+        ("restoration panels", lambda: restoration_panels(data, image)),
+    ]
+    written, notes = [], []
+    with style.context(STYLE):
+        for title, build in builders:
+            result = build()
+            if isinstance(result, str):
+                notes.append(f"skipped {title}: {result}")
+                if log:
+                    log(notes[-1])
+                continue
+            for name, fig in result:
+                written += save(fig, out, name, formats)
+    return written, notes

@@ -1,0 +1,195 @@
+"""Read one or more run folders into one validated DataFrame.
+
+Every report command goes through here so that a folder that is not a run, a store written by a
+newer schema or a table lacking the columns reports need fails in one clear line, before any
+figure or table is half written.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from evobench.errors import EvobenchError
+
+SCHEMA_VERSION = 1
+SCHEMA_KEY = b"evobench_schema"
+
+IDENTITY_COLUMNS = (
+    "run_id", "cell_key", "suite", "profile", "dataset", "image", "color", "task",
+    "degradation", "p_deg_sigma", "sigma01", "p_deg_missing", "p_deg_per", "deg_params",
+    "method", "method_label", "method_version", "method_params", "rep", "base_seed",
+    "noise_seed", "method_seed",
+)
+OUTCOME_COLUMNS = ("status", "error")
+METRIC_COLUMNS = ("psnr", "ssim", "psnr_input", "ssim_input", "data_range", "metric_variant")
+TIMING_COLUMNS = ("time_fit_s", "time_infer_s", "time_total_s", "cpu_s")
+MEMORY_COLUMNS = ("peak_rss_mb", "peak_gpu_mb")
+ENVIRONMENT_COLUMNS = (
+    "device", "threads", "loadavg_1m", "host", "started_at", "finished_at", "evobench_version",
+)
+FILE_COLUMNS = ("artifact",)
+ALL_COLUMNS = (
+    IDENTITY_COLUMNS + OUTCOME_COLUMNS + METRIC_COLUMNS + TIMING_COLUMNS + MEMORY_COLUMNS
+    + ENVIRONMENT_COLUMNS + FILE_COLUMNS
+)
+# What reports cannot do without; everything else is filled with NaN / "" when absent.
+REQUIRED_COLUMNS = ("cell_key", "dataset", "image", "task", "method", "status", "psnr")
+STRING_COLUMNS = frozenset({
+    "run_id", "cell_key", "suite", "profile", "dataset", "image", "color", "task", "degradation",
+    "p_deg_per", "deg_params", "method", "method_label", "method_version", "method_params",
+    "status", "error", "metric_variant", "device", "host", "started_at", "finished_at",
+    "evobench_version", "artifact",
+})
+RUN_DIR = "run_dir"  # added column: absolute path of the run folder a row came from
+TRACE_KEYS = ("cell_key", "method", "epoch")
+
+
+@dataclass
+class RunData:
+    """The rows of one or more runs plus their traces and manifests."""
+
+    results: pd.DataFrame
+    traces: pd.DataFrame
+    manifests: dict[str, dict]  # run folder (absolute) -> manifest.json content
+
+    def artifact(self, row: pd.Series) -> dict[str, np.ndarray] | None:
+        """The arrays stored for one result row, or None when the cell kept no artifact."""
+        return load_artifact(row)
+
+
+def run_folder(path: str | Path) -> Path:
+    """The run folder for ``path`` (a folder or its ``results.parquet``), checked to exist."""
+    p = Path(path)
+    if p.is_file() and p.name == "results.parquet":
+        p = p.parent
+    if not p.exists():
+        raise EvobenchError(f"run folder {str(path)!r} does not exist; pass results/<run_id>")
+    if not p.is_dir() or not (p / "results.parquet").is_file():
+        raise EvobenchError(
+            f"{str(path)!r} is not a run folder (no results.parquet); pass results/<run_id>"
+        )
+    return p.resolve()
+
+
+def read_results(path: str | Path) -> pd.DataFrame:
+    """One run's ``results.parquet``, validated and with every schema column present."""
+    folder = run_folder(path)
+    file = folder / "results.parquet"
+    try:
+        table = pq.read_table(file)
+    except Exception as exc:  # pyarrow raises several types for damaged files
+        raise EvobenchError(f"cannot read {file}: {str(exc).splitlines()[0]}") from None
+    meta = table.schema.metadata or {}
+    if SCHEMA_KEY in meta:
+        try:
+            version = int(meta[SCHEMA_KEY])
+        except ValueError:
+            raise EvobenchError(f"{file} has an unreadable schema version {meta[SCHEMA_KEY]!r}") from None
+        if version > SCHEMA_VERSION:
+            raise EvobenchError(
+                f"{file} uses results schema {version}, newer than this evobench reads "
+                f"({SCHEMA_VERSION}); upgrade evobench"
+            )
+    df = table.to_pandas()
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise EvobenchError(
+            f"{file} lacks the column(s) {', '.join(missing)}; it was not written by evobench run"
+        )
+    return normalise(df, folder)
+
+
+def normalise(df: pd.DataFrame, folder: Path | None = None) -> pd.DataFrame:
+    """Give ``df`` every schema column with a stable dtype (strings never NaN)."""
+    df = df.copy()
+    for col in ALL_COLUMNS:
+        if col not in df.columns:
+            df[col] = "" if col in STRING_COLUMNS else np.nan
+    for col in STRING_COLUMNS:
+        df[col] = df[col].fillna("").astype(str)
+    empty_label = df["method_label"] == ""
+    df.loc[empty_label, "method_label"] = df.loc[empty_label, "method"]
+    for col in ("psnr", "ssim", "psnr_input", "ssim_input", "p_deg_sigma", "p_deg_missing",
+                "sigma01", *TIMING_COLUMNS, *MEMORY_COLUMNS):
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
+    df["rep"] = pd.to_numeric(df["rep"], errors="coerce").fillna(0).astype(int)
+    if folder is not None:
+        df[RUN_DIR] = str(folder)
+    elif RUN_DIR not in df.columns:
+        df[RUN_DIR] = ""
+    return df
+
+
+def read_traces(path: str | Path) -> pd.DataFrame:
+    """One run's ``traces.parquet`` (empty frame when the run kept no traces)."""
+    folder = run_folder(path)
+    file = folder / "traces.parquet"
+    if not file.is_file():
+        return pd.DataFrame(columns=[*TRACE_KEYS, RUN_DIR])
+    try:
+        df = pd.read_parquet(file)
+    except Exception as exc:
+        raise EvobenchError(f"cannot read {file}: {str(exc).splitlines()[0]}") from None
+    missing = [c for c in TRACE_KEYS if c not in df.columns]
+    if missing:
+        raise EvobenchError(f"{file} lacks the column(s) {', '.join(missing)}")
+    df[RUN_DIR] = str(folder)
+    return df
+
+
+def read_manifest(path: str | Path) -> dict:
+    """One run's ``manifest.json`` ({} when absent; a broken file is an error)."""
+    file = run_folder(path) / "manifest.json"
+    if not file.is_file():
+        return {}
+    try:
+        return json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        raise EvobenchError(f"cannot read {file}: {exc}") from None
+
+
+def load_runs(paths, *, keep: str = "last") -> RunData:
+    """Read several runs into one table; a cell present in several runs keeps the later one.
+
+    ``keep="all"`` keeps duplicates (used by ``compare``, which reads one run per side).
+    """
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    paths = list(paths)
+    if not paths:
+        raise EvobenchError("no run folder given; pass at least one results/<run_id>")
+    frames, traces, manifests = [], [], {}
+    for p in paths:
+        folder = run_folder(p)
+        frames.append(read_results(folder))
+        traces.append(read_traces(folder))
+        manifests[str(folder)] = read_manifest(folder)
+    results = pd.concat(frames, ignore_index=True)
+    trace_df = pd.concat([t for t in traces if len(t)], ignore_index=True) if any(
+        len(t) for t in traces) else traces[0]
+    if keep == "last" and len(frames) > 1:
+        results = results.drop_duplicates("cell_key", keep="last").reset_index(drop=True)
+        if len(trace_df):
+            winner = dict(zip(results["cell_key"], results[RUN_DIR]))
+            own = trace_df["cell_key"].map(winner) == trace_df[RUN_DIR]
+            trace_df = trace_df[own].reset_index(drop=True)
+    return RunData(results=results, traces=trace_df, manifests=manifests)
+
+
+def load_artifact(row) -> dict[str, np.ndarray] | None:
+    """The ``.npz`` arrays a result row points at; None when there is none or it is missing."""
+    rel = str(row.get("artifact", "") or "")
+    folder = str(row.get(RUN_DIR, "") or "")
+    if not rel or not folder:
+        return None
+    file = Path(folder) / rel
+    if not file.is_file():
+        return None
+    with np.load(file, allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}

@@ -1,0 +1,291 @@
+"""Comparison tables: methods x noise level (or missing fraction), mean ± std over repetitions.
+
+One table model feeds every output format (terminal text, Markdown, CSV, LaTeX, HTML), so the
+table ``evobench run`` prints and the files ``evobench report`` writes can never disagree. Cells
+that failed, timed out or were skipped are counted in the table, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import html as _html
+import io
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from tabulate import tabulate
+
+from evobench.errors import EvobenchError
+
+FORMATS = ("text", "markdown", "csv", "latex", "html")
+# metric -> (heading, higher is better, decimals)
+METRICS: dict[str, tuple[str, bool, int]] = {
+    "psnr": ("PSNR (dB)", True, 2),
+    "ssim": ("SSIM", True, 3),
+    "time_total_s": ("wall time (s)", False, 2),
+    "cpu_s": ("CPU time (s)", False, 2),
+    "peak_rss_mb": ("peak RSS (MB)", False, 0),
+    "psnr_input": ("input PSNR (dB)", True, 2),
+}
+DEFAULT_METRICS = ("psnr", "ssim", "time_total_s")
+# rows that are references, not competitors (the corrupted input itself): never marked best
+REFERENCE_METHODS = frozenset({"noisy"})
+
+
+@dataclass
+class Cell:
+    """One table entry: the statistic over repetitions plus the count of non-ok rows."""
+
+    mean: float = math.nan
+    std: float = math.nan
+    n_reps: int = 0
+    failed: Counter = field(default_factory=Counter)
+    best: bool = False
+
+    def text(self, decimals: int) -> str:
+        note = ", ".join(f"{n} {s}" for s, n in sorted(self.failed.items()))
+        if math.isnan(self.mean):
+            return note or "–"
+        value = f"{self.mean:.{decimals}f}"
+        if self.n_reps > 1 and not math.isnan(self.std):
+            value += f" ± {self.std:.{decimals}f}"
+        return f"{value} ({note})" if note else value
+
+
+@dataclass
+class Table:
+    """A methods x levels table for one metric, task and dataset (averaged or one image)."""
+
+    title: str
+    metric: str
+    task: str
+    dataset: str
+    scope: str  # "average" or an image id
+    columns: list[str]
+    rows: list[tuple[str, list[Cell]]]
+
+
+def level_label(task: str, sigma: float, missing: float) -> str:
+    """A human label for a degradation level: ``σ=25`` or ``80% missing`` (``, σ=10`` if noisy)."""
+    parts = []
+    if isinstance(missing, float) and not math.isnan(missing):
+        parts.append(f"{100 * missing:g}% missing")
+    if isinstance(sigma, float) and not math.isnan(sigma) and (sigma > 0 or not parts):
+        parts.append(f"σ={sigma:g}")
+    return ", ".join(parts) or task
+
+
+def _with_columns(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    sig = df["p_deg_sigma"].astype(float)
+    mis = df["p_deg_missing"].astype(float)
+    df["_level"] = [level_label(t, s, m) for t, s, m in zip(df["task"], sig, mis)]
+    multi = df.groupby(["task", "dataset"])["degradation"].transform("nunique") > 1
+    df["_column"] = np.where(multi, df["degradation"] + " " + df["_level"], df["_level"])
+    df["_order"] = list(zip(df["degradation"], mis.fillna(-1), sig.fillna(-1)))
+    return df
+
+
+def _ordered(values) -> list:
+    return list(dict.fromkeys(values))
+
+
+def _cell(rows: pd.DataFrame, metric: str) -> Cell:
+    ok = rows[rows["status"] == "ok"]
+    cell = Cell(failed=Counter(rows.loc[rows["status"] != "ok", "status"]))
+    vals = ok[["rep", "image", metric]].dropna()
+    if vals.empty:
+        return cell
+    # average over images inside each repetition first, then the spread over repetitions; a
+    # repetition that lost an image would bias the average, so complete ones are used if any
+    n_images = rows["image"].nunique()
+    per_image = vals.groupby("rep")["image"].nunique()
+    complete = per_image.index[per_image == n_images]
+    if len(complete):
+        vals = vals[vals["rep"].isin(complete)]
+    per_rep = vals.groupby("rep")[metric].mean()
+    cell.mean = float(per_rep.mean())
+    cell.std = float(per_rep.std(ddof=1)) if len(per_rep) > 1 else math.nan
+    cell.n_reps = len(per_rep)
+    return cell
+
+
+def _mark_best(rows: list[tuple[str, list[Cell]]], metric: str) -> None:
+    _, higher, decimals = METRICS.get(metric, (metric, True, 3))
+    contenders = [(name, cells) for name, cells in rows if name not in REFERENCE_METHODS]
+    for j in range(len(rows[0][1]) if rows else 0):
+        shown = [round(cells[j].mean, decimals) for _, cells in contenders]
+        valid = [v for v in shown if not math.isnan(v)]
+        if len(valid) < 2:
+            continue
+        target = max(valid) if higher else min(valid)
+        for (_, cells), v in zip(contenders, shown):
+            cells[j].best = v == target
+
+
+def build_tables(df: pd.DataFrame, metrics=DEFAULT_METRICS, *, per_image: bool = True) -> list[Table]:
+    """All tables for ``df`` (a results frame): per (task, dataset) and metric, averaged over images
+    first, then one per image when ``per_image``."""
+    unknown = [m for m in metrics if m not in df.columns]
+    if unknown:
+        raise EvobenchError(f"unknown metric column(s) {', '.join(unknown)} in the results")
+    if df.empty:
+        return []
+    df = _with_columns(df)
+    tables = []
+    for (task, dataset), group in df.groupby(["task", "dataset"], sort=False):
+        group = group.sort_values("_order", kind="stable")
+        columns = _ordered(group["_column"])
+        methods = _ordered(group.sort_index()["method_label"])
+        images = _ordered(group["image"])
+        scopes = [("average", group)]
+        if per_image and len(images) > 1:
+            scopes += [(img, group[group["image"] == img]) for img in images]
+        for metric in metrics:
+            heading = METRICS.get(metric, (metric,))[0]
+            for scope, rows_df in scopes:
+                rows = []
+                by_key = dict(tuple(rows_df.groupby(["method_label", "_column"], sort=False)))
+                for method in methods:
+                    cells = [
+                        _cell(by_key[(method, col)], metric)
+                        if (method, col) in by_key else Cell()
+                        for col in columns
+                    ]
+                    if any(c.n_reps or c.failed for c in cells):
+                        rows.append((method, cells))
+                if not rows:
+                    continue
+                _mark_best(rows, metric)
+                where = (f"mean over {len(images)} images" if scope == "average" and len(images) > 1
+                         else f"image {images[0] if scope == 'average' else scope}")
+                title = f"{heading}: {task} on {dataset}, {where}"
+                tables.append(Table(title, metric, task, dataset, scope, columns, rows))
+    return tables
+
+
+def status_counts(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows per method and status (ok, error, timeout, skipped), for the status table."""
+    if df.empty:
+        return pd.DataFrame()
+    counts = pd.crosstab(df["method_label"], df["status"])
+    counts = counts.reindex(_ordered(df["method_label"]))
+    cols = ["ok"] + sorted(c for c in counts.columns if c != "ok")
+    return counts.reindex(columns=[c for c in cols if c in counts.columns], fill_value=0)
+
+
+def render_summary(df: pd.DataFrame, fmt: str = "text", *, metrics=DEFAULT_METRICS,
+                   per_image: bool = True) -> str:
+    """The comparison tables of ``df`` in ``fmt`` (text, markdown, csv, latex or html).
+
+    ``evobench run`` prints this at its end and ``evobench report`` writes it to files.
+    """
+    if fmt not in FORMATS:
+        raise EvobenchError(f"unknown table format {fmt!r}; use one of {', '.join(FORMATS)}")
+    tables = build_tables(df, metrics, per_image=per_image)
+    if fmt == "csv":
+        return _csv(tables)
+    counts = status_counts(df)
+    render = {"text": _text, "markdown": _markdown, "latex": _latex, "html": _html_table}[fmt]
+    parts = [render(t) for t in tables]
+    if len(counts) and (counts.columns != "ok").any():
+        parts.append(_status(counts, fmt))
+    if not parts:
+        return {"html": "<p>No results.</p>", "latex": "% no results"}.get(fmt, "No results.")
+    sep = "\n\n" if fmt != "html" else "\n"
+    return sep.join(parts) + "\n"
+
+
+def _grid(table: Table, mark) -> tuple[list[str], list[list[str]]]:
+    decimals = METRICS.get(table.metric, (None, None, 3))[2]
+    header = ["method", *table.columns]
+    body = [[name] + [mark(c.text(decimals)) if c.best else c.text(decimals) for c in cells]
+            for name, cells in table.rows]
+    return header, body
+
+
+def _text(table: Table) -> str:
+    header, body = _grid(table, lambda s: s + " *")
+    return f"{table.title}  (* best)\n" + tabulate(body, header, tablefmt="simple",
+                                                    disable_numparse=True)
+
+
+def _markdown(table: Table) -> str:
+    header, body = _grid(table, lambda s: f"**{s}**")
+    return f"#### {table.title}\n\n" + tabulate(body, header, tablefmt="github",
+                                                disable_numparse=True)
+
+
+_LATEX_ESCAPES = {"&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$", "σ": r"$\sigma$",
+                  "±": r"$\pm$", "–": "--"}
+
+
+def _tex(text: str) -> str:
+    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
+
+
+def _latex(table: Table) -> str:
+    header, body = _grid(table, lambda s: "\x00" + s + "\x01")
+    lines = [f"% {table.title}", r"\begin{tabular}{l" + "r" * len(table.columns) + "}",
+             r"\toprule", " & ".join(_tex(h) for h in header) + r" \\", r"\midrule"]
+    for row in body:
+        cells = [_tex(c).replace("\x00", r"\textbf{").replace("\x01", "}") for c in row]
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines)
+
+
+def _html_table(table: Table) -> str:
+    header, body = _grid(table, lambda s: "\x00" + s + "\x01")
+    out = ['<table class="results">', f"<caption>{_html.escape(table.title)}</caption>",
+           "<thead><tr>" + "".join(f"<th>{_html.escape(h)}</th>" for h in header)
+           + "</tr></thead>", "<tbody>"]
+    for row in body:
+        cells = [_html.escape(c).replace("\x00", "<strong>").replace("\x01", "</strong>")
+                 for c in row]
+        out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    out += ["</tbody>", "</table>"]
+    return "\n".join(out)
+
+
+def _status(counts: pd.DataFrame, fmt: str) -> str:
+    header = ["method", *counts.columns]
+    body = [[m, *map(str, r)] for m, r in zip(counts.index, counts.to_numpy())]
+    title = "Cells by status (non-ok cells are not in the averages)"
+    if fmt == "text":
+        return f"{title}\n" + tabulate(body, header, tablefmt="simple", disable_numparse=True)
+    if fmt == "markdown":
+        return f"#### {title}\n\n" + tabulate(body, header, tablefmt="github",
+                                              disable_numparse=True)
+    if fmt == "latex":
+        lines = [f"% {title}", r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}", r"\toprule",
+                 " & ".join(_tex(h) for h in header) + r" \\", r"\midrule"]
+        lines += [" & ".join(_tex(c) for c in row) + r" \\" for row in body]
+        return "\n".join(lines + [r"\bottomrule", r"\end{tabular}"])
+    rows = "".join("<tr>" + "".join(f"<td>{_html.escape(c)}</td>" for c in row) + "</tr>"
+                   for row in body)
+    head = "".join(f"<th>{_html.escape(h)}</th>" for h in header)
+    return (f'<table class="status"><caption>{_html.escape(title)}</caption>'
+            f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+
+
+def _csv(tables: list[Table]) -> str:
+    """A tidy long table (one line per method, column and scope) for spreadsheets and scripts."""
+    records = []
+    for t in tables:
+        for method, cells in t.rows:
+            for col, c in zip(t.columns, cells):
+                records.append({
+                    "task": t.task, "dataset": t.dataset, "scope": t.scope, "metric": t.metric,
+                    "method": method, "level": col, "mean": c.mean, "std": c.std,
+                    "n_reps": c.n_reps, "n_not_ok": sum(c.failed.values()),
+                    "not_ok": ";".join(f"{s}={n}" for s, n in sorted(c.failed.items())),
+                    "best": c.best,
+                })
+    buf = io.StringIO()
+    cols = ["task", "dataset", "scope", "metric", "method", "level", "mean", "std", "n_reps",
+            "n_not_ok", "not_ok", "best"]
+    pd.DataFrame(records, columns=cols).to_csv(buf, index=False, float_format="%.6g")
+    return buf.getvalue()

@@ -1,0 +1,41 @@
+"""Synthetic, schema-exact run folders shared by the report tests (no method is ever run)."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from evobench.reports.synthetic import make_run
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory):
+    """A complete run (denoise + inpaint, 4 methods, 2 images, 2 reps, artifacts, traces)."""
+    return make_run(tmp_path_factory.mktemp("runs") / "base")
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory):
+    """The same grid cut to one noise level and one missing fraction (fast figure tests)."""
+    return make_run(tmp_path_factory.mktemp("runs") / "small", sigmas=(25.0,), missing=(0.5,))
+
+
+@pytest.fixture
+def make(tmp_path):
+    """Write another synthetic run under tmp_path: ``make("name", **make_run_kwargs)``."""
+
+    def _make(name, **kwargs):
+        return make_run(tmp_path / name, **kwargs)
+
+    return _make
+
+
+@pytest.fixture
+def cli_run():
+    """Invoke the real ``evobench`` root command (so user errors map to exit code 2)."""
+    from evobench.cli import cli
+
+    def _invoke(*args):
+        return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+    return _invoke

@@ -1,0 +1,126 @@
+import pandas as pd
+import pytest
+
+from evobench.errors import EvobenchError
+from evobench.reports.compare import compare_frames, match_cells, parse_fail_on, render
+from evobench.reports.load import read_results
+from evobench.reports.merge import write_table
+
+SMALL = {"images": ("01",), "sigmas": (25.0,), "missing": (0.5,), "reps": 1,
+         "methods": ("bm3d", "tvae"), "artifacts": False}
+COLS = {"psnr", "ssim", "time_total_s", "x_active_mean"}
+
+
+def test_parse_fail_on():
+    gates = parse_fail_on("psnr:-0.05, ssim:0.002,time_total_s:+25%,x_active_mean:+10%", COLS)
+    psnr, ssim, time, active = gates
+    assert (psnr.amount, psnr.relative, psnr.higher_better) == (0.05, False, True)
+    assert ssim.higher_better and not ssim.relative  # direction from the metric
+    assert (time.amount, time.relative, time.higher_better) == (0.25, True, False)
+    assert active.higher_better is False  # unknown metric: the sign decides
+    assert str(time) == "time_total_s:+25%"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("lpips:-0.1", "unknown column 'lpips'"),
+    ("psnr:+0.05", "higher-is-better; write psnr:-0.05"),
+    ("time_total_s:-10%", "lower-is-better"),
+    ("x_active_mean:5", "with a sign"),
+    ("psnr=-0.05", "COLUMN:"),
+])
+def test_parse_fail_on_errors(text, message):
+    with pytest.raises(EvobenchError, match=message):
+        parse_fail_on(text, COLS)
+
+
+def compare(base, cand, gates="psnr:-0.05,ssim:-0.002", **kw):
+    b, c = read_results(base), read_results(cand)
+    return compare_frames(b, c, parse_fail_on(gates, set(b.columns)), **kw)
+
+
+def test_identical_runs_pass(make):
+    a = make("a", **SMALL)
+    comp = compare(a, a)
+    assert not comp.failed and set(comp.cells["verdict"]) == {"ok"}
+    assert "OK: no regression in 3 cells" in render(comp)
+
+
+def test_quality_drop_beyond_the_gate_fails_and_within_passes(make):
+    a = make("a", **SMALL)
+    worse = make("b", psnr_shift={"tvae": -0.2}, **SMALL)
+    slightly = make("c", psnr_shift={"tvae": -0.03}, **SMALL)
+    comp = compare(a, worse)
+    reg = comp.regressions
+    assert comp.failed and set(reg["method"]) == {"tvae[S=64]"} and len(reg) == 2
+    assert reg["reasons"].str.contains("psnr -0.2").all()
+    assert not compare(a, slightly, gates="psnr:-0.05").failed
+
+
+def test_relative_time_gate_and_floor(make):
+    a = make("a", **SMALL)
+    slow = make("b", time_scale=1.5, **SMALL)
+    comp = compare(a, slow, gates="time_total_s:+25%")
+    # bm3d (1.5 s) and tvae (40 s) are 50 % slower; all 3 cells exceed the gate
+    assert comp.failed and len(comp.regressions) == 3
+    assert not compare(a, slow, gates="time_total_s:+60%").failed
+    # changes below the floor are timer noise
+    assert not compare(a, slow, gates="time_total_s:+25%", time_floor_s=100).failed
+
+
+def test_missing_failed_and_new_cells(make):
+    a = make("a", **SMALL)
+    failed = make("b", failures={("bm3d", "01", 0): "timeout"}, **SMALL)
+    comp = compare(a, failed)
+    assert comp.regressions["verdict"].tolist() == ["failed"]
+    # a candidate lacking a cell regresses; a baseline lacking one reports it as new
+    fewer = make("c", **{**SMALL, "methods": ("tvae",)})
+    comp = compare(a, fewer)
+    assert comp.regressions["verdict"].tolist() == ["missing"]
+    comp = compare(fewer, a)
+    assert not comp.failed and comp.counts == {"ok": 2, "new": 1}
+    # failing on both sides is reported, not a regression; a fix is not a regression
+    assert not compare(failed, failed).failed
+    assert compare(failed, a).counts.get("fixed") == 1
+
+
+def test_matching_falls_back_to_identity_when_keys_change(make, tmp_path):
+    a = make("a", **SMALL)
+    df = pd.read_parquet(a / "results.parquet")
+    df["cell_key"] = "new-" + df["cell_key"]
+    df["run_id"] = "other"
+    (tmp_path / "rekeyed").mkdir()
+    write_table(df, tmp_path / "rekeyed/results.parquet")
+    b, c = read_results(a), read_results(tmp_path / "rekeyed")
+    pairs = match_cells(b, c)
+    assert (pairs["i_base"] == pairs["i_cand"]).all() and len(pairs) == 3
+    assert not compare(a, tmp_path / "rekeyed").failed
+
+
+def test_markdown_and_show_filters(make):
+    a = make("a", **SMALL)
+    worse = make("b", psnr_shift={"tvae": -0.2}, **SMALL)
+    comp = compare(a, worse)
+    md = render(comp, fmt="markdown", show="regressions")
+    assert md.startswith("| verdict") and md.count("✗ regressed") == 2
+    assert "- REGRESSION: 2 of 3 cells" in md
+    with pytest.raises(EvobenchError):
+        render(comp, fmt="html")
+
+
+def test_cli_exit_codes(make, cli_run, tmp_path):
+    a = make("a", **SMALL)
+    worse = make("b", psnr_shift={"tvae": -0.2}, time_scale=2.0, **SMALL)
+    ok = cli_run("compare", a, a)
+    assert ok.exit_code == 0 and "OK" in ok.output
+    out = tmp_path / "diff.md"
+    bad = cli_run("compare", a, worse, "--fail-on", "psnr:-0.05", "--format", "markdown",
+                  "--output", out)
+    assert bad.exit_code == 1 and "REGRESSION" in bad.output
+    assert out.read_text() == bad.output
+    # timing reported but gated generously: a 2x slowdown passes a +300% gate
+    timing = cli_run("compare", a, make("c", time_scale=2.0, **SMALL), "--fail-on",
+                     "psnr:-0.05,time_total_s:+300%")
+    assert timing.exit_code == 0 and "+100%" in timing.output
+    assert cli_run("compare", a, tmp_path / "missing").exit_code == 2
+    unknown = cli_run("compare", a, a, "--fail-on", "lpips:-1")
+    assert unknown.exit_code == 2 and "unknown column" in unknown.output

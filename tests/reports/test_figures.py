@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+from matplotlib import style
+
+from evobench.errors import EvobenchError
+from evobench.reports.figures import (
+    STYLE,
+    _mosaic,
+    make_figures,
+    psnr_vs_level,
+    psnr_vs_time,
+    restoration_panels,
+    save,
+)
+from evobench.reports.load import load_runs
+
+EXPECTED = {"psnr_vs_noise", "psnr_vs_missing", "psnr_vs_time", "training_curves_01",
+            "sparsity", "fields_01"}
+
+
+@pytest.fixture(scope="module")
+def figures(small_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("figs")
+    files, notes = make_figures(load_runs(small_run), out, formats=["png"])
+    return out, files, notes
+
+
+def test_every_figure_is_written(figures):
+    out, files, notes = figures
+    assert notes == []
+    stems = {p.stem for p in files}
+    assert EXPECTED <= stems
+    panels = sorted(s for s in stems if s.startswith("panels_"))
+    assert panels == ["panels_set12_01_denoise_sigma-25", "panels_set12_01_inpaint_50-missing"]
+    for p in files:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
+
+
+def test_output_is_byte_identical_and_dateless(small_run, tmp_path, monkeypatch):
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    data = load_runs(small_run)
+    for attempt in ("a", "b"):
+        with style.context(STYLE):
+            for name, fig in psnr_vs_time(data) + restoration_panels(data)[:1]:
+                save(fig, tmp_path / attempt, name, ["png", "pdf", "svg"])
+    files = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert len(files) == 6
+    for name in files:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    assert b"CreationDate" not in (tmp_path / "a/psnr_vs_time.pdf").read_bytes()
+    assert b"<dc:date>" not in (tmp_path / "a/psnr_vs_time.svg").read_bytes()
+
+
+def test_source_date_epoch_is_honoured(small_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    (name, fig), = psnr_vs_level(load_runs(small_run), "denoise")
+    save(fig, tmp_path, name, ["pdf"])
+    assert b"D:20231114" in (tmp_path / "psnr_vs_noise.pdf").read_bytes()
+
+
+def test_missing_data_skips_with_notes(make, tmp_path):
+    bare = make("bare", methods=("noisy", "bm3d"), missing=(), artifacts=False, reps=1)
+    files, notes = make_figures(load_runs(bare), tmp_path / "f")
+    assert {p.stem for p in files} == {"psnr_vs_noise", "psnr_vs_time"}
+    text = " | ".join(notes)
+    for what in ("missing fraction", "training curves", "sparsity", "generative fields",
+                 "restoration panels"):
+        assert what in text
+
+
+def test_chosen_image_and_bad_input(small_run, tmp_path):
+    data = load_runs(small_run)
+    files, _ = make_figures(data, tmp_path, image="02")
+    stems = {p.stem for p in files}
+    assert "fields_02" in stems and "training_curves_02" in stems
+    assert all("_02_" in s for s in stems if s.startswith("panels_"))
+    with pytest.raises(EvobenchError, match="image '99' is not in the results"):
+        make_figures(data, tmp_path, image="99")
+    with pytest.raises(EvobenchError, match="unknown figure format"):
+        make_figures(data, tmp_path, formats=["gif"])
+
+
+def test_fields_mosaic_is_symmetric_per_field():
+    fields = np.stack([np.full((3, 3), 2.0), -np.eye(3) * 5, np.zeros((3, 3))])
+    fields[0, 0, 0] = -4.0
+    m = _mosaic(fields, ncols=3)
+    assert m.shape == (1 * 4 + 1, 3 * 4 + 1)
+    first = m[1:4, 1:4]
+    assert first[0, 0] == 0.0 and first[1, 1] == pytest.approx(0.75)  # -4 -> 0, 2 -> 0.75
+    second = m[1:4, 5:8]
+    assert second[0, 0] == 0.0 and second[0, 1] == 0.5  # zero stays mid-gray
+    assert (m[1:4, 9:12] == 0.5).all()  # an all-zero field does not divide by zero

@@ -1,0 +1,89 @@
+import json
+
+import pandas as pd
+import pytest
+
+from evobench.errors import EvobenchError
+from evobench.reports.load import load_runs, read_results
+from evobench.reports.merge import merge_runs
+
+SMALL = {"images": ("01",), "sigmas": (25.0,), "missing": (), "reps": 1,
+         "methods": ("bm3d", "tvae")}
+
+
+def test_merge_keeps_last_copies_artifacts_and_lists_sources(make, tmp_path):
+    a = make("a", **SMALL)
+    b = make("b", psnr_shift={"tvae": 1.0}, **{**SMALL, "methods": ("tvae", "gsvae")})
+    out = merge_runs([a, b], tmp_path / "merged")
+    merged = read_results(out)
+    assert sorted(merged["method"]) == ["bm3d", "gsvae", "tvae"]
+    tvae = merged[merged["method"] == "tvae"].iloc[0]
+    assert tvae["run_id"] == "b"  # keep-last, provenance kept per row
+    assert tvae["psnr"] == pytest.approx(read_results(b).query("method == 'tvae'")["psnr"].iloc[0])
+    for rel in merged["artifact"]:
+        assert (out / rel).is_file()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [s["run_id"] for s in manifest["sources"]] == ["a", "b"]
+    assert [s["cells_kept"] for s in manifest["sources"]] == [1, 2]
+    traces = pd.read_parquet(out / "traces.parquet")
+    assert set(traces["cell_key"]) == set(merged.query("method != 'bm3d'")["cell_key"])
+    # the merged folder is an ordinary run
+    assert len(load_runs(out).results) == 3
+
+
+def test_merge_refuses_a_non_empty_target(make, tmp_path):
+    a = make("a", **SMALL)
+    with pytest.raises(EvobenchError, match="not empty"):
+        merge_runs([a], a)
+    with pytest.raises(EvobenchError, match="does not exist"):
+        merge_runs([tmp_path / "nope"], tmp_path / "m")
+
+
+def test_merge_cli(make, cli_run, tmp_path):
+    a, b = make("a", **SMALL), make("b", **SMALL)
+    res = cli_run("merge", a, b, "-o", tmp_path / "m")
+    assert res.exit_code == 0 and "2 cells" in res.output
+    assert cli_run("merge", a, "-o", tmp_path / "m").exit_code == 2
+
+
+def test_report_writes_tables_and_a_self_contained_page(small_run, cli_run, tmp_path):
+    res = cli_run("report", small_run, "--out", tmp_path / "rep")
+    assert res.exit_code == 0, res.output
+    rep = tmp_path / "rep"
+    md = (rep / "summary.md").read_text()
+    assert "PSNR (dB): denoise on set12, mean over 2 images" in md and "**" in md
+    assert (rep / "summary.tex").read_text().count(r"\begin{tabular}") == 18
+    csv = pd.read_csv(rep / "summary.csv")
+    assert set(csv["metric"]) == {"psnr", "ssim", "time_total_s"}
+    html = (rep / "index.html").read_text()
+    assert html.count("data:image/png;base64,") == len(list((rep / "figures").glob("*.png")))
+    assert html.count('<table class="results">') == 18 and "<td>small</td>" in html
+
+
+def test_report_without_figures_and_with_failures(make, cli_run, tmp_path):
+    run = make("f", failures={("tvae", "01", 0): "timeout"}, **SMALL)
+    res = cli_run("report", run, "--out", tmp_path / "rep", "--no-figures", "--format",
+                  "md,html", "--no-per-image")
+    assert res.exit_code == 0
+    assert not (tmp_path / "rep/figures").exists() and not (tmp_path / "rep/summary.csv").exists()
+    md = (tmp_path / "rep/summary.md").read_text()
+    assert "1 timeout" in md and "Cells by status" in md
+    assert "data:image/png" not in (tmp_path / "rep/index.html").read_text()
+
+
+def test_report_bad_input(cli_run, run_dir, tmp_path):
+    assert cli_run("report", tmp_path / "nope").exit_code == 2
+    res = cli_run("report", run_dir, "--format", "docx", "--out", tmp_path / "r")
+    assert res.exit_code == 2 and "unknown report format" in res.output
+
+
+def test_figures_cli(make, cli_run, tmp_path):
+    run = make("t", sigmas=(25.0,), missing=(), methods=("bm3d", "tvae"), reps=1)
+    res = cli_run("figures", run, "--out", tmp_path / "f", "--format", "pdf,svg", "--image", "02")
+    assert res.exit_code == 0, res.output
+    assert "skipped PSNR vs missing fraction" in res.output
+    stems = {p.stem for p in (tmp_path / "f").iterdir()}
+    assert {"fields_02", "training_curves_02", "sparsity", "psnr_vs_noise"} <= stems
+    for stem in stems:
+        assert (tmp_path / "f" / f"{stem}.pdf").is_file() and (tmp_path / "f" / f"{stem}.svg").is_file()
+    assert len(list((tmp_path / "f").iterdir())) == 2 * len(stems)

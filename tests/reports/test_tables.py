@@ -1,0 +1,115 @@
+import io
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from evobench.errors import EvobenchError
+from evobench.reports.load import normalise, read_results
+from evobench.reports.tables import build_tables, level_label, render_summary
+
+
+def frame(rows):
+    """A results frame from (method, image, sigma, rep, psnr, status) tuples."""
+    recs = [{"cell_key": f"{m}-{i}-{s}-{r}", "dataset": "set12", "image": i, "task": "denoise",
+             "degradation": "gaussian", "p_deg_sigma": s, "method": m, "method_label": m,
+             "rep": r, "psnr": p, "ssim": p / 40, "time_total_s": 1.0 + r, "status": st}
+            for m, i, s, r, p, st in rows]
+    return normalise(pd.DataFrame(recs))
+
+
+def test_average_over_images_then_spread_over_repetitions():
+    df = frame([
+        ("a", "01", 25.0, 0, 30.0, "ok"), ("a", "02", 25.0, 0, 32.0, "ok"),
+        ("a", "01", 25.0, 1, 31.0, "ok"), ("a", "02", 25.0, 1, 35.0, "ok"),
+        ("b", "01", 25.0, 0, 29.0, "ok"), ("b", "02", 25.0, 0, 29.0, "ok"),
+    ])
+    table = build_tables(df, ["psnr"], per_image=False)[0]
+    cell_a = table.rows[0][1][0]
+    # per-repetition image means are 31 and 33 -> mean 32, sample std sqrt(2)
+    assert cell_a.mean == pytest.approx(32.0)
+    assert cell_a.std == pytest.approx(math.sqrt(2))
+    assert cell_a.n_reps == 2 and cell_a.best
+    assert not table.rows[1][1][0].best
+    assert "32.00 ± 1.41 *" in render_summary(df, "text", metrics=["psnr"], per_image=False)
+
+
+def test_failures_are_counted_not_dropped_and_incomplete_reps_are_left_out():
+    df = frame([
+        ("a", "01", 25.0, 0, 30.0, "ok"), ("a", "02", 25.0, 0, 32.0, "ok"),
+        ("a", "01", 25.0, 1, 40.0, "ok"), ("a", "02", 25.0, 1, np.nan, "timeout"),
+        ("c", "01", 25.0, 0, np.nan, "error"), ("c", "02", 25.0, 0, np.nan, "error"),
+    ])
+    table = build_tables(df, ["psnr"], per_image=False)[0]
+    cell = table.rows[0][1][0]
+    # rep 1 lost image 02, so only the complete rep 0 enters the average (31, not 35.5)
+    assert cell.mean == pytest.approx(31.0) and cell.failed["timeout"] == 1
+    assert table.rows[1][0] == "c" and table.rows[1][1][0].text(2) == "2 error"
+    text = render_summary(df, "text", metrics=["psnr"], per_image=False)
+    assert "31.00 (1 timeout)" in text and "2 error" in text
+    assert "Cells by status" in text  # the status table appears when anything is not ok
+
+
+def test_best_marking_direction_ties_and_reference_rows():
+    df = frame([
+        ("noisy", "01", 25.0, 0, 20.0, "ok"), ("a", "01", 25.0, 0, 30.004, "ok"),
+        ("b", "01", 25.0, 0, 30.001, "ok"), ("c", "01", 25.0, 0, 28.0, "ok"),
+    ])
+    psnr, time = build_tables(df, ["psnr", "time_total_s"], per_image=False)
+    best = {name: cells[0].best for name, cells in psnr.rows}
+    assert best == {"noisy": False, "a": True, "b": True, "c": False}  # tie at 2 decimals
+    # lower is better for time, and the reference input never wins
+    assert all(cells[0].best for name, cells in time.rows if name != "noisy")
+    assert not time.rows[0][1][0].best
+
+
+def test_columns_follow_levels_and_per_image_tables(run_dir):
+    df = read_results(run_dir)
+    tables = build_tables(df, ["psnr"], per_image=True)
+    scopes = [(t.task, t.scope) for t in tables]
+    assert scopes == [("denoise", "average"), ("denoise", "01"), ("denoise", "02"),
+                      ("inpaint", "average"), ("inpaint", "01"), ("inpaint", "02")]
+    assert tables[0].columns == ["σ=15", "σ=25", "σ=50"]
+    assert tables[3].columns == ["50% missing", "80% missing"]
+    assert [name for name, _ in tables[3].rows] == ["tvae[S=64]", "gsvae"]  # no inpaint bm3d
+
+
+def test_every_format_marks_the_best(run_dir):
+    df = read_results(run_dir)
+    md = render_summary(df, "markdown", per_image=False)
+    assert "| method" in md and "**" in md and "± " in md
+    tex = render_summary(df, "latex", per_image=False)
+    assert r"\textbf{" in tex and r"$\pm$" in tex and r"$\sigma$=25" in tex
+    assert tex.count(r"\begin{tabular}") == tex.count(r"\end{tabular}") == 6
+    html = render_summary(df, "html", per_image=False)
+    assert html.count("<table") == 6 and "<strong>" in html
+
+
+def test_csv_is_tidy_and_numeric(run_dir):
+    df = read_results(run_dir)
+    out = pd.read_csv(io.StringIO(render_summary(df, "csv", per_image=True)))
+    assert list(out.columns[:6]) == ["task", "dataset", "scope", "metric", "method", "level"]
+    avg = out[(out.scope == "average") & (out.metric == "psnr") & (out.level == "σ=25")]
+    assert set(avg["method"]) == {"noisy", "bm3d", "tvae[S=64]", "gsvae"}
+    assert avg.loc[avg["mean"].idxmax(), "method"] == "tvae[S=64]"
+    assert avg.set_index("method").loc["tvae[S=64]", "best"]
+
+
+def test_level_labels():
+    assert level_label("denoise", 25.0, float("nan")) == "σ=25"
+    assert level_label("inpaint", float("nan"), 0.8) == "80% missing"
+    assert level_label("inpaint", 10.0, 0.5) == "50% missing, σ=10"
+    assert level_label("inpaint", 0.0, 0.5) == "50% missing"
+
+
+def test_bad_format_and_metric_are_user_errors(run_dir):
+    df = read_results(run_dir)
+    with pytest.raises(EvobenchError, match="unknown table format"):
+        render_summary(df, "docx")
+    with pytest.raises(EvobenchError, match="unknown metric"):
+        render_summary(df, metrics=["lpips"])
+
+
+def test_empty_results():
+    assert render_summary(normalise(frame([]).iloc[:0])) == "No results."
