@@ -80,7 +80,7 @@ class DaskExecutor:
             raise EvobenchError("--executor dask needs dask[distributed]; pip install "
                                 "'evobench[dask]'") from None
         try:
-            self.client = Client(address, timeout="10s", set_as_default=False)
+            self.client = Client(address, timeout="5s", set_as_default=False)
         except (OSError, TimeoutError) as exc:
             raise EvobenchError(f"cannot reach the Dask scheduler at {address}: "
                                 f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
@@ -104,7 +104,7 @@ class DaskExecutor:
 
         first = [submit(p) for p in (next(source, None) for _ in range(2 * self.slots))
                  if p is not None]
-        queue = as_completed(first)
+        queue = as_completed(first, loop=self.client.loop)
         try:
             for future in queue:
                 payload = futures.pop(future.key)

@@ -199,6 +199,7 @@ def _main(argv: list[str]) -> int:
     with open(argv[0], "rb") as fh:
         caller_path, blob = pickle.load(fh)
     sys.path.extend(p for p in caller_path if p not in sys.path)  # the caller's plugins
+    import evobench.harness.preload  # noqa: F401 - same start-up as a forkserver child
     from evobench.harness.worker import execute
 
     payload = pickle.loads(blob)
