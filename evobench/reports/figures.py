@@ -27,6 +27,7 @@ STYLE = Path(__file__).with_name("paper.mplstyle")
 FORMATS = ("png", "pdf", "svg")
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 MISSING_COLOR = (0.85, 0.15, 0.15)  # missing pixels in corrupted inpainting inputs
+FIELD_GAP_COLOR = (0.55, 0.70, 0.85)
 MAX_FIELDS = 144
 MAX_LEVEL_PANELS = 6
 
@@ -37,6 +38,30 @@ def _slug(text: str) -> str:
 
 def _colors(labels) -> dict[str, str]:
     return {lab: PALETTE[i % len(PALETTE)] for i, lab in enumerate(dict.fromkeys(labels))}
+
+
+def _wrap(label: str, width: int = 24) -> str:
+    """Long method labels (``tvae[C=2,H=16,...]``) broken after commas so titles do not collide."""
+    if len(label) <= width:
+        return label
+    lines, line = [], ""
+    for part in re.split(r"(?<=[,\[])", label):
+        if line and len(line) + len(part) > width:
+            lines.append(line)
+            line = ""
+        line += part
+    return "\n".join([*lines, line])
+
+
+def _legend_right(fig: Figure, axes, title: str = "method") -> None:
+    """One legend for all panels, outside the axes, so it never covers data."""
+    handles, labels = {}, {}
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    labels = list(handles)
+    fig.legend([handles[k] for k in labels], [_wrap(k) for k in labels],
+               loc="outside right upper", title=title)
 
 
 def _ok(df: pd.DataFrame) -> pd.DataFrame:
@@ -57,11 +82,13 @@ def psnr_vs_level(data: RunData, task: str) -> list[tuple[str, Figure]] | str:
     df["_x"] = _level_x(df, task)
     df = df[df["_x"].notna()]
     what = "noise level" if task == "denoise" else "missing fraction"
-    if df.empty or df["_x"].nunique() < 1:
+    if df.empty:
         return f"no ok {task} results with a {what}"
+    if df["_x"].nunique() < 2:
+        return f"only one {what} in the {task} results (a curve needs two)"
     colors = _colors(data.results["method_label"])
     datasets = list(dict.fromkeys(df["dataset"]))
-    fig = Figure(figsize=(4.2 * len(datasets) + 0.4, 3.4))
+    fig = Figure(figsize=(4.2 * len(datasets) + 2.2, 3.4))
     axes = fig.subplots(1, len(datasets), squeeze=False)[0]
     for ax, dataset in zip(axes, datasets):
         sub = df[df["dataset"] == dataset]
@@ -75,7 +102,7 @@ def psnr_vs_level(data: RunData, task: str) -> list[tuple[str, Figure]] | str:
         ax.set_xlabel("noise level σ (0–255 scale)" if task == "denoise" else "missing pixels (%)")
         ax.set_ylabel("PSNR (dB)")
         ax.set_title(f"{dataset}: mean over {n_images} image{'s' * (n_images > 1)}")
-        ax.legend(loc="best")
+    _legend_right(fig, axes)
     name = "psnr_vs_noise" if task == "denoise" else "psnr_vs_missing"
     return [(name, fig)]
 
@@ -88,7 +115,7 @@ def psnr_vs_time(data: RunData) -> list[tuple[str, Figure]] | str:
         return "no ok results with a positive wall time"
     colors = _colors(data.results["method_label"])
     tasks = list(dict.fromkeys(df["task"]))
-    fig = Figure(figsize=(4.4 * len(tasks) + 0.4, 3.6))
+    fig = Figure(figsize=(4.4 * len(tasks) + 2.2, 3.6))
     axes = fig.subplots(1, len(tasks), squeeze=False)[0]
     for ax, task in zip(axes, tasks):
         sub = df[df["task"] == task]
@@ -109,8 +136,10 @@ def psnr_vs_time(data: RunData) -> list[tuple[str, Figure]] | str:
             ax.xaxis.set_minor_formatter(plain)
         ax.set_xlabel("wall time per image (s, log scale)")
         ax.set_ylabel("PSNR (dB)")
-        ax.set_title(f"{task}: mean per method and level (small: single cells)")
-        ax.legend(loc="best")
+        ax.set_title("denoising" if task == "denoise" else "inpainting")
+    _legend_right(fig, axes)
+    fig.suptitle("PSNR against wall time: large markers = mean per method and level, "
+                 "small = single cells", fontsize=10)
     return [("psnr_vs_time", fig)]
 
 
@@ -149,6 +178,7 @@ def training_curves(data: RunData, image: str | None = None) -> list[tuple[str, 
             c = curves[curves["_line"] == line].sort_values("epoch")
             ax.plot(c["epoch"], c[col], label=line, color=colors[line])
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
         ax.set_ylabel(ylabel)
         ax.legend(loc="best")
     n_reps = tr["rep"].nunique()
@@ -178,10 +208,10 @@ def sparsity(data: RunData) -> list[tuple[str, Figure]] | str:
         return "no artifacts with active_hist"
     levels = list(dict.fromkeys(k[0] for k in hists))[:MAX_LEVEL_PANELS]
     labels = list(dict.fromkeys(k[1] for k in hists))
-    colors = _colors(labels)
+    colors = _colors(data.results["method_label"])
     ncols = min(3, len(levels))
     nrows = math.ceil(len(levels) / ncols)
-    fig = Figure(figsize=(3.8 * ncols + 0.4, 3.0 * nrows + 0.3))
+    fig = Figure(figsize=(3.8 * ncols + 2.4, 3.0 * nrows + 0.3))
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     width = 0.8 / len(labels)
     for ax, level in zip(axes, levels):
@@ -205,21 +235,22 @@ def sparsity(data: RunData) -> list[tuple[str, Figure]] | str:
         ax.set_title(level)
     for ax in axes[len(levels):]:
         ax.set_visible(False)
-    handles, names = axes[0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="outside upper center", ncols=len(labels),
-               title="expected active latents per patch (dashed line: mean)")
+    _legend_right(fig, axes[:len(levels)], title="method\n(dashed line: mean)")
     return [("sparsity", fig)]
 
 
 def _mosaic(fields: np.ndarray, ncols: int) -> np.ndarray:
-    """Fields (H, p, p[, 3]) as one image with 1-pixel gaps, each scaled symmetrically to [0, 1]."""
+    """Fields (H, p, p[, 3]) as one RGB image with 1-pixel coloured gaps (visible against any
+    field), each field scaled symmetrically: 0 -> mid-gray, its max |w| -> black or white."""
     f = fields.astype(float)
     scale = np.abs(f).reshape(len(f), -1).max(axis=1)
     f = 0.5 + 0.5 * f / np.where(scale > 0, scale, 1.0).reshape((-1,) + (1,) * (f.ndim - 1))
+    if f.ndim == 3:
+        f = np.repeat(f[..., None], 3, axis=3)
     h, p = len(f), f.shape[1]
     nrows = math.ceil(h / ncols)
-    shape = (nrows * (p + 1) + 1, ncols * (p + 1) + 1) + f.shape[3:]
-    out = np.ones(shape)
+    out = np.empty((nrows * (p + 1) + 1, ncols * (p + 1) + 1, 3))
+    out[:] = FIELD_GAP_COLOR
     for idx in range(h):
         r, c = divmod(idx, ncols)
         out[1 + r * (p + 1): 1 + r * (p + 1) + p, 1 + c * (p + 1): 1 + c * (p + 1) + p] = f[idx]
@@ -244,15 +275,16 @@ def generative_fields(data: RunData, image: str | None = None) -> list[tuple[str
     fields = fields[:MAX_FIELDS]
     ncols = math.ceil(math.sqrt(len(fields)))
     mosaic = _mosaic(fields, ncols)
-    fig = Figure(figsize=(5.0, 5.0 * mosaic.shape[0] / mosaic.shape[1] + 0.5))
+    fig = Figure(figsize=(5.5, 5.0 * mosaic.shape[0] / mosaic.shape[1] + 0.9))
     ax = fig.subplots()
-    ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.imshow(mosaic, interpolation="nearest")
     ax.set_axis_off()
     level = level_label(row["task"], float(row["p_deg_sigma"]), float(row["p_deg_missing"]))
     shown = f"{len(fields)} of {total}" if total > len(fields) else f"{total}"
-    ax.set_title(f"{row['method_label']} generative fields ({shown}, {fields.shape[1]}×"
-                 f"{fields.shape[2]} px)\n{row['dataset']} image {row['image']}, {level}; "
-                 "gray = 0, each field scaled to its max |w|")
+    ax.set_title(f"{_wrap(row['method_label'], 40)}: {shown} generative fields, "
+                 f"{fields.shape[1]}×{fields.shape[2]} px\n{row['dataset']} image "
+                 f"{row['image']}, {level}\nmid-gray = 0, each field scaled to its max |w|",
+                 fontsize=9)
     return [(f"fields_{_slug(str(row['image']))}", fig)]
 
 
@@ -288,6 +320,7 @@ def restoration_panels(data: RunData, image: str | None = None) -> list[tuple[st
     for (dataset, task, _deg, sigma, missing), group in levels:
         level = level_label(task, float(sigma), float(missing))
         first = group.sort_values("rep", kind="stable").drop_duplicates("method_label")
+        first = first[~first["method"].isin(REFERENCE_METHODS)]  # the input is shown anyway
         panels = []
         for _, row in first.iterrows():
             arrays = load_artifact(row)
@@ -301,7 +334,7 @@ def restoration_panels(data: RunData, image: str | None = None) -> list[tuple[st
                     title = "corrupted" + (" (red: missing)" if not kw else "")
                     title += f"\n{psnr_in:.2f} dB" if np.isfinite(psnr_in) else "\n "
                     panels.append((title, shown, kw))
-            panels.append((f"{row['method_label']}\n{row['psnr']:.2f} dB",
+            panels.append((f"{_wrap(row['method_label'])}\n{row['psnr']:.2f} dB",
                            *_display(arrays["restored"])))
         if len(panels) < 2:
             continue

@@ -18,6 +18,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from evobench.errors import EvobenchError
+from evobench.reports.load import normalise
 
 FORMATS = ("text", "markdown", "csv", "latex", "html")
 # metric -> (heading, higher is better, decimals)
@@ -184,6 +185,7 @@ def render_summary(df: pd.DataFrame, fmt: str = "text", *, metrics=DEFAULT_METRI
     """
     if fmt not in FORMATS:
         raise EvobenchError(f"unknown table format {fmt!r}; use one of {', '.join(FORMATS)}")
+    df = normalise(df)  # the harness passes its in-memory frame; give it every column
     tables = build_tables(df, metrics, per_image=per_image)
     if fmt == "csv":
         return _csv(tables)

@@ -4,6 +4,7 @@ from matplotlib import style
 
 from evobench.errors import EvobenchError
 from evobench.reports.figures import (
+    FIELD_GAP_COLOR,
     STYLE,
     _mosaic,
     make_figures,
@@ -84,9 +85,12 @@ def test_fields_mosaic_is_symmetric_per_field():
     fields = np.stack([np.full((3, 3), 2.0), -np.eye(3) * 5, np.zeros((3, 3))])
     fields[0, 0, 0] = -4.0
     m = _mosaic(fields, ncols=3)
-    assert m.shape == (1 * 4 + 1, 3 * 4 + 1)
-    first = m[1:4, 1:4]
+    assert m.shape == (1 * 4 + 1, 3 * 4 + 1, 3)
+    first = m[1:4, 1:4, 0]
     assert first[0, 0] == 0.0 and first[1, 1] == pytest.approx(0.75)  # -4 -> 0, 2 -> 0.75
-    second = m[1:4, 5:8]
+    second = m[1:4, 5:8, 0]
     assert second[0, 0] == 0.0 and second[0, 1] == 0.5  # zero stays mid-gray
     assert (m[1:4, 9:12] == 0.5).all()  # an all-zero field does not divide by zero
+    assert tuple(m[0, 0]) == FIELD_GAP_COLOR and tuple(m[4, 4]) == FIELD_GAP_COLOR
+    rgb = _mosaic(np.ones((2, 3, 3, 3)), ncols=2)
+    assert rgb.shape == (5, 9, 3) and (rgb[1:4, 1:4] == 1.0).all()

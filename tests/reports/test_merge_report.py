@@ -82,8 +82,9 @@ def test_figures_cli(make, cli_run, tmp_path):
     res = cli_run("figures", run, "--out", tmp_path / "f", "--format", "pdf,svg", "--image", "02")
     assert res.exit_code == 0, res.output
     assert "skipped PSNR vs missing fraction" in res.output
+    assert "skipped PSNR vs noise level: only one noise level" in res.output
     stems = {p.stem for p in (tmp_path / "f").iterdir()}
-    assert {"fields_02", "training_curves_02", "sparsity", "psnr_vs_noise"} <= stems
+    assert {"fields_02", "training_curves_02", "sparsity", "psnr_vs_time"} <= stems
     for stem in stems:
         assert (tmp_path / "f" / f"{stem}.pdf").is_file() and (tmp_path / "f" / f"{stem}.svg").is_file()
     assert len(list((tmp_path / "f").iterdir())) == 2 * len(stems)
