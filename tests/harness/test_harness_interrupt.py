@@ -1,0 +1,54 @@
+"""Ctrl-C: finished cells stay stored, running workers are killed, a rerun resumes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+
+
+def _cli(out, *methods):
+    args = ["run", "--profile", "smoke", "-d", "skimage[images=camera,coins,crop=32]", "--out", str(out),
+            "--run-name", "r", "-j", "2", "--no-save-images"]
+    for m in methods:
+        args += ["-m", m]
+    code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import harness_fakes; "
+            "from evobench.registry import get_registry; "
+            "get_registry().add_plugin(harness_fakes, 'harness-fakes'); "
+            f"from evobench.cli import main; main({args!r})")
+    return [sys.executable, "-c", code]
+
+
+def test_ctrl_c_keeps_finished_cells_and_resumes(tmp_path):
+    proc = subprocess.Popen(_cli(tmp_path, "fake-hang", "noisy", "tv"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    cells = tmp_path / "r" / "cells"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until the non-hanging cells are stored
+        if cells.is_dir() and len(list(cells.glob("*.json"))) >= 2:
+            break
+        time.sleep(0.2)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "run the same command again to resume" in err
+    df = pd.read_parquet(tmp_path / "r" / "results.parquet")
+    assert set(df.status) == {"ok"} and 2 <= len(df) <= 4
+    assert set(df.method) <= {"noisy", "tv"}
+    # no worker left behind: the hanging cells' processes are gone
+    ps = subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True, text=True).stdout
+    assert str(proc.pid) not in {line.split()[1] for line in ps.splitlines()[1:]}
+    # the rerun (without the hanging method) runs only what is missing
+    done = set(df.cell_key)
+    again = subprocess.run(_cli(tmp_path, "noisy", "tv"), capture_output=True, text=True,
+                           timeout=120, env={**os.environ})
+    assert again.returncode == 0, again.stderr
+    assert f"{4 - len(done)} run, {len(done)} cached" in again.stderr
