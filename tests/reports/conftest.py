@@ -16,8 +16,9 @@ def run_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def small_run(tmp_path_factory):
-    """The same grid cut to one noise level and one missing fraction (fast figure tests)."""
-    return make_run(tmp_path_factory.mktemp("runs") / "small", sigmas=(25.0,), missing=(0.5,))
+    """The same grid cut to two noise levels and two missing fractions (fast figure tests)."""
+    return make_run(tmp_path_factory.mktemp("runs") / "small", sigmas=(15.0, 25.0),
+                    missing=(0.5, 0.8))
 
 
 @pytest.fixture

@@ -32,7 +32,8 @@ def test_every_figure_is_written(figures):
     stems = {p.stem for p in files}
     assert EXPECTED <= stems
     panels = sorted(s for s in stems if s.startswith("panels_"))
-    assert panels == ["panels_set12_01_denoise_sigma-25", "panels_set12_01_inpaint_50-missing"]
+    assert panels == ["panels_set12_01_denoise_sigma-15", "panels_set12_01_denoise_sigma-25",
+                      "panels_set12_01_inpaint_50-missing", "panels_set12_01_inpaint_80-missing"]
     for p in files:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
 
