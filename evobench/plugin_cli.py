@@ -13,10 +13,6 @@ from evobench.specs import Param
 KINDS = ("methods", "datasets", "degradations", "metrics", "suites")
 
 
-def _params_text(params: tuple[Param, ...]) -> str:
-    return ", ".join(f"{p.name}={p.default!r}" for p in params) or "-"
-
-
 def _availability(spec) -> str:
     from evobench.api import _importable
 
@@ -68,16 +64,24 @@ def _param_dict(p: Param) -> dict:
     return out
 
 
-def _print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def _echo_block(title: str, lines: list[str]) -> None:
+    click.echo(click.style(title, bold=True))
+    for line in lines:
+        click.echo(f"    {line}")
 
-    table = Table(title=title, show_lines=False, header_style="bold")
-    for col in columns:
-        table.add_column(col, overflow="fold")
-    for row in rows:
-        table.add_row(*row)
-    Console().print(table)
+
+def _param_lines(params: tuple[Param, ...]) -> list[str]:
+    lines = []
+    for p in params:
+        extra = f" (one of: {', '.join(map(str, p.choices))})" if p.choices is not None else ""
+        bounds = [
+            f">= {p.low}" if p.low is not None else "",
+            f"<= {p.high}" if p.high is not None else "",
+        ]
+        bounds_text = f" ({', '.join(b for b in bounds if b)})" if any(bounds) else ""
+        help_text = f"  {p.help}" if p.help else ""
+        lines.append(f"{p.name}={p.default!r}{extra}{bounds_text}{help_text}")
+    return lines
 
 
 @click.command("plugins")
@@ -89,16 +93,12 @@ def plugins(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([i.as_dict() for i in infos], indent=2, default=str))
         return
-    rows = []
     for info in infos:
-        provides = "; ".join(f"{k}: {', '.join(v)}" for k, v in info.provides.items() if v)
-        notes = "; ".join(info.licences + info.errors)
-        rows.append(
-            [info.name, info.distribution or "-", info.version or "-", info.status, provides or "-",
-             notes or "-"]
-        )
-    _print_table("evobench plugins", ["plugin", "distribution", "version", "status", "provides",
-                                      "licence / errors"], rows)
+        origin = f"{info.distribution} {info.version}".strip() or info.module or "-"
+        lines = [f"{kind}: {', '.join(names)}" for kind, names in info.provides.items() if names]
+        lines += [f"licence: {text}" for text in info.licences]
+        lines += [f"error: {text}" for text in info.errors]
+        _echo_block(f"{info.name}  [{info.status}]  {origin}", lines)
 
 
 @click.command("list")
@@ -111,28 +111,41 @@ def list_items(kind: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([describe(kind, s) for s in specs], indent=2, default=str))
         return
-    if kind == "methods":
-        cols = ["method", "tasks", "colours", "devices", "parameters (defaults)", "status / licence"]
-        rows = [[s.name, ",".join(sorted(s.tasks)), ",".join(sorted(s.colors)),
-                 ",".join(sorted(s.devices)), _params_text(s.params),
-                 "; ".join(x for x in (_availability(s), s.licence) if x)] for s in specs]
-    elif kind == "datasets":
-        cols = ["dataset", "colour", "images", "source"]
-        rows = [[s.name, s.color, _images_text(s), s.source or "-"] for s in specs]
-    elif kind == "degradations":
-        cols = ["degradation", "task", "parameters (defaults)", "summary"]
-        rows = [[s.name, s.task, _params_text(s.params), s.summary] for s in specs]
-    elif kind == "metrics":
-        cols = ["metric", "better", "summary"]
-        rows = [[s.name, "higher" if s.higher_is_better else "lower", s.summary] for s in specs]
-    else:
-        cols = ["suite", "profiles", "summary"]
-        rows = [[s.name, ", ".join(f"{p}{' (default)' if p == s.default_profile else ''}"
-                                   for p in s.profiles), s.summary] for s in specs]
-    _print_table(f"evobench {kind}", cols, rows)
+    for s in specs:
+        plugin = registry.plugin_of(kind, s.name)
+        source = f"  (plugin {plugin.name})" if plugin else ""
+        lines = [s.summary] if s.summary else []
+        if kind == "methods":
+            head = (
+                f"{s.name}  tasks: {', '.join(sorted(s.tasks))} | colours: "
+                f"{', '.join(sorted(s.colors))} | devices: {', '.join(sorted(s.devices))} | "
+                f"{_availability(s)}"
+            )
+            lines += [f"licence: {s.licence}"] if s.licence else []
+            lines += _param_lines(s.params)
+        elif kind == "datasets":
+            head = f"{s.name}  {s.color}, {len(s.images)} images"
+            lines += [f"images: {_images_text(s)}"] if s.images else []
+            lines += (
+                [f"aliases: {', '.join(f'{a}={i}' for a, i in s.aliases.items())}"]
+                if s.aliases
+                else []
+            )
+            lines += [f"source: {s.source}"] if s.source else []
+            lines += _param_lines(getattr(s, "params", ()))
+        elif kind == "degradations":
+            head = f"{s.name}  task: {s.task}"
+            lines += _param_lines(s.params)
+        elif kind == "metrics":
+            head = f"{s.name}  ({'higher' if s.higher_is_better else 'lower'} is better)"
+        else:
+            head = s.name
+            lines += [
+                f"profiles: {', '.join(p + (' (default)' if p == s.default_profile else '') for p in s.profiles)}"
+            ]
+        _echo_block(head + source, lines)
 
 
 def _images_text(spec) -> str:
     names = list(spec.images)
-    text = ", ".join(names[:6]) + (f", ... ({len(names)} images)" if len(names) > 6 else "")
-    return text or "-"
+    return ", ".join(names[:12]) + (f", ... ({len(names)} in all)" if len(names) > 12 else "")
