@@ -95,6 +95,7 @@ def run(suite_name, profile, methods, datasets, sigma, missing, repetitions, see
 
     if executor == "dask":
         engine = DaskExecutor(scheduler)
+        options.jobs = engine.slots  # cells in flight at once, recorded in the rows
     else:
         if scheduler:
             raise EvobenchError("--scheduler is only used with --executor dask")
@@ -142,6 +143,7 @@ def _summary(result) -> None:
 
 
 def _dry_run(grid, runner, options) -> None:
+    from evobench.harness.grid import image_label
     from evobench.harness.store import RunStore
 
     run_id = options.run_name or runner.default_run_id(grid)
@@ -154,6 +156,6 @@ def _dry_run(grid, runner, options) -> None:
         state = ("done" if cell.key in done else "todo" if cell.key in todo_keys else "skip")
         extra = f"  ({cell.skip_reason})" if state == "skip" else ""
         click.echo(f"{state:<4}  {cell.key[:12]}  {cell.method_label:<{width}}  "
-                   f"{cell.dataset}/{cell.image:<10} {cell.deg_label:<36} rep{cell.rep}{extra}")
+                   f"{image_label(cell):<22} {cell.deg_label:<32} rep{cell.rep}{extra}")
     click.echo(f"{len(grid.cells)} cells: {len(done)} done, {len(todo)} todo, {len(skip)} skip"
                + (f"; timeout {options.timeout:g}s per cell" if options.timeout else ""))

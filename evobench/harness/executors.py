@@ -94,12 +94,12 @@ class DaskExecutor:
         from distributed import as_completed
 
         source = iter(payloads)
-        futures = {}
+        futures: dict = {}  # key -> (future, payload) of cells in flight
 
         def submit(payload):
             future = self.client.submit(isolate.run_in_subprocess, payload, timeout, pure=False,
                                         key=f"evobench-cell-{payload['cell'].key}")
-            futures[future.key] = payload
+            futures[future.key] = (future, payload)
             return future
 
         first = [submit(p) for p in (next(source, None) for _ in range(2 * self.slots))
@@ -107,7 +107,7 @@ class DaskExecutor:
         queue = as_completed(first, loop=self.client.loop)
         try:
             for future in queue:
-                payload = futures.pop(future.key)
+                payload = futures.pop(future.key)[1]
                 try:
                     result = future.result()
                 except Exception as exc:  # noqa: BLE001 - a lost worker is a cell error
@@ -121,8 +121,8 @@ class DaskExecutor:
                     queue.add(submit(nxt))
                 yield payload, result
         finally:
-            if futures:
-                self.client.cancel(list(queue.futures) if hasattr(queue, "futures") else [])
+            if futures:  # interrupted: nothing more should run for this client
+                self.client.cancel([f for f, _ in futures.values()])
 
     def close(self) -> None:
         self.client.close()

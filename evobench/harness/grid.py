@@ -22,7 +22,6 @@ from evobench.specs import (
     DatasetSpec,
     DegradationSpec,
     MethodSpec,
-    MetricSpec,
     Param,
     SuiteSpec,
     load_object,
@@ -93,10 +92,6 @@ class Cell:
     @property
     def deg_label(self) -> str:
         return format_label(self.degradation, self.deg_params)
-
-    @property
-    def dataset_label(self) -> str:
-        return format_label(self.dataset, {k: v for k, v in self.dataset_params.items() if v})
 
 
 @dataclass
@@ -354,10 +349,12 @@ def parse_duration(text: str | None) -> float | None:
     return seconds
 
 
-def metric_specs(registry, names) -> dict[str, MetricSpec]:
-    return {name: registry.metric(name) for name in names}
+def image_label(cell: Cell) -> str:
+    """``set12/02`` or, with a conventional name, ``set12/02(house)``."""
+    name = f"({cell.image_name})" if cell.image_name != cell.image else ""
+    return f"{cell.dataset}/{cell.image}{name}"
 
 
 def describe(cell: Cell) -> str:
-    return f"{cell.method_label} {cell.dataset}/{cell.image} {cell.deg_label} rep{cell.rep}"
+    return f"{cell.method_label} {image_label(cell)} {cell.deg_label} rep{cell.rep}"
 
