@@ -116,7 +116,8 @@ def run_biharmonic(image, *, task, mask=None, sigma=None, seed=0, device="cpu", 
                                              split_into_regions=split_into_regions)
     else:
         out = np.stack([
-            restoration.inpaint_biharmonic(filled[..., c], mask[..., c],
+            restoration.inpaint_biharmonic(np.ascontiguousarray(filled[..., c]),
+                                           np.ascontiguousarray(mask[..., c]),
                                            split_into_regions=split_into_regions)
             for c in range(image.shape[2])
         ], axis=-1)

@@ -1,1 +1,56 @@
-"""Placeholder: being written."""
+"""Method ``tvae``: the evolutionary binary-latent VAE (Drefs et al., ECML 2022) of
+``evobench.tvae``, with its presets and every main knob exposed as a parameter.
+
+Overrides default to None, meaning "the preset's value", so ``tvae[preset=house-25]`` is the
+paper's configuration and ``tvae[S=64]`` changes one knob of the quick default.
+"""
+
+from __future__ import annotations
+
+from evobench.api import MethodSpec, Param, hookimpl
+
+__version__ = "1.0"
+
+# The engine's preset names (evobench.tvae.presets.PRESETS), listed here because reading them
+# would import torch; a test keeps the two in sync.
+PRESETS = ("quick", "house-15", "house-25", "house-50", "barbara-25", "house-inpaint-50",
+           "castle-inpaint-50", "castle-inpaint-80")
+
+_OVERRIDE = "default: the preset's value"
+
+SPEC = MethodSpec(
+    name="tvae",
+    factory="evobench_tvae.method:run",
+    tasks=frozenset({"denoise", "inpaint"}),
+    devices=frozenset({"cpu", "cuda"}),
+    summary="TVAE: binary-latent VAE trained by evolutionary truncated posteriors, zero-shot "
+    "on the overlapping patches of the corrupted image",
+    params=(
+        Param("preset", "quick", str, choices=PRESETS,
+              help="named configuration (quick default or a paper experiment)"),
+        Param("patch_size", None, int, low=2, help=f"patch side p; {_OVERRIDE}"),
+        Param("H", None, int, low=1, help=f"number of binary latents; {_OVERRIDE}"),
+        Param("hidden", None, tuple, help=f"decoder hidden widths, e.g. 64 or 512-512; {_OVERRIDE}"),
+        Param("S", None, int, low=1, help=f"states kept per patch |K_n|; {_OVERRIDE}"),
+        Param("P", None, int, low=1, help=f"parents per generation; {_OVERRIDE}"),
+        Param("C", None, int, low=1, help=f"children per parent; {_OVERRIDE}"),
+        Param("G", None, int, low=1, help=f"generations per epoch; {_OVERRIDE}"),
+        Param("batch_size", None, int, low=1, help=f"patches per gradient step; {_OVERRIDE}"),
+        Param("epochs", None, int, low=1, help=f"training epochs; {_OVERRIDE}"),
+        Param("selection", None, str, choices=("fitness", "uniform", "best"),
+              help=f"parent selection; {_OVERRIDE}"),
+        Param("mutation", None, str, choices=("randflip", "sparseflip"),
+              help=f"mutation operator; {_OVERRIDE}"),
+        Param("crossover", None, bool, help=f"one-point crossover before mutation; {_OVERRIDE}"),
+        Param("lr_min", None, float, low=0.0, help=f"cyclic LR lower bound; {_OVERRIDE}"),
+        Param("lr_max", None, float, low=0.0, help=f"cyclic LR upper bound; {_OVERRIDE}"),
+        Param("half_cycle", None, float, low=0.0,
+              help=f"epochs per half LR cycle; {_OVERRIDE}"),
+    ),
+    version=__version__,
+)
+
+
+@hookimpl
+def evobench_register_methods(register):
+    register(SPEC)

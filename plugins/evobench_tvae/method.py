@@ -1,0 +1,58 @@
+"""``tvae`` behind the evobench method contract: calls ``evobench.tvae.denoise`` / ``inpaint``
+and maps the engine's result to a ``MethodOutput``.
+
+``artifacts["fields"]`` are the engine's singleton outputs minus the all-zero output (what each
+latent adds), the same definition the ``gsvae`` method uses, so the two compare directly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from evobench.api import MethodOutput, check_method_input
+from evobench.errors import EvobenchError
+from evobench_tvae import SPEC
+
+OVERRIDES = ("patch_size", "H", "hidden", "S", "P", "C", "G", "batch_size", "epochs",
+             "selection", "mutation", "crossover", "lr_min", "lr_max", "half_cycle")
+
+
+def run(image, *, task, mask=None, sigma=None, seed=0, device="cpu", budget_s=None, clean=None,
+        preset="quick", **overrides):
+    """Fit TVAE on the image's patches; ``clean`` (diagnostics only, the harness never passes
+    it) adds PSNR to the trace. ``budget_s`` stops training after the epoch that crosses it."""
+    image, mask = check_method_input(SPEC, image, task=task, mask=mask, sigma=sigma,
+                                     device=device)
+    unknown = sorted(set(overrides) - set(OVERRIDES))
+    if unknown:
+        raise EvobenchError(f"tvae has no parameter(s) {unknown}; use {list(OVERRIDES)}")
+    from evobench.tvae import denoise, inpaint
+
+    ov = {k: v for k, v in overrides.items() if v is not None}
+    if budget_s is not None:
+        ov["budget_s"] = float(budget_s)
+    if task == "denoise":
+        res = denoise(image, sigma=sigma, preset=preset, seed=seed, device=device, clean=clean,
+                      **ov)
+    else:
+        res = inpaint(image, mask=mask, preset=preset, seed=seed, device=device, clean=clean,
+                      **ov)
+    last = res.trace[-1] if res.trace else {}
+    extras = {
+        "active_mean": float(res.sparsity["active_mean"]),
+        "pi_sum": float(res.sparsity["pi_sum"]),
+        "epochs": int(res.epochs_run),
+        "free_energy": float(last.get("free_energy", np.nan)),
+        "sigma_learned": float(np.sqrt(res.sigma2)),
+        "H": int(res.config.get("H", len(res.pi))),
+        "S": int(res.config.get("S", 0)),
+    }
+    artifacts = {
+        "fields": np.asarray(res.fields - res.background, dtype=np.float32),
+        "background": np.asarray(res.background, dtype=np.float32),
+        "active_hist": np.asarray(res.sparsity["active_hist"], dtype=np.float32),
+        "pi": np.asarray(res.pi, dtype=np.float32),
+    }
+    return MethodOutput(res.image, extras=extras, time_fit_s=float(res.time_fit_s),
+                        time_infer_s=float(res.time_infer_s), trace=list(res.trace),
+                        artifacts=artifacts)

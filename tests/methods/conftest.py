@@ -1,0 +1,63 @@
+"""Shared small inputs for the method tests: seeded crops, noise and masks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+SIGMA = 25 / 255
+
+
+def psnr(clean: np.ndarray, est: np.ndarray) -> float:
+    return float(10 * np.log10(1.0 / np.mean((np.asarray(est) - clean) ** 2)))
+
+
+@pytest.fixture(scope="session")
+def gray_clean() -> np.ndarray:
+    """A textured 64 x 64 crop of cameraman (the man's coat and the tripod), [0, 1] scale."""
+    from skimage import data
+
+    return data.camera()[160:224, 200:264] / 255.0
+
+
+@pytest.fixture(scope="session")
+def rgb_clean() -> np.ndarray:
+    from skimage import data
+
+    return data.astronaut()[30:78, 180:228] / 255.0
+
+
+def noisy_of(clean: np.ndarray, seed: int = 0) -> np.ndarray:
+    return clean + SIGMA * np.random.default_rng(seed).standard_normal(clean.shape)
+
+
+def mask_of(shape: tuple[int, ...], seed: int = 0, fraction: float = 0.5) -> np.ndarray:
+    return np.random.default_rng(seed + 1000).random(shape) < fraction
+
+
+@pytest.fixture(scope="session")
+def gray_noisy(gray_clean):
+    return noisy_of(gray_clean)
+
+
+@pytest.fixture(scope="session")
+def gray_mask(gray_clean):
+    return mask_of(gray_clean.shape)
+
+
+@pytest.fixture(scope="session")
+def gray_holed(gray_clean, gray_mask):
+    """The inpainting input: missing entries are NaN (what the harness hands over)."""
+    return np.where(gray_mask, np.nan, gray_clean)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models gain nothing from intra-op threads, and on a loaded 2-core machine extra
+    threads spin against other processes (10x slower); restore the setting afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -1,0 +1,55 @@
+"""The method plugins register light specs: no heavy import, precise capabilities."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from evobench.api import get_registry
+
+PLUGINS = ["evobench_tvae", "evobench_bm3d", "evobench_gsvae", "evobench_skimage"]
+
+
+@pytest.mark.parametrize("module", PLUGINS)
+def test_plugin_import_is_light(module):
+    code = (
+        "import sys; import " + module + "; "
+        "heavy = [m for m in ('torch', 'bm3d', 'skimage', 'scipy') if m in sys.modules]; "
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "", f"{module} imports {out.stdout.strip()} at import time"
+
+
+EXPECTED = {
+    "noisy": ({"denoise", "inpaint"}, {"cpu"}),
+    "nlm": ({"denoise"}, {"cpu"}),
+    "tv": ({"denoise"}, {"cpu"}),
+    "wavelet": ({"denoise"}, {"cpu"}),
+    "biharmonic": ({"inpaint"}, {"cpu"}),
+    "bm3d": ({"denoise"}, {"cpu"}),
+    "gsvae": ({"denoise", "inpaint"}, {"cpu", "cuda"}),
+    "tvae": ({"denoise", "inpaint"}, {"cpu", "cuda"}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_registered_capabilities(name):
+    spec = get_registry().method(name)
+    tasks, devices = EXPECTED[name]
+    assert set(spec.tasks) == tasks
+    assert set(spec.devices) == devices
+    assert set(spec.colors) == {"gray", "rgb"}
+    assert spec.version and spec.version != "0"
+    assert spec.summary
+
+
+def test_bm3d_spec_declares_licence_and_requirement():
+    spec = get_registry().method("bm3d")
+    assert "non-commercial" in spec.licence and "not vendored" in spec.licence
+    assert spec.requires == ("bm3d",)
+    assert spec.needs_sigma
+    assert {p.name: p.choices for p in spec.params}["profile"] == ("np", "lc", "vn", "high")
