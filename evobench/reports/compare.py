@@ -135,8 +135,12 @@ def match_cells(base: pd.DataFrame, cand: pd.DataFrame) -> pd.DataFrame:
     # fallback for cells whose key changed: identity columns, when unique on both sides
     ident = [col for col in FALLBACK_IDENTITY if col in b.columns and col in c.columns]
 
+    b_ident_cols = [b[col].astype(str).to_numpy() for col in ident]
+    c_ident_cols = [c[col].astype(str).to_numpy() for col in ident]
+
     def key_of(df, i):
-        return tuple(str(df.at[i, col]) for col in ident)
+        cols = b_ident_cols if df is b else c_ident_cols
+        return tuple(col[i] for col in cols)
 
     c_ident: dict[tuple, list[int]] = {}
     for j in rest_c:
@@ -169,20 +173,21 @@ def compare_frames(base: pd.DataFrame, cand: pd.DataFrame, thresholds: list[Thre
     metrics = list(dict.fromkeys([t.column for t in thresholds]
                                  + [m for m in SHOWN_ALWAYS if m in b.columns and m in c.columns]))
     records = []
+    rb, rc = b.to_dict("records"), c.to_dict("records")  # row access without pandas overhead
     for i, j in zip(pairs["i_base"], pairs["i_cand"]):
-        src = b.loc[i] if i >= 0 else c.loc[j]
+        src = rb[i] if i >= 0 else rc[j]
         rec = {
             "cell_key": src["cell_key"], "method": src["method_label"] or src["method"],
             "dataset": src["dataset"], "image": src["image"], "task": src["task"],
             "level": level_label(src["task"], float(src["p_deg_sigma"]),
                                  float(src["p_deg_missing"])),
             "rep": int(src["rep"]),
-            "base_status": b.at[i, "status"] if i >= 0 else "",
-            "cand_status": c.at[j, "status"] if j >= 0 else "",
+            "base_status": rb[i]["status"] if i >= 0 else "",
+            "cand_status": rc[j]["status"] if j >= 0 else "",
         }
         for m in metrics:
-            rec[f"base_{m}"] = float(b.at[i, m]) if i >= 0 else math.nan
-            rec[f"cand_{m}"] = float(c.at[j, m]) if j >= 0 else math.nan
+            rec[f"base_{m}"] = float(rb[i][m]) if i >= 0 else math.nan
+            rec[f"cand_{m}"] = float(rc[j][m]) if j >= 0 else math.nan
         verdict, reasons = _verdict(rec, thresholds, time_floor_s)
         rec["verdict"], rec["reasons"] = verdict, "; ".join(reasons)
         rec["regression"] = verdict in ("missing", "failed", "regressed")

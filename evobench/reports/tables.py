@@ -93,23 +93,47 @@ def _ordered(values) -> list:
     return list(dict.fromkeys(values))
 
 
-def _cell(rows: pd.DataFrame, metric: str) -> Cell:
-    ok = rows[rows["status"] == "ok"]
-    cell = Cell(failed=Counter(rows.loc[rows["status"] != "ok", "status"]))
-    vals = ok[["rep", "image", metric]].dropna()
-    if vals.empty:
-        return cell
-    # average over images inside each repetition first, then the spread over repetitions; a
-    # repetition that lost an image would bias the average, so complete ones are used if any
-    n_images = rows["image"].nunique()
-    per_image = vals.groupby("rep")["image"].nunique()
-    complete = per_image.index[per_image == n_images]
-    if len(complete):
-        vals = vals[vals["rep"].isin(complete)]
-    per_rep = vals.groupby("rep")[metric].mean()
-    cell.mean = float(per_rep.mean())
-    cell.std = float(per_rep.std(ddof=1)) if len(per_rep) > 1 else math.nan
-    cell.n_reps = len(per_rep)
+KEYS = ["task", "dataset", "method_label", "_column"]
+
+
+def _statistics(df: pd.DataFrame, metric: str) -> tuple[dict, dict]:
+    """Mean, std and repetition count per table cell, in two vectorised group-bys.
+
+    Averaged cells: the mean over images inside each repetition, then mean ± std over
+    repetitions; a repetition that lost an image would bias its average, so only complete
+    repetitions are used when there is any. Per-image cells: mean ± std over repetitions.
+    """
+    ok = df[(df["status"] == "ok") & df[metric].notna()]
+    attempted = df.groupby(KEYS, sort=False)["image"].nunique().rename("n_img")
+    per_rep = ok.groupby([*KEYS, "rep"], sort=False).agg(m=(metric, "mean"), n=("image", "nunique"))
+    per_rep = per_rep.reset_index().join(attempted, on=KEYS)
+    per_rep["complete"] = per_rep["n"] == per_rep["n_img"]
+    any_complete = per_rep.groupby(KEYS, sort=False)["complete"].transform("any")
+    used = per_rep[per_rep["complete"] | ~any_complete]
+    avg = used.groupby(KEYS, sort=False)["m"].agg(["mean", "std", "count"])
+    img = ok.groupby([*KEYS, "image"], sort=False)[metric].agg(["mean", "std", "count"])
+    return ({k: tuple(v) for k, v in zip(avg.index, avg.to_numpy())},
+            {k: tuple(v) for k, v in zip(img.index, img.to_numpy())})
+
+
+def _failures(df: pd.DataFrame) -> tuple[dict, dict]:
+    """Counters of non-ok statuses per averaged cell and per image cell."""
+    bad = df[df["status"] != "ok"]
+    avg: dict[tuple, Counter] = {}
+    img: dict[tuple, Counter] = {}
+    for key, n in bad.groupby([*KEYS, "status"], sort=False).size().items():
+        avg.setdefault(key[:-1], Counter())[key[-1]] = int(n)
+    for key, n in bad.groupby([*KEYS, "image", "status"], sort=False).size().items():
+        img.setdefault(key[:-1], Counter())[key[-1]] = int(n)
+    return avg, img
+
+
+def _cell(stats: tuple | None, failed: Counter | None) -> Cell:
+    cell = Cell(failed=Counter(failed or {}))
+    if stats is not None:
+        mean, std, count = stats
+        cell.mean, cell.n_reps = float(mean), int(count)
+        cell.std = float(std) if count > 1 else math.nan
     return cell
 
 
@@ -135,26 +159,28 @@ def build_tables(df: pd.DataFrame, metrics=DEFAULT_METRICS, *, per_image: bool =
     if df.empty:
         return []
     df = _with_columns(df)
+    fail_avg, fail_img = _failures(df)
+    stats = {m: _statistics(df, m) for m in metrics}
     tables = []
     for (task, dataset), group in df.groupby(["task", "dataset"], sort=False):
-        group = group.sort_values("_order", kind="stable")
-        columns = _ordered(group["_column"])
-        methods = _ordered(group.sort_index()["method_label"])
+        columns = _ordered(group.sort_values("_order", kind="stable")["_column"])
+        methods = _ordered(group["method_label"])
         images = _ordered(group["image"])
-        scopes = [("average", group)]
+        scopes = ["average"]
         if per_image and len(images) > 1:
-            scopes += [(img, group[group["image"] == img]) for img in images]
+            scopes += images
         for metric in metrics:
             heading = METRICS.get(metric, (metric,))[0]
-            for scope, rows_df in scopes:
+            avg, img = stats[metric]
+            for scope in scopes:
                 rows = []
-                by_key = dict(tuple(rows_df.groupby(["method_label", "_column"], sort=False)))
                 for method in methods:
-                    cells = [
-                        _cell(by_key[(method, col)], metric)
-                        if (method, col) in by_key else Cell()
-                        for col in columns
-                    ]
+                    if scope == "average":
+                        keys = [(task, dataset, method, col) for col in columns]
+                        cells = [_cell(avg.get(k), fail_avg.get(k)) for k in keys]
+                    else:
+                        keys = [(task, dataset, method, col, scope) for col in columns]
+                        cells = [_cell(img.get(k), fail_img.get(k)) for k in keys]
                     if any(c.n_reps or c.failed for c in cells):
                         rows.append((method, cells))
                 if not rows:
