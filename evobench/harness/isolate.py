@@ -24,6 +24,7 @@ _LIVE: set = set()  # processes to kill on Ctrl-C
 _LIVE_LOCK = threading.Lock()
 _CTX = None
 PRELOAD = ["evobench.harness.preload"]
+STARTUP_LIMIT_S = 600.0  # a worker that cannot even start (broken forkserver) is an error
 
 
 def _context():
@@ -111,7 +112,8 @@ def run_isolated(payload: dict, timeout: float | None) -> dict:
         send.close()
         with _LIVE_LOCK:
             _LIVE.add(proc)
-        deadline = None
+        start_by = time.monotonic() + STARTUP_LIMIT_S
+        deadline = None  # set when the cell starts
         result = None
         while True:
             wait = 0.5 if deadline is None else min(0.5, max(0.0, deadline - time.monotonic()))
@@ -121,6 +123,8 @@ def run_isolated(payload: dict, timeout: float | None) -> dict:
                 except (EOFError, OSError):
                     break
                 if isinstance(message, str) and message == "started":
+                    started = time.time()
+                    start_by = None
                     if timeout is not None:
                         deadline = time.monotonic() + timeout
                     continue
@@ -128,6 +132,11 @@ def run_isolated(payload: dict, timeout: float | None) -> dict:
                 break
             if not proc.is_alive() and not recv.poll(0):
                 break
+            if start_by is not None and time.monotonic() >= start_by:
+                proc.kill()
+                proc.join()
+                return _failure("error", f"the worker process did not start within "
+                                f"{STARTUP_LIMIT_S:g} s", started)
             if deadline is not None and time.monotonic() >= deadline:
                 proc.kill()
                 proc.join()
