@@ -20,28 +20,36 @@ def n_words(H: int) -> int:
     return math.ceil(H / WORD)
 
 
-def _bit_weights(device: torch.device) -> torch.Tensor:
-    w = torch.ones(WORD, dtype=torch.int64, device=device)
-    w = torch.bitwise_left_shift(w, torch.arange(WORD, device=device))
-    return w  # entry 63 wraps to int64 min: exactly the two's-complement bit
+_TABLES: dict[tuple[str, torch.dtype], torch.Tensor] = {}
+
+
+def _byte_table(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(256, 8) table: row b holds the 8 bits of byte b, least significant first."""
+    key = (str(device), dtype)
+    if key not in _TABLES:
+        b = torch.arange(256, device=device)
+        _TABLES[key] = ((b[:, None] >> torch.arange(8, device=device)) & 1).to(dtype)
+    return _TABLES[key]
 
 
 def pack(states: torch.Tensor) -> torch.Tensor:
-    """(..., H) 0/1 tensor -> (..., n_words) int64 keys."""
+    """(..., H) 0/1 tensor -> (..., n_words) int64 keys (little-endian bytes of the bits)."""
     H = states.shape[-1]
     nw = n_words(H)
-    s = states.to(torch.int64)
+    s = states.to(torch.uint8)
     if nw * WORD != H:
         s = torch.nn.functional.pad(s, (0, nw * WORD - H))
-    s = s.reshape(*states.shape[:-1], nw, WORD)
-    return (s * _bit_weights(states.device)).sum(-1)
+    s = s.reshape(*states.shape[:-1], nw * 8, 8)
+    weights = torch.tensor([1, 2, 4, 8, 16, 32, 64, 128], dtype=torch.uint8, device=s.device)
+    byts = (s * weights).sum(-1, dtype=torch.uint8)
+    return byts.view(torch.int64)
 
 
 def unpack(keys: torch.Tensor, H: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """(..., n_words) int64 keys -> (..., H) states of ``dtype``."""
-    shifts = torch.arange(WORD, device=keys.device)
-    bits = torch.bitwise_right_shift(keys.unsqueeze(-1), shifts) & 1
-    return bits.reshape(*keys.shape[:-1], keys.shape[-1] * WORD)[..., :H].to(dtype)
+    """(..., n_words) int64 keys -> (..., H) states of ``dtype`` (one table lookup per byte)."""
+    byts = keys.contiguous().view(torch.uint8).to(torch.int64)
+    bits = _byte_table(keys.device, dtype)[byts]
+    return bits.reshape(*keys.shape[:-1], keys.shape[-1] * WORD)[..., :H]
 
 
 def first_occurrence(keys: torch.Tensor) -> torch.Tensor:

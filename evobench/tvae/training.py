@@ -49,8 +49,12 @@ class Trainer:
         # chunk = a multiple of the batch size so every epoch has ceil(N / B) Adam steps
         self.chunk = max(1, cfg.chunk_size // cfg.batch_size) * cfg.batch_size
 
+    @torch.no_grad()
     def epoch(self) -> dict:
-        """One pass over all patches; returns F/N, sigma2 (internal units), sum(pi), #new states."""
+        """One pass over all patches; returns F/N, sigma2 (internal units), sum(pi), #new states.
+
+        Gradients are written by hand (Decoder.backward_from_output), so no autograd graph.
+        """
         cfg, model, gen = self.cfg, self.model, self.gen
         dev = self.Y.device
         dtype = self.Y.dtype
@@ -67,53 +71,48 @@ class Trainer:
         inv2s2 = 0.5 / s2
         half_log = 0.5 * torch.log(2 * math.pi * s2)
         group = self.opt.param_groups[0]
+        dec = model.decoder
         for idx in perm.split(self.chunk):
             Yc = self.Y[idx]
             oc = None if self.obs is None else self.obs[idx]
             dc = None if self.dobs is None else self.dobs[idx]
-            with torch.no_grad():
-                keys, _, new = estep(
-                    model, Yc, oc, dc, self.keys[idx], P=cfg.P, C=cfg.C, G=cfg.G,
-                    selection=cfg.selection, mutation=cfg.mutation, cross=cfg.crossover,
-                    p_bf=self.p_bf, gen=gen, max_rows=cfg.max_rows)
-                self.keys[idx] = keys
-                n_new += new.sum()
-                states = unpack(keys, H, dtype)  # (n, S, H)
-                if self.impute:  # reference: fill missing entries with the current estimate
-                    _, _, est = chunked_log_joint(model, Yc, states, oc, dc, cfg.max_rows,
-                                                  want_mean=True)
-                    Yc = torch.where(oc.bool(), Yc, est)
-                    oc = dc = None
-                dn = self.D if dc is None else dc.unsqueeze(1)
-                base = states @ logit + const - dn * half_log  # (n, S): fixed during the epoch
-                q_all = torch.empty(len(idx), S, dtype=dtype, device=dev)
-                err_all = torch.empty(len(idx), S, dtype=dtype, device=dev)
-            for a in range(0, len(idx), cfg.batch_size):
+            keys, _, new = estep(
+                model, Yc, oc, dc, self.keys[idx], P=cfg.P, C=cfg.C, G=cfg.G,
+                selection=cfg.selection, mutation=cfg.mutation, cross=cfg.crossover,
+                p_bf=self.p_bf, gen=gen, max_rows=cfg.max_rows)
+            self.keys[idx] = keys
+            n_new += new.sum()
+            states = unpack(keys, H, dtype)  # (n, S, H)
+            if self.impute:  # reference: fill missing entries with the current estimate
+                _, _, est = chunked_log_joint(model, Yc, states, oc, dc, cfg.max_rows,
+                                              want_mean=True)
+                Yc = torch.where(oc.bool(), Yc, est)
+                oc = dc = None
+            dn = self.D if dc is None else dc.unsqueeze(1)
+            base = states @ logit + const - dn * half_log  # (n, S): fixed during the epoch
+            q_all = torch.empty(len(idx), S, dtype=dtype, device=dev)
+            err_all = torch.empty(len(idx), S, dtype=dtype, device=dev)
+            for a in range(0, len(idx), cfg.batch_size):  # M-step (no autograd: see model)
                 b = min(len(idx), a + cfg.batch_size)
                 group["lr"] = triangular_lr(self.step, cfg.lr_min, cfg.lr_max, self.half)
-                mu = model.decoder(states[a:b])
-                diff = Yc[a:b].unsqueeze(1) - mu
-                if oc is not None:
-                    diff = diff * oc[a:b].unsqueeze(1)
-                err = (diff * diff).sum(-1)
+                o, acts = dec.residual(states[a:b], Yc[a:b], oc)
+                err = (o * o).sum(-1)
                 lpj = base[a:b] - err * inv2s2
-                Fb = torch.logsumexp(lpj, 1).sum()
-                loss = Fb * (-1.0 / (b - a))
-                loss.backward()
+                lse = torch.logsumexp(lpj, 1, keepdim=True)
+                q = torch.exp(lpj - lse)
+                # d(-F_batch/B)/d mu = q (mu - y) / (sigma2 B), masked like o
+                g = o.mul_((q * (2.0 / (b - a)) * inv2s2).unsqueeze(-1))
+                dec.backward_from_output(g.view(-1, self.D), acts)
                 self.opt.step()
-                self.opt.zero_grad(set_to_none=False)
                 self.step += 1
-                with torch.no_grad():
-                    q_all[a:b] = torch.softmax(lpj.detach(), 1)
-                    err_all[a:b] = err.detach()
-                    F += Fb.detach()
-            with torch.no_grad():
-                A_pi += torch.einsum("ns,nsh->h", q_all, states)
-                A_sig += (q_all * err_all).sum()
-        with torch.no_grad():
-            model.pi.copy_((A_pi / self.N).clamp(PI_CLAMP, 1 - PI_CLAMP))
-            denom = self.N * self.D if (self.obs is None or self.impute) else self.dobs.sum()
-            model.sigma2.copy_((A_sig / denom).clamp_min(1e-12))
+                q_all[a:b] = q
+                err_all[a:b] = err
+                F += lse.sum()
+            A_pi += torch.einsum("ns,nsh->h", q_all, states)
+            A_sig += (q_all * err_all).sum()
+        model.pi.copy_((A_pi / self.N).clamp(PI_CLAMP, 1 - PI_CLAMP))
+        denom = self.N * self.D if (self.obs is None or self.impute) else self.dobs.sum()
+        model.sigma2.copy_((A_sig / denom).clamp_min(1e-12))
         return {"F": F.item() / self.N, "sigma2": model.sigma2.item(),
                 "pi_sum": model.pi.sum().item(), "new_states": n_new.item() / self.N}
 

@@ -87,3 +87,24 @@ def test_full_enumeration_gives_exact_posterior():
     assert abs(float(torch.logsumexp(lpj[0], 0)) - exact_ll) < 1e-9
     mus = model.decoder(torch.as_tensor(allst, dtype=torch.float64)).detach().numpy()
     np.testing.assert_allclose(mean[0].numpy(), exact @ mus, atol=1e-10)
+
+
+@pytest.mark.parametrize("activation,hidden", [("relu", (7,)), ("leaky_relu", (6, 5))])
+def test_hand_written_gradient_equals_autograd(activation, hidden):
+    """The M-step's manual backprop gives the gradient of -F_batch/B that autograd gives."""
+    model, g = _model(H=5, D=6, hidden=hidden, activation=activation)
+    dec = model.decoder
+    rng = np.random.default_rng(3)
+    B, S = 4, 6
+    Y = torch.as_tensor(rng.normal(size=(B, 6)))
+    obs = torch.as_tensor(rng.random((B, 6)) > 0.3, dtype=torch.float64)
+    states = torch.as_tensor(rng.integers(0, 2, size=(B, S, 5)), dtype=torch.float64)
+    with torch.enable_grad():
+        lpj, _ = model.log_joint(Y * obs, states, obs, obs.sum(1))
+        loss = -torch.logsumexp(lpj, 1).sum() / B
+        auto = torch.autograd.grad(loss, list(dec.parameters()))
+    o, acts = dec.residual(states, Y * obs, obs)
+    q = torch.softmax(lpj.detach(), 1)
+    dec.backward_from_output((o * (q / (model.sigma2 * B)).unsqueeze(-1)).view(-1, 6), acts)
+    for p, a in zip(dec.parameters(), auto):
+        torch.testing.assert_close(p.grad, a)
