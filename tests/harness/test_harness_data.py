@@ -162,3 +162,12 @@ def test_data_cli_errors(invoke, monkeypatch):
     assert result.exit_code == 2 and "did you mean 'set12'" in result.output
     result = invoke("data", "fetch", "skimage")
     assert result.exit_code == 2 and "needs no download" in result.output
+
+
+def test_data_cli_force_refetch(cache, mirror, invoke):
+    castle = cache / "castle.jpg"
+    old_mtime = castle.stat().st_mtime_ns
+    result = invoke("data", "fetch", "castle", "--force")
+    assert result.exit_code == 0 and "castle: 1 re-downloaded" in result.output
+    assert castle.stat().st_mtime_ns != old_mtime
+    assert castle.read_bytes() == (SHARED / "castle.jpg").read_bytes()
