@@ -131,7 +131,11 @@ def _summary(result) -> None:
     except ImportError:  # reports not installed: a minimal table instead
         render_summary = None
     if render_summary is not None and len(frame):
-        click.echo(render_summary(frame, fmt="text"))
+        try:
+            click.echo(render_summary(frame, fmt="text"))
+        except Exception as exc:  # noqa: BLE001 - the rows are stored; a table bug must not hide that
+            click.echo(f"note: no summary table ({type(exc).__name__}: {exc}); the results are "
+                       f"stored, see `evobench report {result.store.root}`", err=True)
     elif len(frame):
         ok = frame[frame["status"] == "ok"]
         if len(ok):
