@@ -281,12 +281,10 @@ def render(comp: Comparison, *, fmt: str = "text", show: str = "auto") -> str:
 
 def _summary(comp: Comparison, fmt: str) -> str:
     cells = comp.cells
-    both = cells[(cells.get("base_status", "") == "ok") & (cells.get("cand_status", "") == "ok")] \
-        if len(cells) else cells
     lines = []
-    for m in comp.metrics:
-        if len(both) == 0:
-            break
+    if len(cells):
+        both = cells[(cells["base_status"] == "ok") & (cells["cand_status"] == "ok")]
+    for m in comp.metrics if len(cells) else []:
         d = (both[f"cand_{m}"] - both[f"base_{m}"]).dropna()
         if len(d):
             lines.append(f"{m}: mean Δ {d.mean():+.4g}, worst Δ "

@@ -171,8 +171,8 @@ def load_runs(paths, *, keep: str = "last") -> RunData:
         traces.append(read_traces(folder))
         manifests[str(folder)] = read_manifest(folder)
     results = pd.concat(frames, ignore_index=True)
-    trace_df = pd.concat([t for t in traces if len(t)], ignore_index=True) if any(
-        len(t) for t in traces) else traces[0]
+    non_empty = [t for t in traces if len(t)]
+    trace_df = pd.concat(non_empty, ignore_index=True) if non_empty else traces[0]
     if keep == "last" and len(frames) > 1:
         results = results.drop_duplicates("cell_key", keep="last").reset_index(drop=True)
         if len(trace_df):
