@@ -25,7 +25,6 @@ class TVAEConfig:
     hidden: tuple[int, ...] = (64,)
     activation: str = "relu"
     init: str = "xavier"
-    bias_init: str = "zero"  # output bias: "zero" (reference) or "mean" (per-entry data mean)
     S: int = 32
     P: int = 5
     C: int = 4
@@ -98,7 +97,6 @@ def validate(cfg: TVAEConfig) -> None:
     _choice("mutation", cfg.mutation, MUTATIONS)
     _choice("activation", cfg.activation, tuple(ACTIVATIONS))
     _choice("init", cfg.init, ("xavier", "default"))
-    _choice("bias_init", cfg.bias_init, ("zero", "mean"))
     _choice("inpaint_mstep", cfg.inpaint_mstep, INPAINT_MSTEPS)
     _choice("merge", cfg.merge, MERGES)
     _choice("dtype", cfg.dtype, DTYPES)

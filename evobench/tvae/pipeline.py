@@ -95,10 +95,6 @@ def build_trainer(Ynp: np.ndarray, obs_np: np.ndarray | None, cfg: TVAEConfig,
     Y = torch.as_tensor(np.nan_to_num(Ynp), dtype=dtype, device=dev)
     obs = None if obs_np is None else torch.as_tensor(obs_np, dtype=dtype, device=dev)
     decoder = Decoder(cfg.H, cfg.hidden, Y.shape[1], cfg.activation, cfg.init, gen, dtype, dev)
-    if cfg.bias_init == "mean":  # start at the mean patch so training spends no epochs on it
-        with torch.no_grad():
-            mean = np.nanmean(Ynp, axis=0)
-            decoder.linears[-1].bias.copy_(torch.as_tensor(np.nan_to_num(mean), dtype=dtype))
     model = TVAEModel(decoder, torch.full((cfg.H,), 1.0 / cfg.H, dtype=dtype, device=dev),
                       torch.tensor(sigma2_init, dtype=dtype, device=dev))
     keys0 = pack(initial_states(cfg.S, cfg.H, gen))

@@ -95,7 +95,7 @@ class Trainer:
             for a in range(0, len(idx), cfg.batch_size):  # M-step (no autograd: see model)
                 b = min(len(idx), a + cfg.batch_size)
                 group["lr"] = triangular_lr(self.step, cfg.lr_min, cfg.lr_max, self.half)
-                o, acts = dec.residual(states[a:b], Yc[a:b], oc)
+                o, acts = dec.residual(states[a:b], Yc[a:b], None if oc is None else oc[a:b])
                 err = (o * o).sum(-1)
                 lpj = base[a:b] - err * inv2s2
                 lse = torch.logsumexp(lpj, 1, keepdim=True)

@@ -1,0 +1,96 @@
+"""TVAE speed and quality benchmarks on the full House (Set12 02.png); not unit tests.
+
+Run with ``pytest benchmarks/test_bench_tvae.py --benchmark-enable`` (add ``-k epoch`` for the
+speed part only). Targets (2-core CPU): one epoch of the benchmark configuration <= 2.5 s and
+<= 2 GB peak RSS; the ``quick`` preset reaches >= 31.0 dB (sigma 25) and >= 34.0 dB (50 %
+missing) within 3 minutes each. Timings are noisy on a shared machine: the CPU time and the
+load average are printed next to the wall time.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from evobench.patches import extract_patches
+from evobench.tvae import denoise, inpaint
+from evobench.tvae.config import make_config
+from evobench.tvae.pipeline import build_trainer
+from evobench.tvae.presets import get_preset
+
+DATA = Path(os.environ.get("EVOBENCH_DATA_DIR", Path(__file__).resolve().parents[2] / "shared"
+                           / "data"))
+HOUSE = DATA / "set12" / "02.png"
+
+BENCH = dict(patch_size=8, stride=1, H=64, hidden=(64,), S=32, P=5, C=4, G=1, batch_size=32)
+HOUSE50 = dict(patch_size=12, stride=1, H=512, hidden=(512,), S=64, P=5, C=4, G=1,
+               batch_size=32, lr_max=5e-2)
+
+
+def _house():
+    if not HOUSE.exists():
+        pytest.skip(f"House image not found at {HOUSE} (set EVOBENCH_DATA_DIR)")
+    from skimage.io import imread
+
+    clean = imread(HOUSE) / 255.0
+    rng = np.random.default_rng(0)
+    noisy = clean + (25 / 255) * rng.standard_normal(clean.shape)
+    mask = rng.random(clean.shape) < 0.5
+    return clean, noisy, mask
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _trainer(noisy, overrides):
+    cfg = make_config(get_preset("quick"), overrides)
+    Y = extract_patches(noisy, cfg.patch_size, cfg.stride) * cfg.scale
+    gen = torch.Generator().manual_seed(0)
+    return build_trainer(Y, None, cfg, gen, (25.0 * cfg.scale / 255) ** 2)
+
+
+@pytest.mark.parametrize("name,overrides", [("bench", BENCH), ("house-50", HOUSE50)])
+def test_epoch(benchmark, name, overrides):
+    """Wall time of one training epoch (E-steps + Adam + closed-form updates)."""
+    _, noisy, _ = _house()
+    tr = _trainer(noisy, overrides)
+    tr.epoch()  # warm-up: first epoch allocates and leaves the all-equal initial sets
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    benchmark.pedantic(tr.epoch, rounds=1 if name == "house-50" else 3, iterations=1)
+    n = 1 if name == "house-50" else 3
+    wall = (time.perf_counter() - t0) / n
+    cpu = (time.process_time() - cpu0) / n
+    print(f"\n{name}: N={tr.N} wall {wall:.2f} s/epoch, cpu {cpu:.2f} s/epoch, "
+          f"threads {torch.get_num_threads()}, load {os.getloadavg()[0]:.1f}, "
+          f"peak RSS {_rss_mb():.0f} MB")
+    benchmark.extra_info.update(cpu_s=cpu, peak_rss_mb=_rss_mb(), n_patches=tr.N,
+                                loadavg=os.getloadavg()[0])
+
+
+def test_quick_denoise_house():
+    clean, noisy, _ = _house()
+    t0 = time.perf_counter()
+    res = denoise(noisy, sigma=25 / 255, preset="quick", seed=0)
+    wall = time.perf_counter() - t0
+    psnr = 10 * np.log10(1 / np.mean((res.image - clean) ** 2))
+    print(f"\nquick denoise House sigma 25: {psnr:.2f} dB, {wall:.0f} s wall, "
+          f"{res.epochs_run} epochs, peak RSS {_rss_mb():.0f} MB")
+    assert psnr >= 31.0
+
+
+def test_quick_inpaint_house():
+    clean, _, mask = _house()
+    t0 = time.perf_counter()
+    res = inpaint(np.where(mask, 0.0, clean), mask=mask, preset="quick", seed=0)
+    wall = time.perf_counter() - t0
+    psnr = 10 * np.log10(1 / np.mean((res.image - clean) ** 2))
+    print(f"\nquick inpaint House 50%: {psnr:.2f} dB, {wall:.0f} s wall, "
+          f"{res.epochs_run} epochs, peak RSS {_rss_mb():.0f} MB")
+    assert psnr >= 34.0
