@@ -7,11 +7,13 @@ from evobench.reports.figures import (
     FIELD_GAP_COLOR,
     STYLE,
     _mosaic,
+    generative_fields,
     make_figures,
     psnr_vs_level,
     psnr_vs_time,
     restoration_panels,
     save,
+    training_curves,
 )
 from evobench.reports.load import load_runs
 
@@ -43,7 +45,7 @@ def test_output_is_byte_identical_and_dateless(small_run, tmp_path, monkeypatch)
     data = load_runs(small_run)
     for attempt in ("a", "b"):
         with style.context(STYLE):
-            for name, fig in psnr_vs_time(data) + restoration_panels(data)[:1]:
+            for name, fig in psnr_vs_time(data) + generative_fields(data):
                 save(fig, tmp_path / attempt, name, ["png", "pdf", "svg"])
     files = sorted(p.name for p in (tmp_path / "a").iterdir())
     assert len(files) == 6
@@ -72,10 +74,11 @@ def test_missing_data_skips_with_notes(make, tmp_path):
 
 def test_chosen_image_and_bad_input(small_run, tmp_path):
     data = load_runs(small_run)
-    files, _ = make_figures(data, tmp_path, image="02")
-    stems = {p.stem for p in files}
-    assert "fields_02" in stems and "training_curves_02" in stems
-    assert all("_02_" in s for s in stems if s.startswith("panels_"))
+    with style.context(STYLE):
+        stems = [name for build in (training_curves, generative_fields, restoration_panels)
+                 for name, _ in build(data, "02")]
+    assert stems[:2] == ["training_curves_02", "fields_02"]
+    assert len(stems) == 6 and all("_02_" in s for s in stems[2:])
     with pytest.raises(EvobenchError, match="image '99' is not in the results"):
         make_figures(data, tmp_path, image="99")
     with pytest.raises(EvobenchError, match="unknown figure format"):
