@@ -6,6 +6,7 @@ touched), 3 some cells failed or timed out (all rows are still stored), 130 inte
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -103,11 +104,13 @@ def run(suite_name, profile, methods, datasets, sigma, missing, repetitions, see
         if jobs > available_cores() and not quiet:
             click.echo(f"note: {jobs} jobs on {available_cores()} cores; timings will be "
                        "inflated", err=True)
+    previous = signal.signal(signal.SIGTERM, _terminate)  # a batch system's kill = Ctrl-C
     try:
         result = runner.execute(grid, registry, options, engine,
                                 lambda n, cached, skipped: Progress(n, cached, skipped,
                                                                     quiet=quiet))
     finally:
+        signal.signal(signal.SIGTERM, previous)
         engine.close()
     _summary(result)
     if result.interrupted:
@@ -118,6 +121,10 @@ def run(suite_name, profile, methods, datasets, sigma, missing, repetitions, see
         click.echo(f"{result.failed} cell(s) failed or timed out; their rows are in "
                    f"{result.store.root / 'results.parquet'}", err=True)
         sys.exit(3)
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _summary(result) -> None:

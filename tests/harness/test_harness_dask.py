@@ -8,8 +8,8 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 GRID = ["--suite", "denoise", "--profile", "smoke", "-d", "skimage[images=camera,crop=32]",
-        "--sigma", "30", "-m", "tv", "-m", "fake-ok", "-m", "fake-crash", "-m", "fake-hang",
-        "--timeout", "3s", "--quiet"]
+        "--sigma", "30", "-m", "tv", "-m", "fake-ok", "-m", "fake-hang",
+        "--timeout", "8s", "--quiet"]  # generous: other jobs load the machine
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,9 @@ def test_dask_results_equal_local(fakes, invoke, tmp_path, cluster):
     assert local.exit_code == dask.exit_code == 3, (local.output, dask.output)
     a = pd.read_parquet(tmp_path / "local" / "results.parquet").set_index("cell_key").sort_index()
     b = pd.read_parquet(tmp_path / "dask" / "results.parquet").set_index("cell_key").sort_index()
-    assert list(a.index) == list(b.index) and len(a) == 4
+    assert list(a.index) == list(b.index) and len(a) == 3
+    assert set(a.status) == {"ok", "timeout"}
+    assert (a[a.method.isin(["tv", "fake-ok"])].status == "ok").all(), a[["method", "error"]]
     same = ["status", "error", "psnr", "ssim", "psnr_input", "ssim_input", "noise_seed",
             "method_seed", "x_active_mean"]
     pd.testing.assert_frame_equal(a[same], b[same])  # metrics identical, bit for bit

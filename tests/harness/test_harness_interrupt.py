@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -10,23 +9,29 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 HERE = Path(__file__).resolve().parent
 
 
-def _cli(out, *methods):
-    args = ["run", "--profile", "smoke", "-d", "skimage[images=camera,coins,crop=32]", "--out", str(out),
-            "--run-name", "r", "-j", "2", "--no-save-images"]
+def _args(out, *methods):
+    args = ["run", "--profile", "smoke", "-d", "skimage[images=camera,coins,crop=32]",
+            "--out", str(out), "--run-name", "r", "-j", "2", "--no-save-images"]
     for m in methods:
         args += ["-m", m]
+    return args
+
+
+def _cli(out, *methods):
     code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import harness_fakes; "
             "from evobench.registry import get_registry; "
             "get_registry().add_plugin(harness_fakes, 'harness-fakes'); "
-            f"from evobench.cli import main; main({args!r})")
+            f"from evobench.cli import main; main({_args(out, *methods)!r})")
     return [sys.executable, "-c", code]
 
 
-def test_ctrl_c_keeps_finished_cells_and_resumes(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])  # Ctrl-C, a batch system
+def test_ctrl_c_keeps_finished_cells_and_resumes(tmp_path, signum, fakes, invoke):
     proc = subprocess.Popen(_cli(tmp_path, "fake-hang", "noisy", "tv"), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     cells = tmp_path / "r" / "cells"
@@ -36,7 +41,7 @@ def test_ctrl_c_keeps_finished_cells_and_resumes(tmp_path):
             break
         time.sleep(0.2)
     time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "run the same command again to resume" in err
@@ -48,7 +53,6 @@ def test_ctrl_c_keeps_finished_cells_and_resumes(tmp_path):
     assert str(proc.pid) not in {line.split()[1] for line in ps.splitlines()[1:]}
     # the rerun (without the hanging method) runs only what is missing
     done = set(df.cell_key)
-    again = subprocess.run(_cli(tmp_path, "noisy", "tv"), capture_output=True, text=True,
-                           timeout=120, env={**os.environ})
-    assert again.returncode == 0, again.stderr
-    assert f"{4 - len(done)} run, {len(done)} cached" in again.stderr
+    again = invoke(*_args(tmp_path, "noisy", "tv"))
+    assert again.exit_code == 0, again.output
+    assert f"{4 - len(done)} run, {len(done)} cached" in again.output
