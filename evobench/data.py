@@ -145,23 +145,27 @@ def _download(entry: RemoteFile, path: Path, hint: str) -> None:
     _VERIFIED[(str(path.resolve()), st.st_size, st.st_mtime_ns)] = entry.sha256
 
 
-def fetch_all(entries, *, force: bool = False, progress=None) -> list[tuple[RemoteFile, str]]:
-    """Make every entry present and verified; returns (entry, what happened) pairs."""
-    if offline():
-        raise EvobenchError(f"downloads are off ({ENV_OFFLINE}=1); unset it to fetch datasets")
+def fetch_all(entries, *, force: bool = False) -> list[tuple[RemoteFile, str]]:
+    """Make every entry present and verified; returns (entry, what happened) pairs. Offline,
+    a cache that already verifies is fine; only a needed download is refused."""
+    entries = list(entries)
+    states = [status(e) for e in entries]
+    if offline() and (force or any(s != "ok" for s in states)):
+        bad = sum(s != "ok" for s in states)
+        raise EvobenchError(f"downloads are off ({ENV_OFFLINE}=1) and {bad or len(entries)} "
+                            f"file(s) need one; unset {ENV_OFFLINE} to fetch them")
     done = []
-    for entry in entries:
-        before = status(entry)
-        if force and before == "ok":
-            before = "refreshed"
+    for entry, before in zip(entries, states):
+        if force:
             path = data_dir() / entry.path
             if not writable(path.parent):
                 raise EvobenchError(f"the data cache {data_dir()} is not writable; set {ENV_DIR}")
             _download(entry, path, f"run `evobench data fetch {entry.dataset}`")
+            what = "re-downloaded"
         elif before != "ok":
             ensure(entry, allow_download=True)
-        done.append((entry, {"ok": "present", "missing": "downloaded",
-                             "corrupted": "re-downloaded", "refreshed": "re-downloaded"}[before]))
-        if progress is not None:
-            progress(entry, done[-1][1])
+            what = "downloaded" if before == "missing" else "re-downloaded"
+        else:
+            what = "present"
+        done.append((entry, what))
     return done

@@ -153,11 +153,14 @@ def test_data_cli_fetch_and_list(cache, mirror, invoke):
     assert "embedded" in lines["skimage"]
 
 
-def test_data_cli_errors(invoke, monkeypatch):
+def test_data_cli_errors(invoke, monkeypatch, tmp_path):
     monkeypatch.setenv("EVOBENCH_OFFLINE", "1")
+    result = invoke("data", "fetch", "set12", "castle")  # the shared cache verifies: fine
+    assert result.exit_code == 0 and "set12: 12 present" in result.output
+    monkeypatch.setenv("EVOBENCH_DATA_DIR", str(tmp_path))
     result = invoke("data", "fetch", "set12")
     assert result.exit_code == 2
-    assert result.output.startswith("error: downloads are off")
+    assert result.output.startswith("error: downloads are off (EVOBENCH_OFFLINE=1) and 12 file")
     result = invoke("data", "fetch", "sett12")
     assert result.exit_code == 2 and "did you mean 'set12'" in result.output
     result = invoke("data", "fetch", "skimage")
