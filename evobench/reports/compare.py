@@ -20,7 +20,7 @@ from evobench.reports.tables import level_label
 
 HIGHER_IS_BETTER = frozenset({"psnr", "ssim", "psnr_input", "ssim_input"})
 LOWER_IS_BETTER_PREFIXES = ("time_", "cpu_s", "peak_")
-FALLBACK_IDENTITY = ("dataset", "image", "task", "degradation", "deg_params", "method",
+FALLBACK_IDENTITY = ("dataset", "dataset_params", "image", "task", "degradation", "deg_params", "method",
                      "method_params", "rep")
 SHOWN_ALWAYS = ("psnr", "ssim", "time_total_s")
 _SPEC = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*([+-]?)\s*([0-9]*\.?[0-9]+(?:[eE][+-]?\d+)?)\s*(%?)\s*$")
@@ -178,7 +178,7 @@ def compare_frames(base: pd.DataFrame, cand: pd.DataFrame, thresholds: list[Thre
         src = rb[i] if i >= 0 else rc[j]
         rec = {
             "cell_key": src["cell_key"], "method": src["method_label"] or src["method"],
-            "dataset": src["dataset"], "image": src["image"], "task": src["task"],
+            "dataset": src["dataset_label"], "image": src["image"], "task": src["task"],
             "level": level_label(src["task"], float(src["p_deg_sigma"]),
                                  float(src["p_deg_missing"])),
             "rep": int(src["rep"]),

@@ -20,7 +20,7 @@ from matplotlib import style, ticker
 from matplotlib.figure import Figure
 
 from evobench.errors import EvobenchError
-from evobench.reports.load import RunData, load_artifact
+from evobench.reports.load import DATASET_LABEL, RunData, load_artifact
 from evobench.reports.tables import REFERENCE_METHODS, level_label
 
 STYLE = Path(__file__).with_name("paper.mplstyle")
@@ -87,11 +87,11 @@ def psnr_vs_level(data: RunData, task: str) -> list[tuple[str, Figure]] | str:
     if df["_x"].nunique() < 2:
         return f"only one {what} in the {task} results (a curve needs two)"
     colors = _colors(data.results["method_label"])
-    datasets = list(dict.fromkeys(df["dataset"]))
+    datasets = list(dict.fromkeys(df[DATASET_LABEL]))
     fig = Figure(figsize=(4.2 * len(datasets) + 2.2, 3.4))
     axes = fig.subplots(1, len(datasets), squeeze=False)[0]
     for ax, dataset in zip(axes, datasets):
-        sub = df[df["dataset"] == dataset]
+        sub = df[df[DATASET_LABEL] == dataset]
         n_images = sub["image"].nunique()
         per_rep = sub.groupby(["method_label", "_x", "rep"], sort=False)["psnr"].mean().reset_index()
         stats = per_rep.groupby(["method_label", "_x"], sort=False)["psnr"].agg(["mean", "std"])
@@ -282,7 +282,7 @@ def generative_fields(data: RunData, image: str | None = None) -> list[tuple[str
     level = level_label(row["task"], float(row["p_deg_sigma"]), float(row["p_deg_missing"]))
     shown = f"{len(fields)} of {total}" if total > len(fields) else f"{total}"
     ax.set_title(f"{_wrap(row['method_label'], 40)}: {shown} generative fields, "
-                 f"{fields.shape[1]}×{fields.shape[2]} px\n{row['dataset']} image "
+                 f"{fields.shape[1]}×{fields.shape[2]} px\n{row[DATASET_LABEL]} image "
                  f"{row['image']}, {level}\nmid-gray = 0, each field scaled to its max |w|",
                  fontsize=9)
     return [(f"fields_{_slug(str(row['image']))}", fig)]
@@ -315,7 +315,7 @@ def restoration_panels(data: RunData, image: str | None = None) -> list[tuple[st
     if df.empty:
         return f"no results with artifacts for image {image!r}"
     out = []
-    levels = df.groupby(["dataset", "task", "degradation", "p_deg_sigma", "p_deg_missing"],
+    levels = df.groupby([DATASET_LABEL, "task", "degradation", "p_deg_sigma", "p_deg_missing"],
                         sort=False, dropna=False)
     for (dataset, task, _deg, sigma, missing), group in levels:
         level = level_label(task, float(sigma), float(missing))

@@ -47,6 +47,7 @@ STRING_COLUMNS = frozenset({
     "evobench_version", "artifact",
 })
 RUN_DIR = "run_dir"  # added column: absolute path of the run folder a row came from
+DATASET_LABEL = "dataset_label"  # added column: dataset name, with parameters when ambiguous
 TRACE_KEYS = ("cell_key", "method", "epoch")
 
 
@@ -123,7 +124,30 @@ def normalise(df: pd.DataFrame, folder: Path | None = None) -> pd.DataFrame:
         df[RUN_DIR] = str(folder)
     elif RUN_DIR not in df.columns:
         df[RUN_DIR] = ""
+    return with_dataset_label(df)
+
+
+def with_dataset_label(df: pd.DataFrame) -> pd.DataFrame:
+    """Add ``dataset_label``: the dataset name, plus its parameters (``skimage[crop=64]``) when
+    the same dataset appears with several parameter sets, so tables never mix them."""
+    params = df["dataset_params"].fillna("").astype(str) if "dataset_params" in df.columns \
+        else pd.Series("", index=df.index)
+    ambiguous = params.groupby(df["dataset"]).transform("nunique") > 1
+    labels = df["dataset"].astype(str).copy()
+    for i in np.flatnonzero(ambiguous.to_numpy()):
+        labels.iat[i] = f"{labels.iat[i]}[{_compact(params.iat[i])}]"
+    df[DATASET_LABEL] = labels
     return df
+
+
+def _compact(params: str) -> str:
+    try:
+        value = json.loads(params) if params else {}
+    except ValueError:
+        return params
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in sorted(value.items()))
+    return str(value)
 
 
 def read_traces(path: str | Path) -> pd.DataFrame:
@@ -173,6 +197,8 @@ def load_runs(paths, *, keep: str = "last") -> RunData:
     results = pd.concat(frames, ignore_index=True)
     non_empty = [t for t in traces if len(t)]
     trace_df = pd.concat(non_empty, ignore_index=True) if non_empty else traces[0]
+    if len(frames) > 1:
+        results = with_dataset_label(results)
     if keep == "last" and len(frames) > 1:
         results = results.drop_duplicates("cell_key", keep="last").reset_index(drop=True)
         if len(trace_df):

@@ -18,7 +18,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from evobench.errors import EvobenchError
-from evobench.reports.load import normalise
+from evobench.reports.load import DATASET_LABEL, normalise
 
 FORMATS = ("text", "markdown", "csv", "latex", "html")
 # metric -> (heading, higher is better, decimals)
@@ -83,7 +83,7 @@ def _with_columns(df: pd.DataFrame) -> pd.DataFrame:
     sig = df["p_deg_sigma"].astype(float)
     mis = df["p_deg_missing"].astype(float)
     df["_level"] = [level_label(t, s, m) for t, s, m in zip(df["task"], sig, mis)]
-    multi = df.groupby(["task", "dataset"])["degradation"].transform("nunique") > 1
+    multi = df.groupby(["task", DATASET_LABEL])["degradation"].transform("nunique") > 1
     df["_column"] = np.where(multi, df["degradation"] + " " + df["_level"], df["_level"])
     df["_order"] = list(zip(df["degradation"], mis.fillna(-1), sig.fillna(-1)))
     return df
@@ -93,7 +93,7 @@ def _ordered(values) -> list:
     return list(dict.fromkeys(values))
 
 
-KEYS = ["task", "dataset", "method_label", "_column"]
+KEYS = ["task", DATASET_LABEL, "method_label", "_column"]
 
 
 def _statistics(df: pd.DataFrame, metric: str) -> tuple[dict, dict]:
@@ -162,7 +162,7 @@ def build_tables(df: pd.DataFrame, metrics=DEFAULT_METRICS, *, per_image: bool =
     fail_avg, fail_img = _failures(df)
     stats = {m: _statistics(df, m) for m in metrics}
     tables = []
-    for (task, dataset), group in df.groupby(["task", "dataset"], sort=False):
+    for (task, dataset), group in df.groupby(["task", DATASET_LABEL], sort=False):
         columns = _ordered(group.sort_values("_order", kind="stable")["_column"])
         methods = _ordered(group["method_label"])
         images = _ordered(group["image"])

@@ -113,3 +113,13 @@ def test_bad_format_and_metric_are_user_errors(run_dir):
 
 def test_empty_results():
     assert render_summary(normalise(frame([]).iloc[:0])) == "No results."
+
+
+def test_a_dataset_with_several_parameter_sets_gets_separate_tables():
+    rows = frame([("a", "01", 25.0, 0, 30.0, "ok"), ("a", "01", 25.0, 1, 31.0, "ok")])
+    rows["dataset_params"] = ['{"crop":64}', '{"crop":128}']
+    tables = build_tables(normalise(rows.drop(columns=["dataset_label"])), ["psnr"])
+    assert [t.dataset for t in tables] == ["set12[crop=64]", "set12[crop=128]"]
+    assert [t.rows[0][1][0].mean for t in tables] == [30.0, 31.0]
+    same = frame([("a", "01", 25.0, 0, 30.0, "ok")])
+    assert build_tables(same, ["psnr"])[0].dataset == "set12"  # no suffix when unambiguous
