@@ -39,4 +39,5 @@ def test_gsvae_one_epoch(benchmark, image256):
     benchmark.extra_info["cpu_s_per_round"] = round((time.process_time() - cpu0) / 3, 3)
     benchmark.extra_info["time_fit_s"] = round(out.time_fit_s, 3)
     benchmark.extra_info["psnr_gain"] = round(_psnr(clean, out.image) - _psnr(clean, noisy), 3)
+    benchmark.extra_info["torch_threads"] = __import__("torch").get_num_threads()
     assert out.extras["epochs"] == 1

@@ -78,6 +78,8 @@ def fit(image, *, mask=None, sigma=None, seed=0, device="cpu", budget_s=None, cl
     if tau_min <= 0 or tau0 < tau_min:
         raise EvobenchError(f"gsvae needs 0 < tau_min <= tau0, got tau0={tau0}, tau_min={tau_min}")
     hidden = tuple(int(h) for h in hidden)
+    if any(h < 1 for h in hidden):
+        raise EvobenchError(f"gsvae: hidden layer widths must be >= 1, got {hidden}")
 
     vals = img if observed is None else img[observed]
     shift, scale = (float(vals.mean()), float(vals.std()) or 1.0) if data_scale == "standardize" \

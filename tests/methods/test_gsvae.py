@@ -63,7 +63,7 @@ def test_seed_decides_the_output(denoised, gray_noisy):
 
 def test_inpaint_keeps_observed_and_beats_floor(gray_clean, gray_mask, gray_holed):
     out = run_method("gsvae", gray_holed, task="inpaint", mask=gray_mask, seed=0,
-                     **dict(TINY, epochs=3))
+                     **dict(TINY, epochs=3, estimate="mean"))
     np.testing.assert_array_equal(out.image[~gray_mask], gray_clean[~gray_mask])
     floor = run_method("noisy", gray_holed, task="inpaint", mask=gray_mask)
     assert psnr(gray_clean, out.image) > psnr(gray_clean, floor.image) + 3.0
@@ -97,6 +97,8 @@ def test_rejects_bad_input(gray_noisy):
         run_method("gsvae", gray_noisy, task="denoise", tau0=0.3, tau_min=0.5)
     with pytest.raises(EvobenchError, match="H x W"):
         gsvae_run(np.zeros((8, 8, 4)), task="denoise")
+    with pytest.raises(EvobenchError, match="hidden"):
+        run_method("gsvae", gray_noisy, task="denoise", hidden="64-0")
     with pytest.raises(EvobenchError, match="needs a mask"):
         gsvae_run(gray_noisy, task="inpaint")
     if not torch.cuda.is_available():
