@@ -21,6 +21,7 @@ from evobench.tvae.model import TVAEModel, chunked_log_joint
 from evobench.tvae.states import unpack
 
 PI_CLAMP = 1e-5
+ACT_BUDGET = 2**24  # entries per (chunk, S, layer width) activation tensor (64 MB in float32)
 
 
 def triangular_lr(step: int, lr_min: float, lr_max: float, half: int) -> float:
@@ -46,8 +47,11 @@ class Trainer:
         self.half = max(1, round(steps_per_epoch * cfg.half_cycle))
         self.step = 0
         self.p_bf = cfg.bitflip_frequency or 1.0 / cfg.H
-        # chunk = a multiple of the batch size so every epoch has ceil(N / B) Adam steps
-        self.chunk = max(1, cfg.chunk_size // cfg.batch_size) * cfg.batch_size
+        # chunk = a multiple of the batch size so every epoch has ceil(N / B) Adam steps, and
+        # small enough that a chunk's (n, S, width) activations stay within ~2^24 entries
+        width = max(cfg.H, *cfg.hidden, self.D)
+        chunk = min(cfg.chunk_size, max(cfg.batch_size, ACT_BUDGET // (cfg.S * width)))
+        self.chunk = max(1, chunk // cfg.batch_size) * cfg.batch_size
 
     @torch.no_grad()
     def epoch(self) -> dict:
