@@ -21,18 +21,18 @@ def _run_rows(results: pd.DataFrame, manifests: dict[str, dict]) -> list[dict]:
     rows = []
     for folder, m in manifests.items():
         git = m.get("git") or {}
-        commit = git.get("commit", "") if isinstance(git, dict) else str(git)
+        commit = (git.get("commit", "") if isinstance(git, dict) else str(git))[:12]
         if isinstance(git, dict) and git.get("dirty"):
             commit += " (dirty)"
         machine = m.get("machine") or {}
         if isinstance(machine, dict):
-            machine = ", ".join(f"{k}={v}" for k, v in machine.items()
-                                if k in ("cpu", "cores", "ram_gb", "gpu") and v)
+            machine = ", ".join(f"{k}={machine[k]}" for k in ("cpu", "cores", "ram_gb", "gpu")
+                                if machine.get(k))
         rows.append({
             "name": m.get("run_id") or Path(folder).name,
             "cells": int((results[RUN_DIR] == folder).sum()),
             "started": m.get("start") or m.get("started_at") or "",
-            "commit": commit[:14] if commit else "",
+            "commit": commit,
             "machine": machine,
         })
     return rows

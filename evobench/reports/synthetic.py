@@ -142,8 +142,10 @@ def make_run(
     if traces:
         write_table(pd.DataFrame(traces), folder / "traces.parquet")
     manifest = {
-        "run_id": run_id, "evobench": "0.1.0", "command": "synthetic",
-        "machine": {"cpu": "synthetic", "cores": 2}, "start": "2026-01-01T00:00:00+00:00",
+        "run_id": run_id, "evobench_version": "0.1.0", "evobench_schema": 1,
+        "command": ["evobench", "synthetic"], "started_at": "2026-01-01T00:00:00+00:00",
+        "git": {"commit": "0123456789abcdef0123456789abcdef01234567", "dirty": True},
+        "machine": {"cpu": "synthetic", "cores": 2, "ram_gb": 8.0, "gpu": ""},
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2))
     (folder / "config.toml").write_text('suite = "synthetic"\nprofile = "smoke"\n')

@@ -58,6 +58,7 @@ def test_report_writes_tables_and_a_self_contained_page(small_run, cli_run, tmp_
     html = (rep / "index.html").read_text()
     assert html.count("data:image/png;base64,") == len(list((rep / "figures").glob("*.png")))
     assert html.count('<table class="results">') == 18 and "<td>small</td>" in html
+    assert "<td>0123456789ab (dirty)</td>" in html and "cpu=synthetic, cores=2, ram_gb=8.0" in html
 
 
 def test_report_without_figures_and_with_failures(make, cli_run, tmp_path):
