@@ -183,6 +183,8 @@ class _Dataset:
 
 
 def resolve_dataset(text: str, registry) -> _Dataset:
+    """A dataset selector -> its chosen images. ``images`` and ``limit`` only choose images, so
+    they stay out of the cell identity; ``crop`` changes the pixels, so it enters it."""
     sel = parse_selector(text, "dataset")
     spec: DatasetSpec = registry.dataset(sel.name)
     owner = f"dataset {sel.name!r}"
@@ -218,7 +220,8 @@ def resolve_dataset(text: str, registry) -> _Dataset:
     if opts["limit"]:
         chosen = chosen[: opts["limit"]]
     params = dict(own)
-    params.update({k: v for k, v in opts.items() if k != "images" and v})
+    if opts["crop"]:
+        params["crop"] = opts["crop"]
     color = own.get("color", spec.color)
     if color not in ("gray", "rgb"):
         color = spec.color

@@ -122,7 +122,7 @@ def load_inputs(cells: list[Cell], registry) -> dict[tuple, np.ndarray]:
         if cell.input_key in images:
             continue
         spec = registry.dataset(cell.dataset)
-        own = {k: v for k, v in cell.dataset_params.items() if k not in ("crop", "limit")}
+        own = {k: v for k, v in cell.dataset_params.items() if k != "crop"}
         try:
             image = load_object(spec.loader)(cell.image, **own)
         except EvobenchError:

@@ -111,7 +111,10 @@ def test_dataset_selection():
         ("01", "cameraman"), ("02", "house"), ("09", "barbara")]
     grid = _grid(methods=["noisy"], datasets=["bsd68[limit=3,crop=64]"])
     assert [c.image for c in grid.cells] == ["test001", "test002", "test003"]
-    assert grid.cells[0].dataset_params == {"limit": 3, "crop": 64}
+    assert grid.cells[0].dataset_params == {"crop": 64}
+    # choosing images never changes a cell: the same image from a longer list has the same key
+    full = _grid(methods=["noisy"], datasets=["bsd68[images=test002,test009,crop=64]"])
+    assert grid.cells[1].key == full.cells[0].key
 
 
 @pytest.mark.parametrize("kw, message", [
