@@ -91,9 +91,14 @@ def execute(payload: dict) -> dict:
     metrics = {name: load_object(spec.factory) for name, spec in payload["metric_specs"].items()}
     arrays = None
     trace: list[dict] = []
-    filled = _fill_observed_mean(corrupted, mask)
-    for name, fn in metrics.items():
-        row[f"{name}_input"] = float(fn(clean, filled, data_range=1.0))
+    try:
+        filled = _fill_observed_mean(corrupted, mask)
+        for name, fn in metrics.items():
+            row[f"{name}_input"] = float(fn(clean, filled, data_range=1.0))
+    except Exception as exc:  # noqa: BLE001 - e.g. an image smaller than SSIM's window
+        row.update(status="error", error=f"while scoring the input: {one_line(exc)}",
+                   finished_at=now())
+        return {"row": row, "trace": [], "arrays": None}
     gpu = cell.device.startswith("cuda")
     if gpu:
         import torch
