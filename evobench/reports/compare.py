@@ -16,7 +16,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from evobench.errors import EvobenchError
-from evobench.reports.tables import level_label
+from evobench.reports.tables import row_level
 
 HIGHER_IS_BETTER = frozenset({"psnr", "ssim", "psnr_input", "ssim_input"})
 LOWER_IS_BETTER_PREFIXES = ("time_", "cpu_s", "peak_")
@@ -179,8 +179,7 @@ def compare_frames(base: pd.DataFrame, cand: pd.DataFrame, thresholds: list[Thre
         rec = {
             "cell_key": src["cell_key"], "method": src["method_label"] or src["method"],
             "dataset": src["dataset_label"], "image": src["image"], "task": src["task"],
-            "level": level_label(src["task"], float(src["p_deg_sigma"]),
-                                 float(src["p_deg_missing"])),
+            "level": row_level(src),
             "rep": int(src["rep"]),
             "base_status": rb[i]["status"] if i >= 0 else "",
             "cand_status": rc[j]["status"] if j >= 0 else "",

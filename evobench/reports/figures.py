@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 
 from evobench.errors import EvobenchError
 from evobench.reports.load import DATASET_LABEL, RunData, load_artifact
-from evobench.reports.tables import REFERENCE_METHODS, level_label
+from evobench.reports.tables import REFERENCE_METHODS, level_label, levels, row_level
 
 STYLE = Path(__file__).with_name("paper.mplstyle")
 FORMATS = ("png", "pdf", "svg")
@@ -153,7 +153,7 @@ def training_curves(data: RunData, image: str | None = None) -> list[tuple[str, 
     if tr.empty or energy is None:
         return "no TVAE traces with a free energy"
     res = data.results[["cell_key", "image", "task", "method_label", "p_deg_sigma",
-                        "p_deg_missing", "rep"]].drop_duplicates("cell_key")
+                        "p_deg_missing", "p_deg_per", "rep"]].drop_duplicates("cell_key")
     tr = tr.merge(res, on="cell_key", how="inner")
     if tr.empty:
         return "TVAE traces do not match any result row"
@@ -162,8 +162,7 @@ def training_curves(data: RunData, image: str | None = None) -> list[tuple[str, 
     if tr.empty:
         return f"no TVAE traces for image {image!r}"
     tr = tr.copy()
-    tr["_level"] = [level_label(t, s, m) for t, s, m in
-                    zip(tr["task"], tr["p_deg_sigma"].astype(float), tr["p_deg_missing"].astype(float))]
+    tr["_level"] = levels(tr)
     multi = tr["method_label"].nunique() > 1
     tr["_line"] = (tr["method_label"] + " " if multi else "") + tr["_level"]
     panels = [(energy, "free energy (per data point)" if energy == "free_energy" else "loss")]
@@ -202,7 +201,7 @@ def sparsity(data: RunData) -> list[tuple[str, Figure]] | str:
         h = np.asarray(arrays["active_hist"], dtype=float).ravel()
         if h.sum() <= 0:
             continue
-        level = level_label(row["task"], float(row["p_deg_sigma"]), float(row["p_deg_missing"]))
+        level = row_level(row)
         hists.setdefault((level, row["method_label"]), []).append(h / h.sum())
     if not hists:
         return "no artifacts with active_hist"
@@ -279,7 +278,7 @@ def generative_fields(data: RunData, image: str | None = None) -> list[tuple[str
     ax = fig.subplots()
     ax.imshow(mosaic, interpolation="nearest")
     ax.set_axis_off()
-    level = level_label(row["task"], float(row["p_deg_sigma"]), float(row["p_deg_missing"]))
+    level = row_level(row)
     shown = f"{len(fields)} of {total}" if total > len(fields) else f"{total}"
     ax.set_title(f"{_wrap(row['method_label'], 40)}: {shown} generative fields, "
                  f"{fields.shape[1]}×{fields.shape[2]} px\n{row[DATASET_LABEL]} image "
@@ -315,10 +314,10 @@ def restoration_panels(data: RunData, image: str | None = None) -> list[tuple[st
     if df.empty:
         return f"no results with artifacts for image {image!r}"
     out = []
-    levels = df.groupby([DATASET_LABEL, "task", "degradation", "p_deg_sigma", "p_deg_missing"],
-                        sort=False, dropna=False)
-    for (dataset, task, _deg, sigma, missing), group in levels:
-        level = level_label(task, float(sigma), float(missing))
+    groups = df.groupby([DATASET_LABEL, "task", "degradation", "p_deg_sigma", "p_deg_missing",
+                         "p_deg_per"], sort=False, dropna=False)
+    for (dataset, task, _deg, sigma, missing, per), group in groups:
+        level = level_label(task, float(sigma), float(missing), per)
         first = group.sort_values("rep", kind="stable").drop_duplicates("method_label")
         first = first[~first["method"].isin(REFERENCE_METHODS)]  # the input is shown anyway
         panels = []

@@ -68,21 +68,35 @@ class Table:
     rows: list[tuple[str, list[Cell]]]
 
 
-def level_label(task: str, sigma: float, missing: float) -> str:
-    """A human label for a degradation level: ``σ=25`` or ``80% missing`` (``, σ=10`` if noisy)."""
+def level_label(task: str, sigma: float, missing: float, per: str = "") -> str:
+    """A human label for a degradation level: ``σ=25``, ``80% missing`` (``per entry`` when
+    channels are dropped independently; ``, σ=10`` when also noisy)."""
     parts = []
     if isinstance(missing, float) and not math.isnan(missing):
-        parts.append(f"{100 * missing:g}% missing")
+        parts.append(f"{100 * missing:g}% missing" + (f" per {per}" if per == "entry" else ""))
     if isinstance(sigma, float) and not math.isnan(sigma) and (sigma > 0 or not parts):
         parts.append(f"σ={sigma:g}")
     return ", ".join(parts) or task
+
+
+def row_level(row) -> str:
+    """``level_label`` of one result row (a Series or a dict)."""
+    return level_label(row["task"], float(row["p_deg_sigma"]), float(row["p_deg_missing"]),
+                       str(row.get("p_deg_per", "") or ""))
+
+
+def levels(df: pd.DataFrame) -> list[str]:
+    """``level_label`` of every row of a results frame."""
+    per = df["p_deg_per"] if "p_deg_per" in df.columns else [""] * len(df)
+    return [level_label(t, s, m, str(p or "")) for t, s, m, p in
+            zip(df["task"], df["p_deg_sigma"].astype(float), df["p_deg_missing"].astype(float), per)]
 
 
 def _with_columns(df: pd.DataFrame) -> pd.DataFrame:
     df = df.copy()
     sig = df["p_deg_sigma"].astype(float)
     mis = df["p_deg_missing"].astype(float)
-    df["_level"] = [level_label(t, s, m) for t, s, m in zip(df["task"], sig, mis)]
+    df["_level"] = levels(df)
     multi = df.groupby(["task", DATASET_LABEL])["degradation"].transform("nunique") > 1
     df["_column"] = np.where(multi, df["degradation"] + " " + df["_level"], df["_level"])
     df["_order"] = list(zip(df["degradation"], mis.fillna(-1), sig.fillna(-1)))

@@ -101,6 +101,8 @@ def test_level_labels():
     assert level_label("inpaint", float("nan"), 0.8) == "80% missing"
     assert level_label("inpaint", 10.0, 0.5) == "50% missing, σ=10"
     assert level_label("inpaint", 0.0, 0.5) == "50% missing"
+    assert level_label("inpaint", float("nan"), 0.5, "entry") == "50% missing per entry"
+    assert level_label("inpaint", float("nan"), 0.5, "pixel") == "50% missing"
 
 
 def test_bad_format_and_metric_are_user_errors(run_dir):
