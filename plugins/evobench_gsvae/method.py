@@ -4,8 +4,9 @@ clean patch, merge the estimates exactly as TVAE does (``evobench.patches``).
 Clean-patch estimate (``estimate``): ``"mean"`` (default) decodes q's mean (the probabilities)
 in one pass; ``"samples"`` averages the decoder output over ``n_samples`` hard Bernoulli draws
 s ~ q(s|y), a Monte-Carlo version of TVAE's posterior mean sum_s q(s) mu(s). The decoder is
-trained on relaxed (non-binary) inputs, and on House crops ``mean`` was 0.3-1.2 dB better. Pixel values are standardised
-(mean 0, std 1 over the observed pixels) for training; ``data_scale`` can turn that off.
+trained on relaxed (non-binary) inputs, and on House crops ``mean`` was 0.3-1.2 dB better.
+Pixel values are standardised (mean 0, std 1 over the observed pixels) for training;
+``data_scale="none"`` keeps the [0, 1] scale.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from evobench_gsvae import SPEC
 from evobench_gsvae.model import GSVAE, poisson_binomial_hist
 
 _INFER_CHUNK = 4096
+DEFAULT_EPOCHS = {"denoise": 12, "inpaint": 25}
 
 
 def _device(device: str) -> torch.device:
@@ -61,7 +63,7 @@ def _infer(model: GSVAE, y: torch.Tensor, obs: torch.Tensor | None, estimate: st
 
 
 def fit(image, *, mask=None, sigma=None, seed=0, device="cpu", budget_s=None, clean=None,
-        patch_size=8, H=64, hidden=(256,), activation="relu", epochs=25, batch_size=64,
+        patch_size=8, H=64, hidden=(256,), activation="relu", epochs=None, batch_size=64,
         lr=3e-3, lr_final=1e-4, tau0=1.0, tau_min=0.5, anneal_rate=0.1, pi_init=0.5,
         estimate="mean", n_samples=16, data_scale="standardize"):
     """Train a GSVAE on the patches of one image and return the restoration and its statistics.
@@ -69,7 +71,12 @@ def fit(image, *, mask=None, sigma=None, seed=0, device="cpu", budget_s=None, cl
     ``anneal_rate`` is per epoch: tau_t = max(tau_min, tau0 * exp(-anneal_rate * t)) with t the
     (fractional) number of epochs done, so the schedule does not depend on the batch size. The
     learning rate decays from ``lr`` to ``lr_final`` on a cosine over the planned epochs.
+    ``epochs=None`` means 12 for denoising and 25 for inpainting: on House, denoising peaked
+    near 12 epochs (30.7 dB; 25 epochs fit the noise, 30.5 dB) while inpainting kept improving
+    (33.5 dB at 12, 34.3 dB at 25).
     """
+    if epochs is None:
+        epochs = DEFAULT_EPOCHS["denoise" if mask is None else "inpaint"]
     dev = _device(device)
     g_cpu, g_dev = _generators(seed, dev)
     g_eval = torch.Generator(device=dev).manual_seed(int(seed) + 2)  # diagnostics only

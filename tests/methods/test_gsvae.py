@@ -115,3 +115,13 @@ def test_poisson_binomial_hist_is_exact():
         s = np.array(bits)
         want[s.sum()] += np.prod(np.where(s, q, 1 - q), axis=1).sum()
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_default_epochs_depend_on_task(gray_clean):
+    small = gray_clean[:20, :20]
+    tiny = dict(patch_size=4, H=4, hidden=(8,), batch_size=128)
+    den = run_method("gsvae", noisy_of(small), task="denoise", sigma=SIGMA, **tiny)
+    mask = np.zeros(small.shape, bool)
+    mask[::3] = True
+    inp = run_method("gsvae", np.where(mask, np.nan, small), task="inpaint", mask=mask, **tiny)
+    assert (den.extras["epochs"], inp.extras["epochs"]) == (12, 25)
