@@ -62,6 +62,10 @@ def test_outcomes_resume_and_store(fakes, invoke, tmp_path):
     assert manifest["cells"]["total"] == 14 and manifest["versions"]["numpy"]
     assert manifest["git"]["commit"] and manifest["machine"]["cores"] >= 1
     assert "config.toml" in os.listdir(run)
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("results.parquet", "manifest.json", ok.artifact.iloc[0]):
+        assert (run / name).stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
 
     # a rerun of the same command skips the ok cells and runs the failed ones again
     before = df.set_index("cell_key")
