@@ -174,6 +174,8 @@ def _fit(corrupted: np.ndarray, mask: np.ndarray | None, *, sigma, preset, seed,
     est, stats = trainer.estimate(want_stats=True)
     image = to_image(est)
     time_infer = time.perf_counter() - t0
+    if clean is not None and trace and "psnr" not in trace[-1]:  # stopped early by budget_s
+        trace[-1]["psnr"] = _psnr(clean, image)
 
     with torch.no_grad():
         eye = torch.cat([torch.zeros(1, cfg.H), torch.eye(cfg.H)]).to(dtype=dtype, device=dev)

@@ -99,8 +99,9 @@ def test_rgb_inpainting_options():
 
 
 def test_budget_stops_after_the_epoch_that_exceeds_it(noisy):
-    res = denoise(noisy, **(FAST | dict(epochs=50, budget_s=1e-6)))
+    res = denoise(noisy, clean=noisy, **(FAST | dict(epochs=50, budget_s=1e-6, eval_every=7)))
     assert res.epochs_run == 1 and len(res.trace) == 1
+    assert res.trace[0]["psnr"] == pytest.approx(_psnr(noisy, res.image))  # last row has it
 
 
 def test_presets_are_valid_and_named():
