@@ -79,18 +79,30 @@ def merge_patches(
             f"patches have shape {patches.shape}, expected {(n_expected, c * patch_size**2)} "
             f"for an image of shape {shape} with patch_size={patch_size}, stride={stride}"
         )
-    blocks = patches.reshape(len(rows), len(cols), c, patch_size, patch_size)
+    # (c, p, p, R, Cc): each offset's plane is contiguous, so the loop below streams memory
+    blocks = np.array(  # always a copy: NaNs are zeroed in place below
+        patches.reshape(len(rows), len(cols), c, patch_size, patch_size).transpose(2, 3, 4, 0, 1),
+        order="C",
+    )
     valid = ~np.isnan(blocks)
-    blocks = np.where(valid, blocks, 0.0)
+    has_gaps = not valid.all()
+    if has_gaps:
+        blocks[~valid] = 0.0
     wgt = _weights(patch_size, weighting)
     acc = np.zeros((c, h, w))
-    norm = np.zeros((c, h, w))
+    norm = np.zeros((c, h, w)) if has_gaps else np.zeros((1, h, w))
+    regular = bool(np.all(np.diff(rows) == stride) and np.all(np.diff(cols) == stride))
     for i in range(patch_size):  # loop over offsets inside a patch (p^2), never over patches
         for j in range(patch_size):
-            # positions are distinct, so fancy-indexed += never drops a duplicate update
-            where = (slice(None), *np.ix_(rows + i, cols + j))
-            acc[where] += np.moveaxis(blocks[:, :, :, i, j], -1, 0) * wgt[i, j]
-            norm[where] += np.moveaxis(valid[:, :, :, i, j], -1, 0) * wgt[i, j]
+            if regular:  # plain strided slices: no index arrays at all
+                where = (slice(None), slice(i, i + stride * (len(rows) - 1) + 1, stride),
+                         slice(j, j + stride * (len(cols) - 1) + 1, stride))
+            else:  # positions are distinct, so fancy-indexed += never drops an update
+                where = (slice(None), *np.ix_(rows + i, cols + j))
+            acc[where] += blocks[:, i, j] * wgt[i, j] if weighting != "mean" else blocks[:, i, j]
+            norm[where] += valid[:, i, j] * wgt[i, j] if has_gaps else wgt[i, j]
+    if not has_gaps:
+        norm = np.broadcast_to(norm, acc.shape)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(norm > 0, acc / np.where(norm > 0, norm, 1.0), np.nan)
     out = np.moveaxis(out, 0, -1)
