@@ -52,7 +52,8 @@ def _split(values: tuple[str, ...]) -> list[str] | None:
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Dask scheduler address for --executor dask (tcp://host:8786).")
 @click.option("--save-images/--no-save-images", default=True, show_default=True,
-              help="Store restored/corrupted/clean images as artifacts/<cell_key>.npz.")
+              help="Store restored/corrupted/clean images in artifacts/<cell_key>.npz "
+                   "(latent fields and active-unit histograms are always kept).")
 @click.option("--quiet", is_flag=True, help="Print only the final table.")
 def run(suite_name, profile, methods, datasets, sigma, missing, repetitions, seed, device, jobs,
         timeout, out, run_name, dry_run, force, executor, scheduler, save_images, quiet):

@@ -283,8 +283,8 @@ def execute(grid: Grid, registry, options: RunOptions, executor, progress_factor
                 row.update(result["row"])
                 row["jobs"] = options.jobs
                 row["executor"] = executor.name
-                arrays = result.get("arrays") if options.save_images else None
-                records[cell.key] = store.write_cell(row, result.get("trace", []), arrays)
+                records[cell.key] = store.write_cell(row, result.get("trace", []),
+                                                     result.get("arrays"))
                 progress.update(describe(cell), row)
     except KeyboardInterrupt:
         interrupted = True

@@ -129,15 +129,15 @@ def execute(payload: dict) -> dict:
                 if isinstance(value, bool | int | float | np.integer | np.floating | str):
                     row[f"x_{key}"] = value.item() if hasattr(value, "item") else value
             trace = [_plain_dict(t) for t in (out.trace or [])]
+            # latent-code artifacts are small and feed the sparsity/fields figures: always kept
+            arrays = {key: np.asarray(out.artifacts[key], np.float32)
+                      for key in ("fields", "active_hist") if key in (out.artifacts or {})}
             if payload.get("save_images"):
-                arrays = {"restored": out.image.astype(np.float32),
-                          "corrupted": corrupted.astype(np.float32),
-                          "clean": clean.astype(np.float32)}
+                arrays |= {"restored": out.image.astype(np.float32),
+                           "corrupted": corrupted.astype(np.float32),
+                           "clean": clean.astype(np.float32)}
                 if mask is not None:
                     arrays["mask"] = np.asarray(mask, bool)
-                for key in ("fields", "active_hist"):
-                    if key in (out.artifacts or {}):
-                        arrays[key] = np.asarray(out.artifacts[key], np.float32)
         except Exception as exc:  # noqa: BLE001
             row.update(status="error", error=f"while scoring: {one_line(exc)}")
     row["peak_rss_mb"] = _rss_mb()
