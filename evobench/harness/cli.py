@@ -132,26 +132,20 @@ def _summary(result) -> None:
     import pandas as pd
 
     from evobench.harness.store import results_frame
+    from evobench.reports.tables import render_summary
 
     frame = results_frame(result.records) if result.records else pd.DataFrame()
-    try:
-        from evobench.reports.tables import render_summary
-    except ImportError:  # reports not installed: a minimal table instead
-        render_summary = None
-    if render_summary is not None and len(frame):
-        try:
-            click.echo(render_summary(frame, fmt="text"))
+    if len(frame):
+        try:  # averages over images; `evobench report` adds the per-image tables
+            click.echo(render_summary(frame, fmt="text", per_image=False))
         except Exception as exc:  # noqa: BLE001 - the rows are stored; a table bug must not hide that
             click.echo(f"note: no summary table ({type(exc).__name__}: {exc}); the results are "
                        f"stored, see `evobench report {result.store.root}`", err=True)
-    elif len(frame):
-        ok = frame[frame["status"] == "ok"]
-        if len(ok):
-            click.echo(ok.pivot_table(index="method_label", columns="degradation",
-                                      values="psnr", aggfunc="mean").round(2).to_string())
     counts = result.counts
     click.echo(f"cells: {counts['ok']} run, {counts['cached']} cached, {counts['failed']} failed, "
                f"{counts['skipped']} skipped -> {result.store.root}", err=True)
+    if len(frame):
+        click.echo(f"per-image tables and figures: evobench report {result.store.root}", err=True)
 
 
 def _dry_run(grid, runner, options) -> None:
