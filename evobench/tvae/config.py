@@ -12,6 +12,7 @@ from evobench.tvae.model import ACTIVATIONS
 INPAINT_MSTEPS = ("marginalise", "impute")
 MERGES = ("mean", "gaussian")
 DTYPES = ("float32", "float64")
+OUTPUT_INITS = ("data", "zero")
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class TVAEConfig:
     hidden: tuple[int, ...] = (64,)
     activation: str = "relu"
     init: str = "xavier"
+    output_init: str = "data"  # "data": output layer at the data's mean/std; "zero": reference
     S: int = 32
     P: int = 5
     C: int = 4
@@ -97,6 +99,7 @@ def validate(cfg: TVAEConfig) -> None:
     _choice("mutation", cfg.mutation, MUTATIONS)
     _choice("activation", cfg.activation, tuple(ACTIVATIONS))
     _choice("init", cfg.init, ("xavier", "default"))
+    _choice("output_init", cfg.output_init, OUTPUT_INITS)
     _choice("inpaint_mstep", cfg.inpaint_mstep, INPAINT_MSTEPS)
     _choice("merge", cfg.merge, MERGES)
     _choice("dtype", cfg.dtype, DTYPES)

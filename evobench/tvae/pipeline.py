@@ -83,11 +83,39 @@ def _psnr(clean: np.ndarray, est: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse)
 
 
+FIELD_INIT = 0.2  # initial generative-field scale, as a fraction of the data's std
+
+
+def init_output_layer(decoder: Decoder, Y: torch.Tensor, obs: torch.Tensor | None) -> None:
+    """Put the decoder's output layer on the data's scale: bias = per-entry mean of the observed
+    data, weights (Xavier, made for unit-scale data) times FIELD_INIT * data std.
+
+    Why: with the reference init (zero bias, unit-scale weights) on 0..255 data, mu(s) starts
+    near 0 and every state predicts nearly the same patch. The first closed-form sigma2 is then
+    ~E[y^2] (tens of thousands), states are indistinguishable under the likelihood, the prior
+    drives pi towards 0 (latents die), and Adam needs ~mean/lr steps to move the bias. Short or
+    low-LR runs then end 10 dB or more below the noisy input (or the mean fill). Starting at the
+    mean patch with fields of a fraction of the data's contrast makes every run start at the
+    mean-fill floor with latents that the likelihood can tell apart.
+    """
+    o = torch.ones_like(Y[:1]).expand_as(Y) if obs is None else obs
+    cnt = o.sum(0)
+    total = (Y * o).sum(0)
+    overall = total.sum() / cnt.sum()
+    mean = torch.where(cnt > 0, total / cnt.clamp_min(1), overall)
+    std = ((((Y - mean) * o) ** 2).sum() / cnt.sum()).sqrt()
+    last = decoder.linears[-1]
+    with torch.no_grad():
+        last.bias.copy_(mean)
+        last.weight.mul_(FIELD_INIT * std)
+
+
 def build_trainer(Ynp: np.ndarray, obs_np: np.ndarray | None, cfg: TVAEConfig,
                   gen: torch.Generator, sigma2_init: float) -> Trainer:
     """A ready-to-train model for a data matrix (N, D) in internal units (NaN = missing).
 
-    Initial state: Xavier/default decoder from ``gen``, pi_h = 1/H, sigma2 = ``sigma2_init``,
+    Initial state: Xavier/default decoder from ``gen`` with the output layer on the data's
+    scale (``output_init="data"``, see init_output_layer), pi_h = 1/H, sigma2 = ``sigma2_init``,
     and the same S distinct sparse states in every K_n (as in the reference).
     """
     dev = gen.device
@@ -95,6 +123,8 @@ def build_trainer(Ynp: np.ndarray, obs_np: np.ndarray | None, cfg: TVAEConfig,
     Y = torch.as_tensor(np.nan_to_num(Ynp), dtype=dtype, device=dev)
     obs = None if obs_np is None else torch.as_tensor(obs_np, dtype=dtype, device=dev)
     decoder = Decoder(cfg.H, cfg.hidden, Y.shape[1], cfg.activation, cfg.init, gen, dtype, dev)
+    if cfg.output_init == "data":
+        init_output_layer(decoder, Y, obs)
     model = TVAEModel(decoder, torch.full((cfg.H,), 1.0 / cfg.H, dtype=dtype, device=dev),
                       torch.tensor(sigma2_init, dtype=dtype, device=dev))
     keys0 = pack(initial_states(cfg.S, cfg.H, gen))
