@@ -85,10 +85,11 @@ def children_per_generation(P: int, C: int, cross: bool) -> int:
 def estep(model: TVAEModel, Y: torch.Tensor, obs: torch.Tensor | None,
           dobs: torch.Tensor | None, keys: torch.Tensor, *, P: int, C: int, G: int,
           selection: str, mutation: str, cross: bool, p_bf: float, gen: torch.Generator,
-          max_rows: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+          max_rows: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One evolutionary update of the sets ``keys`` (B, S, n_words) for fixed parameters.
 
-    Returns the new keys, their log-joints (B, S) and the number of new states per patch.
+    Returns the new keys, their log-joints (B, S), the number of new states per patch and the
+    new states themselves (B, S, H) uint8 (so callers need not unpack the keys again).
     Children that repeat each other or a state already in K_n are discarded before the top-S
     choice, and the old states compete too, so no patch's truncated free energy decreases.
     """
@@ -115,10 +116,12 @@ def estep(model: TVAEModel, Y: torch.Tensor, obs: torch.Tensor | None,
         new_states.append(children)
         new_lpj.append(clpj)
         pool, pool_lpj = children, clpj
-    all_keys = torch.cat([keys, pack(torch.cat(new_states, 1))], 1)
+    all_states = torch.cat([states, *new_states], 1)
+    all_keys = torch.cat([keys, pack(all_states[:, S:])], 1)
     all_lpj = torch.cat([lpj, *new_lpj], 1)
     all_lpj = torch.where(first_occurrence(all_keys), all_lpj,
                           torch.full_like(all_lpj, -torch.inf))
     top = torch.topk(all_lpj, S, dim=1)
     new_keys = torch.gather(all_keys, 1, top.indices.unsqueeze(-1).expand(B, S, keys.shape[2]))
-    return new_keys, top.values, (top.indices >= S).sum(1)
+    kept = torch.gather(all_states, 1, top.indices.unsqueeze(-1).expand(B, S, H))
+    return new_keys, top.values, (top.indices >= S).sum(1), kept

@@ -20,16 +20,8 @@ def n_words(H: int) -> int:
     return math.ceil(H / WORD)
 
 
-_TABLES: dict[tuple[str, torch.dtype], torch.Tensor] = {}
-
-
-def _byte_table(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """(256, 8) table: row b holds the 8 bits of byte b, least significant first."""
-    key = (str(device), dtype)
-    if key not in _TABLES:
-        b = torch.arange(256, device=device)
-        _TABLES[key] = ((b[:, None] >> torch.arange(8, device=device)) & 1).to(dtype)
-    return _TABLES[key]
+def _shifts(device: torch.device) -> torch.Tensor:
+    return torch.arange(8, dtype=torch.uint8, device=device)
 
 
 def pack(states: torch.Tensor) -> torch.Tensor:
@@ -46,10 +38,15 @@ def pack(states: torch.Tensor) -> torch.Tensor:
 
 
 def unpack(keys: torch.Tensor, H: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """(..., n_words) int64 keys -> (..., H) states of ``dtype`` (one table lookup per byte)."""
-    byts = keys.contiguous().view(torch.uint8).to(torch.int64)
-    bits = _byte_table(keys.device, dtype)[byts]
-    return bits.reshape(*keys.shape[:-1], keys.shape[-1] * WORD)[..., :H]
+    """(..., n_words) int64 keys -> (..., H) states of ``dtype``.
+
+    Shifts and masks on the key bytes in uint8 (8 bits per byte, least significant first):
+    one byte-wide pass instead of an int64-indexed table lookup.
+    """
+    byts = keys.contiguous().view(torch.uint8)
+    bits = (byts.unsqueeze(-1) >> _shifts(keys.device)).bitwise_and_(1)
+    bits = bits.reshape(*keys.shape[:-1], keys.shape[-1] * WORD)[..., :H]
+    return bits if dtype == torch.uint8 else bits.to(dtype)
 
 
 def first_occurrence(keys: torch.Tensor) -> torch.Tensor:

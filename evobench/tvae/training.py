@@ -15,6 +15,7 @@ import time
 
 import torch
 
+from evobench.tvae.adam import FlatAdam
 from evobench.tvae.config import TVAEConfig
 from evobench.tvae.evolution import estep
 from evobench.tvae.model import TVAEModel, chunked_log_joint
@@ -40,9 +41,7 @@ class Trainer:
         self.N, self.D = Y.shape
         self.dobs = None if obs is None else obs.sum(1)
         self.impute = obs is not None and cfg.inpaint_mstep == "impute"
-        params = list(model.decoder.parameters())
-        kw = {"fused": True} if Y.device.type in ("cpu", "cuda") else {}
-        self.opt = torch.optim.Adam(params, lr=cfg.lr_min, **kw)
+        self.opt = FlatAdam(list(model.decoder.parameters()))
         steps_per_epoch = math.ceil(self.N / cfg.batch_size)
         self.half = max(1, round(steps_per_epoch * cfg.half_cycle))
         self.step = 0
@@ -74,19 +73,18 @@ class Trainer:
         s2 = model.sigma2
         inv2s2 = 0.5 / s2
         half_log = 0.5 * torch.log(2 * math.pi * s2)
-        group = self.opt.param_groups[0]
         dec = model.decoder
         for idx in perm.split(self.chunk):
             Yc = self.Y[idx]
             oc = None if self.obs is None else self.obs[idx]
             dc = None if self.dobs is None else self.dobs[idx]
-            keys, _, new = estep(
+            keys, _, new, kept = estep(
                 model, Yc, oc, dc, self.keys[idx], P=cfg.P, C=cfg.C, G=cfg.G,
                 selection=cfg.selection, mutation=cfg.mutation, cross=cfg.crossover,
                 p_bf=self.p_bf, gen=gen, max_rows=cfg.max_rows)
             self.keys[idx] = keys
             n_new += new.sum()
-            states = unpack(keys, H, dtype)  # (n, S, H)
+            states = kept.to(dtype)  # (n, S, H)
             if self.impute:  # reference: fill missing entries with the current estimate
                 _, _, est = chunked_log_joint(model, Yc, states, oc, dc, cfg.max_rows,
                                               want_mean=True)
@@ -98,7 +96,7 @@ class Trainer:
             err_all = torch.empty(len(idx), S, dtype=dtype, device=dev)
             for a in range(0, len(idx), cfg.batch_size):  # M-step (no autograd: see model)
                 b = min(len(idx), a + cfg.batch_size)
-                group["lr"] = triangular_lr(self.step, cfg.lr_min, cfg.lr_max, self.half)
+                lr = triangular_lr(self.step, cfg.lr_min, cfg.lr_max, self.half)
                 o, acts = dec.residual(states[a:b], Yc[a:b], None if oc is None else oc[a:b])
                 err = (o * o).sum(-1)
                 lpj = base[a:b] - err * inv2s2
@@ -107,7 +105,7 @@ class Trainer:
                 # d(-F_batch/B)/d mu = q (mu - y) / (sigma2 B), masked like o
                 g = o.mul_((q * (2.0 / (b - a)) * inv2s2).unsqueeze(-1))
                 dec.backward_from_output(g.view(-1, self.D), acts)
-                self.opt.step()
+                self.opt.step(lr)
                 self.step += 1
                 q_all[a:b] = q
                 err_all[a:b] = err

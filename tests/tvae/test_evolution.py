@@ -45,15 +45,16 @@ def test_estep_never_lowers_F_and_keeps_sets_unique(selection, mutation, cross, 
     improved = torch.zeros(Y.shape[0], dtype=torch.bool)
     with torch.no_grad():
         for _ in range(6):
-            keys, lpj, new = estep(model, Yo, obs, dobs, keys, P=4, C=3, G=G,
-                                   selection=selection, mutation=mutation, cross=cross,
-                                   p_bf=0.1, gen=g, max_rows=77)
+            keys, lpj, new, kept = estep(model, Yo, obs, dobs, keys, P=4, C=3, G=G,
+                                         selection=selection, mutation=mutation,
+                                         cross=cross, p_bf=0.1, gen=g, max_rows=77)
             F_now = _F(model, Yo, keys, obs, dobs)
             assert (F_now >= F_prev - 1e-9).all()  # monotone for every patch
             torch.testing.assert_close(torch.logsumexp(lpj, 1), F_now)
             improved |= F_now > F_prev + 1e-9
             F_prev = F_now
             st = unpack(keys, model.H, torch.uint8)
+            assert torch.equal(st, kept)  # the returned states are the kept keys' states
             for row in st:
                 assert len({tuple(r) for r in row.tolist()}) == S  # no duplicates in any K_n
     assert improved.float().mean() > 0.5  # and the search actually finds better states

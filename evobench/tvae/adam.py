@@ -1,0 +1,49 @@
+"""Adam on one flat parameter buffer: the M-step takes ~N/batch_size tiny steps per epoch.
+
+torch.optim.Adam (even fused) spends ~0.3 ms of Python and bookkeeping per step, more than the
+step's arithmetic for a small decoder; ~2,000 steps per epoch make that a large share of an
+epoch. Here every parameter (and its .grad) is a view into one contiguous buffer, so a step is
+seven in-place ops on one tensor. Same update rule as torch.optim.Adam (no weight decay,
+no amsgrad): m <- b1 m + (1-b1) g, v <- b2 v + (1-b2) g^2,
+p <- p - lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+class FlatAdam:
+    """Adam whose parameters and gradients live in two flat buffers (views are rebound)."""
+
+    def __init__(self, params: list[torch.nn.Parameter], betas=(0.9, 0.999), eps: float = 1e-8):
+        self.params = list(params)
+        ref = self.params[0]
+        n = sum(p.numel() for p in self.params)
+        self.flat = torch.empty(n, dtype=ref.dtype, device=ref.device)
+        self.grad = torch.zeros(n, dtype=ref.dtype, device=ref.device)
+        off = 0
+        for p in self.params:
+            k = p.numel()
+            self.flat[off:off + k].copy_(p.detach().reshape(-1))
+            p.data = self.flat[off:off + k].view_as(p)
+            p.grad = self.grad[off:off + k].view_as(p)
+            off += k
+        self.m = torch.zeros_like(self.flat)
+        self.v = torch.zeros_like(self.flat)
+        self.buf = torch.empty_like(self.flat)
+        self.b1, self.b2 = betas
+        self.eps = eps
+        self.t = 0
+
+    def step(self, lr: float) -> None:
+        """One Adam update from the gradients currently in ``self.grad``."""
+        self.t += 1
+        b1, b2, g = self.b1, self.b2, self.grad
+        self.m.lerp_(g, 1 - b1)
+        self.v.mul_(b2).addcmul_(g, g, value=1 - b2)
+        torch.sqrt(self.v, out=self.buf)
+        self.buf.div_(math.sqrt(1 - b2**self.t)).add_(self.eps)
+        self.flat.addcdiv_(self.m, self.buf, value=-lr / (1 - b1**self.t))
