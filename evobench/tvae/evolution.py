@@ -40,10 +40,26 @@ def select_parents(lpj: torch.Tensor, P: int, method: str, gen: torch.Generator)
     return torch.topk(torch.log(f) + gumbel, P, dim=1).indices
 
 
+def distinct_bits(B: int, P: int, H: int, C: int, device: torch.device,
+                  gen: torch.Generator) -> torch.Tensor:
+    """(B, P, C) int64: for each (b, p) a uniformly random set of C distinct positions in 0..H-1.
+
+    Floyd's algorithm, vectorised over (b, p): C draws of shape (B, P) instead of H uniforms and
+    a top-k per parent (which cost more than the rest of the mutation).
+    """
+    bits = torch.empty(B, P, C, dtype=torch.int64, device=device)
+    for k, j in enumerate(range(H - C, H)):
+        t = torch.randint(0, j + 1, (B, P), generator=gen, device=device)
+        if k:
+            t = torch.where((bits[..., :k] == t.unsqueeze(-1)).any(-1), j, t)
+        bits[..., k] = t
+    return bits
+
+
 def randflip(parents: torch.Tensor, C: int, gen: torch.Generator) -> torch.Tensor:
     """(B, P, H) -> (B, P*C, H): each child flips exactly one bit, C different bits per parent."""
     B, P, H = parents.shape
-    bits = torch.topk(_uniform((B, P, H), parents, gen), C, dim=2).indices  # (B, P, C)
+    bits = distinct_bits(B, P, H, C, parents.device, gen)
     flips = torch.zeros(B, P, C, H, dtype=parents.dtype, device=parents.device)
     flips.scatter_(3, bits.unsqueeze(-1), 1)
     return (parents.unsqueeze(2) ^ flips).reshape(B, P * C, H)
@@ -78,6 +94,17 @@ def crossover(parents: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.cat([torch.where(head, a, b), torch.where(head, b, a)], dim=1)
 
 
+def take_rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """x[b, idx[b, j]] for x (B, M, K) and idx (B, J) -> (B, J, K).
+
+    Same as gather with an index expanded over K, but as one row lookup on the flattened
+    (B*M, K) view: whole contiguous rows are copied instead of K scattered reads per row.
+    """
+    B, M, K = x.shape
+    rows = idx + torch.arange(B, device=idx.device).unsqueeze(1) * M
+    return x.reshape(B * M, K).index_select(0, rows.reshape(-1)).view(B, idx.shape[1], K)
+
+
 def children_per_generation(P: int, C: int, cross: bool) -> int:
     return P * (P - 1) if cross else P * C
 
@@ -102,7 +129,7 @@ def estep(model: TVAEModel, Y: torch.Tensor, obs: torch.Tensor | None,
     new_states, new_lpj = [], []
     for _ in range(G):
         idx = select_parents(pool_lpj, P, selection, gen)
-        parents = torch.gather(pool, 1, idx.unsqueeze(-1).expand(B, P, H))
+        parents = take_rows(pool, idx)
         if cross:
             parents = crossover(parents, gen)
             n_per = 1
@@ -122,6 +149,6 @@ def estep(model: TVAEModel, Y: torch.Tensor, obs: torch.Tensor | None,
     all_lpj = torch.where(first_occurrence(all_keys), all_lpj,
                           torch.full_like(all_lpj, -torch.inf))
     top = torch.topk(all_lpj, S, dim=1)
-    new_keys = torch.gather(all_keys, 1, top.indices.unsqueeze(-1).expand(B, S, keys.shape[2]))
-    kept = torch.gather(all_states, 1, top.indices.unsqueeze(-1).expand(B, S, H))
+    new_keys = take_rows(all_keys, top.indices)
+    kept = take_rows(all_states, top.indices)
     return new_keys, top.values, (top.indices >= S).sum(1), kept
