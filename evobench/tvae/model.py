@@ -83,8 +83,8 @@ class Decoder(nn.Module):
             torch.sum(g, 0, out=lin.bias.grad)
             if k > 0:
                 g = torch.mm(g, lin.weight)
-                if self.slope == 0.0:
-                    g.mul_(a > 0)
+                if self.slope == 0.0:  # relu: keep g where the unit was active (one op)
+                    g = torch.ops.aten.threshold_backward(g, a, 0.0)
                 else:
                     g.mul_(torch.where(a > 0, 1.0, self.slope).to(g.dtype))
 

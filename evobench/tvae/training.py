@@ -71,7 +71,7 @@ class Trainer:
         logit = torch.log(pi) - torch.log1p(-pi)
         const = torch.log1p(-pi).sum()
         s2 = model.sigma2
-        inv2s2 = 0.5 / s2
+        inv2s2_f = 0.5 / float(s2)  # a Python float: one sync per epoch, none per step
         half_log = 0.5 * torch.log(2 * math.pi * s2)
         dec = model.decoder
         for idx in perm.split(self.chunk):
@@ -94,22 +94,22 @@ class Trainer:
             base = states @ logit + const - dn * half_log  # (n, S): fixed during the epoch
             q_all = torch.empty(len(idx), S, dtype=dtype, device=dev)
             err_all = torch.empty(len(idx), S, dtype=dtype, device=dev)
+            lse_all = torch.empty(len(idx), 1, dtype=dtype, device=dev)
             for a in range(0, len(idx), cfg.batch_size):  # M-step (no autograd: see model)
                 b = min(len(idx), a + cfg.batch_size)
                 lr = triangular_lr(self.step, cfg.lr_min, cfg.lr_max, self.half)
                 o, acts = dec.residual(states[a:b], Yc[a:b], None if oc is None else oc[a:b])
-                err = (o * o).sum(-1)
-                lpj = base[a:b] - err * inv2s2
-                lse = torch.logsumexp(lpj, 1, keepdim=True)
-                q = torch.exp(lpj - lse)
+                err, q, lse = err_all[a:b], q_all[a:b], lse_all[a:b]  # written in place
+                torch.sum(o.square(), -1, out=err)
+                torch.add(base[a:b], err, alpha=-inv2s2_f, out=q)  # log-joints
+                torch.logsumexp(q, 1, keepdim=True, out=lse)
+                q.sub_(lse).exp_()  # truncated posteriors
                 # d(-F_batch/B)/d mu = q (mu - y) / (sigma2 B), masked like o
-                g = o.mul_((q * (2.0 / (b - a)) * inv2s2).unsqueeze(-1))
+                g = o.mul_(torch.mul(q, 2.0 * inv2s2_f / (b - a)).unsqueeze(-1))
                 dec.backward_from_output(g.view(-1, self.D), acts)
                 self.opt.step(lr)
                 self.step += 1
-                q_all[a:b] = q
-                err_all[a:b] = err
-                F += lse.sum()
+            F += lse_all.sum()
             A_pi += torch.einsum("ns,nsh->h", q_all, states)
             A_sig += (q_all * err_all).sum()
         model.pi.copy_((A_pi / self.N).clamp(PI_CLAMP, 1 - PI_CLAMP))
