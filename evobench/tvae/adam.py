@@ -15,20 +15,29 @@ import math
 import torch
 
 
+def flatten_params(params: list[torch.nn.Parameter]) -> torch.Tensor:
+    """Move ``params`` into one contiguous buffer (each becomes a view of it); returns it."""
+    ref = params[0]
+    flat = torch.empty(sum(p.numel() for p in params), dtype=ref.dtype, device=ref.device)
+    off = 0
+    for p in params:
+        k = p.numel()
+        flat[off:off + k].copy_(p.detach().reshape(-1))
+        p.data = flat[off:off + k].view_as(p)
+        off += k
+    return flat
+
+
 class FlatAdam:
     """Adam whose parameters and gradients live in two flat buffers (views are rebound)."""
 
     def __init__(self, params: list[torch.nn.Parameter], betas=(0.9, 0.999), eps: float = 1e-8):
         self.params = list(params)
-        ref = self.params[0]
-        n = sum(p.numel() for p in self.params)
-        self.flat = torch.empty(n, dtype=ref.dtype, device=ref.device)
-        self.grad = torch.zeros(n, dtype=ref.dtype, device=ref.device)
+        self.flat = flatten_params(self.params)
+        self.grad = torch.zeros_like(self.flat)
         off = 0
         for p in self.params:
             k = p.numel()
-            self.flat[off:off + k].copy_(p.detach().reshape(-1))
-            p.data = self.flat[off:off + k].view_as(p)
             p.grad = self.grad[off:off + k].view_as(p)
             off += k
         self.m = torch.zeros_like(self.flat)

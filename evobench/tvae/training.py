@@ -10,12 +10,14 @@ older; the gradient itself is recomputed with the current parameters for every m
 
 from __future__ import annotations
 
+import copy
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from evobench.tvae.adam import FlatAdam
+from evobench.tvae.adam import FlatAdam, flatten_params
 from evobench.tvae.config import TVAEConfig
 from evobench.tvae.evolution import estep
 from evobench.tvae.model import TVAEModel, chunked_log_joint
@@ -41,6 +43,13 @@ class Trainer:
         self.N, self.D = Y.shape
         self.dobs = None if obs is None else obs.sum(1)
         self.impute = obs is not None and cfg.inpaint_mstep == "impute"
+        # E-step/M-step overlap (see epoch): a second decoder holds the parameters the
+        # E-step of the next chunk uses while the M-step trains the live one
+        self.overlap = Y.device.type == "cpu" and torch.get_num_threads() >= 2
+        self.shadow = None
+        if self.overlap:
+            self.shadow = TVAEModel(copy.deepcopy(model.decoder), model.pi, model.sigma2)
+            self.shadow_flat = flatten_params(list(self.shadow.decoder.parameters()))
         self.opt = FlatAdam(list(model.decoder.parameters()))
         steps_per_epoch = math.ceil(self.N / cfg.batch_size)
         self.half = max(1, round(steps_per_epoch * cfg.half_cycle))
@@ -61,7 +70,7 @@ class Trainer:
         cfg, model, gen = self.cfg, self.model, self.gen
         dev = self.Y.device
         dtype = self.Y.dtype
-        H, S = cfg.H, cfg.S
+        H = cfg.H
         perm = torch.randperm(self.N, generator=gen, device=dev)
         A_pi = torch.zeros(H, dtype=dtype, device=dev)
         A_sig = torch.zeros((), dtype=dtype, device=dev)
@@ -73,15 +82,61 @@ class Trainer:
         s2 = model.sigma2
         inv2s2_f = 0.5 / float(s2)  # a Python float: one sync per epoch, none per step
         half_log = 0.5 * torch.log(2 * math.pi * s2)
+        chunks = perm.split(self.chunk)
+
+        def run_estep(i: int, m: TVAEModel):
+            idx = chunks[i]
+            return estep(m, self.Y[idx], None if self.obs is None else self.obs[idx],
+                         None if self.dobs is None else self.dobs[idx], self.keys[idx],
+                         P=cfg.P, C=cfg.C, G=cfg.G, selection=cfg.selection,
+                         mutation=cfg.mutation, cross=cfg.crossover, p_bf=self.p_bf,
+                         gen=gen, max_rows=cfg.max_rows)
+
+        pool = ThreadPoolExecutor(1) if self.overlap else None
+        threads = torch.get_num_threads()
+        if pool is not None:
+            # two single-threaded streams (E-step worker + M-step here) use the two cores
+            # better than one stream of many small two-thread ops
+            torch.set_num_threads(1)
+            self.shadow_flat.copy_(self.opt.flat)
+            pending = pool.submit(run_estep, 0, self.shadow)
+        try:
+            self._chunks(chunks, run_estep, pool, pending if pool is not None else None,
+                         F, n_new, A_pi, A_sig, logit, const, half_log, inv2s2_f)
+        finally:
+            if pool is not None:
+                pool.shutdown()
+                torch.set_num_threads(threads)
+        model.pi.copy_((A_pi / self.N).clamp(PI_CLAMP, 1 - PI_CLAMP))
+        denom = self.N * self.D if (self.obs is None or self.impute) else self.dobs.sum()
+        model.sigma2.copy_((A_sig / denom).clamp_min(1e-12))
+        return {"F": F.item() / self.N, "sigma2": model.sigma2.item(),
+                "pi_sum": model.pi.sum().item(), "new_states": n_new.item() / self.N}
+
+    def _chunks(self, chunks, run_estep, pool, pending, F, n_new, A_pi, A_sig, logit, const,
+                half_log, inv2s2_f) -> None:
+        """E-step then Adam mini-batches, chunk by chunk; accumulates into F, n_new, A_pi, A_sig.
+
+        With ``pool`` (overlap), chunk i+1's E-step runs in the worker thread on a snapshot of
+        the parameters taken before chunk i's M-step, while this thread trains on chunk i. The
+        snapshot is taken at a fixed point and only the worker draws from the generator, so
+        the result does not depend on thread timing; each E-step still sees fixed parameters
+        (monotone). The cost: E-step parameters are one chunk of Adam steps older.
+        """
+        cfg, model = self.cfg, self.model
+        dtype, dev, S = self.Y.dtype, self.Y.device, cfg.S
         dec = model.decoder
-        for idx in perm.split(self.chunk):
+        for i, idx in enumerate(chunks):
+            if pool is None:
+                keys, _, new, kept = run_estep(i, model)
+            else:
+                keys, _, new, kept = pending.result()
+                if i + 1 < len(chunks):
+                    self.shadow_flat.copy_(self.opt.flat)
+                    pending = pool.submit(run_estep, i + 1, self.shadow)
             Yc = self.Y[idx]
             oc = None if self.obs is None else self.obs[idx]
             dc = None if self.dobs is None else self.dobs[idx]
-            keys, _, new, kept = estep(
-                model, Yc, oc, dc, self.keys[idx], P=cfg.P, C=cfg.C, G=cfg.G,
-                selection=cfg.selection, mutation=cfg.mutation, cross=cfg.crossover,
-                p_bf=self.p_bf, gen=gen, max_rows=cfg.max_rows)
             self.keys[idx] = keys
             n_new += new.sum()
             states = kept.to(dtype)  # (n, S, H)
@@ -112,11 +167,6 @@ class Trainer:
             F += lse_all.sum()
             A_pi += torch.einsum("ns,nsh->h", q_all, states)
             A_sig += (q_all * err_all).sum()
-        model.pi.copy_((A_pi / self.N).clamp(PI_CLAMP, 1 - PI_CLAMP))
-        denom = self.N * self.D if (self.obs is None or self.impute) else self.dobs.sum()
-        model.sigma2.copy_((A_sig / denom).clamp_min(1e-12))
-        return {"F": F.item() / self.N, "sigma2": model.sigma2.item(),
-                "pi_sum": model.pi.sum().item(), "new_states": n_new.item() / self.N}
 
     def estimate(self, want_stats: bool = False) -> tuple[torch.Tensor, dict | None]:
         """Posterior means sum_s q_n(s) mu(s) (N, D) with the current parameters and K_n.

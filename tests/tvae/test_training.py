@@ -60,3 +60,27 @@ def test_triangular_lr_matches_torch_cyclic_lr():
         assert abs(opt.param_groups[0]["lr"] - triangular_lr(step, 1e-4, 1e-2, 7)) < 1e-12
         opt.step()
         sched.step()
+
+
+def test_overlapped_epochs_are_deterministic_and_learn():
+    """With >= 2 threads the next chunk's E-step runs beside the M-step; the result must not
+    depend on thread timing (same seed -> identical parameters and sets) and must still learn."""
+    torch.set_num_threads(2)  # the autouse fixture restores the previous count
+    rng = np.random.default_rng(0)
+    Y, _ = _bars(rng, N=700)
+    cfg = make_config(get_preset("quick"), dict(
+        H=8, hidden=(16,), S=16, P=3, C=2, epochs=4, scale=1.0, chunk_size=64))
+
+    def fit():
+        tr = build_trainer(Y, None, cfg, torch.Generator().manual_seed(0),
+                           float(np.var(Y, 0).mean()))
+        assert tr.overlap and tr.chunk == 64
+        stats = [tr.epoch() for _ in range(cfg.epochs)]
+        return tr, stats
+
+    a, sa = fit()
+    b, sb = fit()
+    assert torch.equal(a.keys, b.keys)
+    assert torch.equal(a.opt.flat, b.opt.flat) and sa == sb
+    assert torch.get_num_threads() == 2  # restored after each epoch
+    assert sa[-1]["F"] > sa[0]["F"]
