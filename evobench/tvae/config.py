@@ -46,7 +46,7 @@ class TVAEConfig:
     merge: str = "mean"
     dtype: str = "float32"
     eval_every: int = 1
-    chunk_size: int = 2048  # patches per vectorised E-step call
+    chunk_size: int = 1024  # patches per vectorised E-step call (1024: fastest measured)
     max_rows: int = 65536  # states per decoder pass (memory bound)
     budget_s: float | None = None
     description: str = field(default="", compare=False)

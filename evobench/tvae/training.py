@@ -6,6 +6,9 @@ E-step on the whole chunk (parameters fixed during it, so its monotonicity holds
 Adam mini-batches of ``batch_size`` over the chunk. Compared with the reference (an E-step per
 mini-batch of 32), an E-step sees parameters that are up to chunk_size/batch_size Adam steps
 older; the gradient itself is recomputed with the current parameters for every mini-batch.
+With >= 2 torch threads on CPU the next chunk's E-step runs in a worker thread (on a snapshot
+of the parameters, one chunk older still) while this chunk's M-step runs: two single-threaded
+streams use two cores better than small two-thread ops (Trainer._chunks).
 """
 
 from __future__ import annotations
