@@ -224,12 +224,14 @@ def run_epochs(trainer: Trainer, epochs: int, budget_s: float | None, on_epoch) 
     for e in range(1, epochs + 1):
         t0 = time.perf_counter()
         # tiny gradients and Adam moments go subnormal early on; on x86 CPUs subnormal
-        # arithmetic is ~100x slower, so flush them to zero during the epoch (restored after)
-        previous = torch.set_flush_denormal(True)
+        # arithmetic is ~100x slower, so flush them to zero during the epoch. torch has no getter
+        # for this mode (set_flush_denormal returns whether the CPU supports it), so it goes back
+        # to torch's default, off, for the caller's code.
+        torch.set_flush_denormal(True)
         try:
             stats = trainer.epoch()
         finally:
-            torch.set_flush_denormal(previous)
+            torch.set_flush_denormal(False)
         dt = time.perf_counter() - t0
         fit += dt
         on_epoch(e, stats, fit, dt)

@@ -84,3 +84,16 @@ def test_overlapped_epochs_are_deterministic_and_learn():
     assert torch.equal(a.opt.flat, b.opt.flat) and sa == sb
     assert torch.get_num_threads() == 2  # restored after each epoch
     assert sa[-1]["F"] > sa[0]["F"]
+
+
+def test_training_leaves_flush_denormal_off():
+    """The flush-to-zero mode used during epochs must not leak into the caller's code."""
+    import numpy as np
+    import torch
+
+    from evobench.tvae import denoise
+
+    tiny = np.float32(1e-40)  # a float32 subnormal: flushed to 0 only while the mode is on
+    rng = np.random.default_rng(0)
+    denoise(rng.random((12, 12)), patch_size=4, H=4, hidden=(4,), S=4, P=2, C=2, epochs=1)
+    assert torch.tensor([tiny]).mul(1.0).item() != 0.0
