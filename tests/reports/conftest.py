@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from click.testing import CliRunner
 
 from evobench.reports.synthetic import make_run
 
@@ -29,14 +28,3 @@ def make(tmp_path):
         return make_run(tmp_path / name, **kwargs)
 
     return _make
-
-
-@pytest.fixture
-def cli_run():
-    """Invoke the real ``evobench`` root command (so user errors map to exit code 2)."""
-    from evobench.cli import cli
-
-    def _invoke(*args):
-        return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-    return _invoke

@@ -107,20 +107,20 @@ def test_markdown_and_show_filters(make):
         render(comp, fmt="html")
 
 
-def test_cli_exit_codes(make, cli_run, tmp_path):
+def test_cli_exit_codes(make, invoke, tmp_path):
     a = make("a", **SMALL)
     worse = make("b", psnr_shift={"tvae": -0.2}, time_scale=2.0, **SMALL)
-    ok = cli_run("compare", a, a)
+    ok = invoke("compare", a, a)
     assert ok.exit_code == 0 and "OK" in ok.output
     out = tmp_path / "diff.md"
-    bad = cli_run("compare", a, worse, "--fail-on", "psnr:-0.05", "--format", "markdown",
+    bad = invoke("compare", a, worse, "--fail-on", "psnr:-0.05", "--format", "markdown",
                   "--output", out)
     assert bad.exit_code == 1 and "REGRESSION" in bad.output
     assert out.read_text() == bad.output
     # timing reported but gated generously: a 2x slowdown passes a +300% gate
-    timing = cli_run("compare", a, make("c", time_scale=2.0, **SMALL), "--fail-on",
+    timing = invoke("compare", a, make("c", time_scale=2.0, **SMALL), "--fail-on",
                      "psnr:-0.05,time_total_s:+300%")
     assert timing.exit_code == 0 and "+100%" in timing.output
-    assert cli_run("compare", a, tmp_path / "missing").exit_code == 2
-    unknown = cli_run("compare", a, a, "--fail-on", "lpips:-1")
+    assert invoke("compare", a, tmp_path / "missing").exit_code == 2
+    unknown = invoke("compare", a, a, "--fail-on", "lpips:-1")
     assert unknown.exit_code == 2 and "unknown column" in unknown.output

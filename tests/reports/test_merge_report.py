@@ -39,15 +39,15 @@ def test_merge_refuses_a_non_empty_target(make, tmp_path):
         merge_runs([tmp_path / "nope"], tmp_path / "m")
 
 
-def test_merge_cli(make, cli_run, tmp_path):
+def test_merge_cli(make, invoke, tmp_path):
     a, b = make("a", **SMALL), make("b", **SMALL)
-    res = cli_run("merge", a, b, "-o", tmp_path / "m")
+    res = invoke("merge", a, b, "-o", tmp_path / "m")
     assert res.exit_code == 0 and "2 cells" in res.output
-    assert cli_run("merge", a, "-o", tmp_path / "m").exit_code == 2
+    assert invoke("merge", a, "-o", tmp_path / "m").exit_code == 2
 
 
-def test_report_writes_tables_and_a_self_contained_page(small_run, cli_run, tmp_path):
-    res = cli_run("report", small_run, "--out", tmp_path / "rep")
+def test_report_writes_tables_and_a_self_contained_page(small_run, invoke, tmp_path):
+    res = invoke("report", small_run, "--out", tmp_path / "rep")
     assert res.exit_code == 0, res.output
     rep = tmp_path / "rep"
     md = (rep / "summary.md").read_text()
@@ -61,9 +61,9 @@ def test_report_writes_tables_and_a_self_contained_page(small_run, cli_run, tmp_
     assert "<td>0123456789ab (dirty)</td>" in html and "cpu=synthetic, cores=2, ram_gb=8.0" in html
 
 
-def test_report_without_figures_and_with_failures(make, cli_run, tmp_path):
+def test_report_without_figures_and_with_failures(make, invoke, tmp_path):
     run = make("f", failures={("tvae", "01", 0): "timeout"}, **SMALL)
-    res = cli_run("report", run, "--out", tmp_path / "rep", "--no-figures", "--format",
+    res = invoke("report", run, "--out", tmp_path / "rep", "--no-figures", "--format",
                   "md,html", "--no-per-image")
     assert res.exit_code == 0
     assert not (tmp_path / "rep/figures").exists() and not (tmp_path / "rep/summary.csv").exists()
@@ -72,15 +72,15 @@ def test_report_without_figures_and_with_failures(make, cli_run, tmp_path):
     assert "data:image/png" not in (tmp_path / "rep/index.html").read_text()
 
 
-def test_report_bad_input(cli_run, run_dir, tmp_path):
-    assert cli_run("report", tmp_path / "nope").exit_code == 2
-    res = cli_run("report", run_dir, "--format", "docx", "--out", tmp_path / "r")
+def test_report_bad_input(invoke, run_dir, tmp_path):
+    assert invoke("report", tmp_path / "nope").exit_code == 2
+    res = invoke("report", run_dir, "--format", "docx", "--out", tmp_path / "r")
     assert res.exit_code == 2 and "unknown report format" in res.output
 
 
-def test_figures_cli(make, cli_run, tmp_path):
+def test_figures_cli(make, invoke, tmp_path):
     run = make("t", sigmas=(25.0,), missing=(), methods=("tvae",), reps=1)
-    res = cli_run("figures", run, "--out", tmp_path / "f", "--format", "pdf,svg", "--image", "02")
+    res = invoke("figures", run, "--out", tmp_path / "f", "--format", "pdf,svg", "--image", "02")
     assert res.exit_code == 0, res.output
     assert "skipped PSNR vs missing fraction" in res.output
     assert "skipped PSNR vs noise level: only one noise level" in res.output

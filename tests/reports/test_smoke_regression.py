@@ -30,7 +30,7 @@ JOBS = "2"
 
 
 @pytest.mark.parametrize("suite", ["denoise", "inpaint"])
-def test_smoke_suite_matches_the_committed_baseline(suite, tmp_path, cli_run):
+def test_smoke_suite_matches_the_committed_baseline(suite, tmp_path, invoke):
     baseline = BASELINE / f"{suite}-smoke"
     assert (baseline / "results.parquet").is_file(), (
         f"no committed baseline at {baseline}; see docs/reports.md (CI regression step)")
@@ -42,7 +42,7 @@ def test_smoke_suite_matches_the_committed_baseline(suite, tmp_path, cli_run):
         capture_output=True, text=True, env=env, timeout=3600,
     )
     assert run.returncode == 0, run.stderr[-2000:]
-    result = cli_run("compare", baseline, tmp_path / f"{suite}-smoke", "--fail-on", GATES,
+    result = invoke("compare", baseline, tmp_path / f"{suite}-smoke", "--fail-on", GATES,
                      "--show", "all")
     print(result.output)  # the diff table, time deltas included, shown with -s or on failure
     assert result.exit_code == 0, result.output
