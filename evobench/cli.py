@@ -70,15 +70,14 @@ class EvobenchGroup(click.Group):
         return self._plugin_cache
 
     def invoke(self, ctx):
-        from evobench.errors import user_errors
+        from evobench.errors import first_line, user_errors
 
         try:
             return super().invoke(ctx)
         except user_errors() as exc:
             if os.environ.get("EVOBENCH_DEBUG"):
                 raise
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UserError(message) from None
+            raise UserError(first_line(exc)) from None
 
 
 @click.group(cls=EvobenchGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -17,7 +17,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from evobench.errors import EvobenchError
+from evobench.errors import EvobenchError, first_line
 
 ENV_DIR = "EVOBENCH_DATA_DIR"
 ENV_OFFLINE = "EVOBENCH_OFFLINE"
@@ -134,7 +134,7 @@ def _download(entry: RemoteFile, path: Path, hint: str) -> None:
     except ValueError as exc:  # pooch's hash mismatch
         raise EvobenchError(
             f"downloaded {entry.path} from {url} but its SHA-256 does not match the registry "
-            f"({str(exc).splitlines()[0][:80]}); {hint} again later"
+            f"({first_line(exc)[:80]}); {hint} again later"
         ) from None
     except Exception as exc:  # noqa: BLE001 - requests/OS errors all mean "no file"
         raise EvobenchError(

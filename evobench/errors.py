@@ -10,6 +10,12 @@ class EvobenchError(ValueError):
     """Bad input or an impossible request, explained in one line."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message, or its type name when it has none."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exception types the CLI turns into one-line messages (exit code 2)."""
     from evobench.registry import UnknownNameError

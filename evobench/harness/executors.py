@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-from evobench.errors import EvobenchError
+from evobench.errors import EvobenchError, first_line
 from evobench.harness import isolate
 
 
@@ -83,8 +83,7 @@ class DaskExecutor:
             self.client = Client(address, timeout="5s", set_as_default=False)
         except (OSError, TimeoutError) as exc:
             raise EvobenchError(f"cannot reach the Dask scheduler at {address}: "
-                                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-                                ) from None
+                                f"{first_line(exc)}") from None
         self.slots = max(1, sum(self.client.nthreads().values()))
 
     def threads_per_cell(self) -> int:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from evobench import __version__
+from evobench.errors import first_line
 from evobench.hookspecs import hookimpl
 from evobench.specs import load_object
 
@@ -31,9 +32,9 @@ def now() -> str:
 
 
 def one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    msg = text[0] if text else ""
-    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+    """``Type: first line`` for a result row's error column."""
+    msg = first_line(exc)
+    return msg if msg == type(exc).__name__ else f"{type(exc).__name__}: {msg}"
 
 
 class _OneMethod:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from evobench.errors import EvobenchError
+from evobench.errors import EvobenchError, first_line
 
 SCHEMA_VERSION = 1
 SCHEMA_KEY = b"evobench_schema"
@@ -85,7 +85,7 @@ def read_results(path: str | Path) -> pd.DataFrame:
     try:
         table = pq.read_table(file)
     except Exception as exc:  # pyarrow raises several types for damaged files
-        raise EvobenchError(f"cannot read {file}: {str(exc).splitlines()[0]}") from None
+        raise EvobenchError(f"cannot read {file}: {first_line(exc)}") from None
     meta = table.schema.metadata or {}
     if SCHEMA_KEY in meta:
         try:
@@ -159,7 +159,7 @@ def read_traces(path: str | Path) -> pd.DataFrame:
     try:
         df = pd.read_parquet(file)
     except Exception as exc:
-        raise EvobenchError(f"cannot read {file}: {str(exc).splitlines()[0]}") from None
+        raise EvobenchError(f"cannot read {file}: {first_line(exc)}") from None
     missing = [c for c in TRACE_KEYS if c not in df.columns]
     if missing:
         raise EvobenchError(f"{file} lacks the column(s) {', '.join(missing)}")
