@@ -214,7 +214,9 @@ class SuiteSpec:
     "metrics": [...], "repetitions": int}`` where list items are selector strings such as
     ``"tvae[S=64]"`` or ``"set12[images=01,02]"``. A profile may also be a list of such
     mappings (grid blocks); its grid is the union of the blocks' grids, which is how the paper
-    profile pairs each TVAE preset with its own noise level.
+    profile pairs each TVAE preset with its own noise level. A block's optional ``labels`` map
+    a method selector to the name reports show (``"TVAE (published settings)"``), so one method
+    spanning several presets reads as one row.
     """
 
     name: str
@@ -243,7 +245,10 @@ class MethodOutput:
 
     ``extras`` hold scalar, method-specific numbers (they become ``x_*`` result columns, e.g.
     ``x_active_mean``); ``trace`` is one dict per epoch/iteration; ``artifacts`` hold arrays worth
-    keeping beside the results (generative fields, active-unit histogram).
+    keeping beside the results (generative fields, active-unit histogram). ``snapshots`` map an
+    epoch to the image estimated then (a learned method's scheduled evaluations): the harness
+    scores each into that epoch's trace row, and the latest into ``<metric>_last_eval``
+    columns, so a method never sees the clean image.
     """
 
     image: Any
@@ -252,6 +257,7 @@ class MethodOutput:
     time_infer_s: float | None = None
     trace: list[dict[str, Any]] = field(default_factory=list)
     artifacts: dict[str, Any] = field(default_factory=dict)
+    snapshots: dict[int, Any] = field(default_factory=dict)
 
 
 SPEC_KINDS: dict[str, type] = {

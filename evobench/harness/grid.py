@@ -28,7 +28,8 @@ from evobench.specs import (
     resolve_params,
 )
 
-BLOCK_KEYS = ("datasets", "degradations", "methods", "metrics", "repetitions", "timeout")
+BLOCK_KEYS = ("datasets", "degradations", "methods", "metrics", "repetitions", "timeout",
+              "labels")
 DEFAULT_METRICS = ("psnr", "ssim")
 # Options every dataset selector accepts (the harness applies them, not the loader).
 DATASET_OPTIONS = (
@@ -170,6 +171,16 @@ def profile_blocks(suite: SuiteSpec, profile: str) -> list[dict]:
             if isinstance(value, str) or not isinstance(value, list):
                 raise EvobenchError(f"suite {suite.name!r} profile {profile!r}: {key} must be a "
                                     f"list of selector strings")
+        labels = block.get("labels", {})
+        if not isinstance(labels, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) and v.strip()
+                for k, v in labels.items()):
+            raise EvobenchError(f"suite {suite.name!r} profile {profile!r}: labels must map "
+                                f"method selectors to non-empty display names")
+        unused = sorted(set(labels) - set(block.get("methods", [])))
+        if unused:
+            raise EvobenchError(f"suite {suite.name!r} profile {profile!r}: labels name "
+                                f"{unused[0]!r}, which is not one of the block's methods")
     return blocks
 
 
@@ -294,7 +305,10 @@ def build_grid(suite: SuiteSpec, profile: str | None, overrides: Overrides, regi
             spec: MethodSpec = registry.method(sel.name)
             given = _coerced_given(spec, sel)
             full = resolve_params(f"method {sel.name!r}", spec.params, sel.params)
-            methods.append((spec, format_label(sel.name, given), full))
+            # a block may name a method for reports (labels); the label is not part of a
+            # cell's identity, so relabelling never reruns a cell
+            label = block.get("labels", {}).get(text) if overrides.methods is None else None
+            methods.append((spec, label or format_label(sel.name, given), full))
         resolved_blocks.append({
             "datasets": [format_label(d.spec.name, d.params) + f" ({len(d.images)} images)"
                          for d in datasets],

@@ -29,7 +29,8 @@ ROW_ORDER = (
     "image_name", "color", "task", "degradation", "p_deg_sigma", "sigma01", "p_deg_missing",
     "p_deg_per", "deg_params", "method", "method_label", "method_version", "method_params",
     "rep", "base_seed", "noise_seed", "method_seed", "status", "error", "psnr", "ssim",
-    "psnr_input", "ssim_input", "data_range", "metric_variant", "time_fit_s", "time_infer_s",
+    "psnr_input", "ssim_input", "psnr_last_eval", "ssim_last_eval", "last_eval_epoch",
+    "data_range", "metric_variant", "time_fit_s", "time_infer_s",
     "time_total_s", "cpu_s", "peak_rss_mb", "rss_start_mb", "peak_gpu_mb", "device", "threads",
     "jobs", "loadavg_1m", "host", "started_at", "finished_at", "evobench_version", "artifact",
 )

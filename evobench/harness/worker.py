@@ -130,6 +130,7 @@ def execute(payload: dict) -> dict:
                 if isinstance(value, bool | int | float | np.integer | np.floating | str):
                     row[f"x_{key}"] = value.item() if hasattr(value, "item") else value
             trace = [_plain_dict(t) for t in (out.trace or [])]
+            _score_snapshots(out.snapshots or {}, clean, metrics, row, trace)
             # latent-code artifacts are small and feed the sparsity/fields figures: always kept
             arrays = {key: np.asarray(out.artifacts[key], np.float32)
                       for key in ("fields", "active_hist") if key in (out.artifacts or {})}
@@ -149,6 +150,22 @@ def execute(payload: dict) -> dict:
         row["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
     row["finished_at"] = now()
     return {"row": row, "trace": trace, "arrays": arrays}
+
+
+def _score_snapshots(snapshots: dict, clean, metrics: dict, row: dict, trace: list[dict]) -> None:
+    """Score a method's intermediate estimates: into the trace row of their epoch, and the
+    latest one into ``<metric>_last_eval`` (with ``last_eval_epoch``) of the result row."""
+    by_epoch = {int(e): np.asarray(img, np.float64) for e, img in snapshots.items()}
+    if not by_epoch:
+        return
+    scores = {e: {name: float(fn(clean, img, data_range=1.0)) for name, fn in metrics.items()}
+              for e, img in by_epoch.items()}
+    for entry in trace:
+        entry.update(scores.get(entry.get("epoch"), {}))
+    last = max(by_epoch)
+    row["last_eval_epoch"] = last
+    for name, value in scores[last].items():
+        row[f"{name}_last_eval"] = value
 
 
 def _num(value) -> float:

@@ -27,7 +27,8 @@ IDENTITY_COLUMNS = (
     "noise_seed", "method_seed",
 )
 OUTCOME_COLUMNS = ("status", "error")
-METRIC_COLUMNS = ("psnr", "ssim", "psnr_input", "ssim_input", "data_range", "metric_variant")
+METRIC_COLUMNS = ("psnr", "ssim", "psnr_input", "ssim_input", "psnr_last_eval",
+                  "ssim_last_eval", "last_eval_epoch", "data_range", "metric_variant")
 TIMING_COLUMNS = ("time_fit_s", "time_infer_s", "time_total_s", "cpu_s")
 MEMORY_COLUMNS = ("peak_rss_mb", "peak_gpu_mb")
 ENVIRONMENT_COLUMNS = (
@@ -116,7 +117,8 @@ def normalise(df: pd.DataFrame, folder: Path | None = None) -> pd.DataFrame:
         df[col] = df[col].fillna("").astype(str)
     empty_label = df["method_label"] == ""
     df.loc[empty_label, "method_label"] = df.loc[empty_label, "method"]
-    for col in ("psnr", "ssim", "psnr_input", "ssim_input", "p_deg_sigma", "p_deg_missing",
+    for col in ("psnr", "ssim", "psnr_input", "ssim_input", "psnr_last_eval", "ssim_last_eval",
+                "last_eval_epoch", "p_deg_sigma", "p_deg_missing",
                 "sigma01", *TIMING_COLUMNS, *MEMORY_COLUMNS):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
     df["rep"] = pd.to_numeric(df["rep"], errors="coerce").fillna(0).astype(int)

@@ -11,7 +11,7 @@ import torch
 from evobench.tvae.model import TVAEModel, chunked_log_joint
 from evobench.tvae.states import first_occurrence, pack, unpack
 
-SELECTIONS = ("fitness", "uniform", "best")
+SELECTIONS = ("tvo", "fitness", "uniform", "best")
 MUTATIONS = ("randflip", "sparseflip")
 
 
@@ -19,15 +19,19 @@ def _uniform(shape: tuple[int, ...], like: torch.Tensor, gen: torch.Generator) -
     return torch.rand(shape, generator=gen, device=like.device, dtype=torch.float32)
 
 
-def select_parents(lpj: torch.Tensor, P: int, method: str, gen: torch.Generator) -> torch.Tensor:
+def select_parents(lpj: torch.Tensor, P: int, method: str, gen: torch.Generator, *,
+                   block: int = 32, stored_best_first: bool = False) -> torch.Tensor:
     """Indices (B, P) of parents among the M candidates of each row of ``lpj`` (B, M).
 
-    fitness: P distinct candidates drawn without replacement with probability proportional to
-    the shifted log-joint f = lpj - 2 min(min lpj, 0) (the paper's operator), done exactly with
-    the Gumbel-top-k trick. uniform: P distinct candidates uniformly. best: P copies of the
-    argmax (what the reference code's batched operator effectively does).
+    tvo: the published code's batched operator (see tvo_parents). fitness: P distinct
+    candidates drawn without replacement with probability proportional to the shifted log-joint
+    f = lpj - 2 min(min lpj, 0) (the paper's description and the reference NumPy code), done
+    exactly with the Gumbel-top-k trick. uniform: P distinct candidates uniformly. best: P
+    copies of the argmax (evobench's greedy climb).
     """
     B, M = lpj.shape
+    if method == "tvo":
+        return tvo_parents(lpj, P, gen, block=block, reverse=stored_best_first)
     if method == "best":
         return lpj.argmax(1, keepdim=True).expand(B, P)
     u = _uniform((B, M), lpj, gen).clamp_(1e-12, 1.0 - 1e-7)
@@ -38,6 +42,40 @@ def select_parents(lpj: torch.Tensor, P: int, method: str, gen: torch.Generator)
     f = (lp - 2 * low).clamp_min(1e-30)
     gumbel = -torch.log(-torch.log(u))
     return torch.topk(torch.log(f) + gumbel, P, dim=1).indices
+
+
+def tvo_parents(lpj: torch.Tensor, P: int, gen: torch.Generator, *, block: int = 32,
+                reverse: bool = False) -> torch.Tensor:
+    """The published code's batched "fitness" parent selection, re-derived from its behaviour
+    (docs: tvae-reference.md section 2.3), vectorised over groups of ``block`` rows.
+
+    The reference runs it on one mini-batch of ``block`` patches at a time: the fitness
+    f = lpj - 2 min(min lpj, 0) takes its minimum and its normalisation over the whole
+    (block x M) tensor, so each row's probabilities sum to about 1/block. Each of the P draws
+    (with replacement) takes u ~ U(0, 1) and returns M-1 minus the number of cumulative row
+    sums above u: a draw in [c_{j-1}, c_j) gives j-1, a draw past the row's total (probability
+    ~1 - 1/block) or below c_0 gives the last candidate. So the last candidate wins ~97 % of
+    draws for block 32, the others share the rest shifted by one index.
+
+    "Last" is in the reference's storage order: K_n ascending by log-joint (the best state of
+    the previous E-step last), or the previous generation's children in generation order.
+    evobench stores K_n best first, so generation 1 passes ``reverse=True`` and the candidate
+    order is flipped before, and the indices mapped back after.
+    """
+    B, M = lpj.shape
+    lp = (lpj.flip(1) if reverse else lpj).double()
+    grp = torch.arange(B, device=lp.device) // block
+    n_grp = int(grp[-1]) + 1 if B else 0
+    row_min = lp.min(1).values
+    gmin = torch.full((n_grp,), torch.inf, dtype=lp.dtype, device=lp.device)
+    gmin = gmin.scatter_reduce(0, grp, row_min, reduce="amin")
+    f = lp - 2 * gmin.clamp(max=0.0)[grp].unsqueeze(1)
+    total = torch.zeros(n_grp, dtype=lp.dtype, device=lp.device).index_add_(0, grp, f.sum(1))
+    cum = torch.cumsum(f / total[grp].unsqueeze(1), 1)  # (B, M), last entry ~ 1/block
+    u = _uniform((B, P), lpj, gen).double()
+    above = M - torch.searchsorted(cum, u, right=True)  # how many c_j > u
+    idx = (M - 1 - above) % M  # -1 (u below c_0) wraps to the last candidate
+    return (M - 1 - idx) if reverse else idx
 
 
 def distinct_bits(B: int, P: int, H: int, C: int, device: torch.device,
@@ -112,8 +150,12 @@ def children_per_generation(P: int, C: int, cross: bool) -> int:
 def estep(model: TVAEModel, Y: torch.Tensor, obs: torch.Tensor | None,
           dobs: torch.Tensor | None, keys: torch.Tensor, *, P: int, C: int, G: int,
           selection: str, mutation: str, cross: bool, p_bf: float, gen: torch.Generator,
-          max_rows: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+          max_rows: int, block: int = 32
+          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One evolutionary update of the sets ``keys`` (B, S, n_words) for fixed parameters.
+
+    The sets are stored best first (descending log-joint). ``block`` is the mini-batch size the
+    ``tvo`` selection normalises over (rows 0..block-1, block..2 block-1, ... of this batch).
 
     Returns the new keys, their log-joints (B, S), the number of new states per patch and the
     new states themselves (B, S, H) uint8 (so callers need not unpack the keys again).
@@ -127,8 +169,11 @@ def estep(model: TVAEModel, Y: torch.Tensor, obs: torch.Tensor | None,
     lpj, _, _ = chunked_log_joint(model, Y, states.to(dtype), obs, dobs, max_rows)
     pool, pool_lpj = states, lpj
     new_states, new_lpj = [], []
-    for _ in range(G):
-        idx = select_parents(pool_lpj, P, selection, gen)
+    for g in range(G):
+        # generation 1 selects from K_n (stored best first), later ones from the previous
+        # generation's children, in generation order
+        idx = select_parents(pool_lpj, P, selection, gen, block=block,
+                             stored_best_first=g == 0)
         parents = take_rows(pool, idx)
         if cross:
             parents = crossover(parents, gen)

@@ -33,6 +33,10 @@ class TVAEResult:
     all-zero state, so ``fields - background`` shows what each latent adds.
     ``sparsity``: ``active_mean`` (mean_n sum_s q_n(s)|s|), ``pi_sum`` (sum_h pi_h) and
     ``active_hist`` (length H+1, entry k = sum_n sum_s q_n(s)[|s| = k]).
+    ``snapshots``: the estimated image at each scheduled evaluation epoch (1, 1+k, 1+2k, ...
+    for ``eval_every`` k, as the published scripts merge them), epoch -> image on [0, 1];
+    ``last_eval_epoch`` is the latest of them (481 for the 500-epoch paper presets), whose
+    image the published code reports, while ``image`` is the estimate after the last epoch.
     """
 
     image: np.ndarray
@@ -46,6 +50,8 @@ class TVAEResult:
     time_infer_s: float
     epochs_run: int
     config: dict = field(default_factory=dict)
+    snapshots: dict[int, np.ndarray] = field(default_factory=dict)
+    last_eval_epoch: int | None = None
 
 
 def _check_image(image, what: str) -> np.ndarray:
@@ -110,6 +116,27 @@ def init_output_layer(decoder: Decoder, Y: torch.Tensor, obs: torch.Tensor | Non
         last.weight.mul_(FIELD_INIT * std)
 
 
+def is_eval_epoch(epoch: int, every: int) -> bool:
+    """The published evaluation schedule: epochs 1, 1+every, 1+2*every, ... (1, 21, ..., 481)."""
+    return (epoch - 1) % every == 0
+
+
+def initial_sigma2(cfg: TVAEConfig, Y: np.ndarray, sigma: float | None) -> float:
+    """sigma2's start in internal units (``cfg.sigma2_init``, else the ``sigma2_start`` rule).
+
+    The data rule is the published one: mean over entries of the per-entry variance of the
+    (noisy, NaN-aware) patches, plus 0.001 on the 0..255 scale.
+    """
+    if cfg.sigma2_init is not None:
+        return float(cfg.sigma2_init)
+    if cfg.sigma2_start == "known" and sigma is not None:
+        return float((sigma * cfg.scale) ** 2)
+    var = float(np.nanmean(np.nanvar(Y, axis=0)))
+    if cfg.sigma2_start == "data-twice-scaled":  # the rule on the data as given, then /255^2
+        return (var + 0.001) / 255.0**2
+    return var + 0.001 * (cfg.scale / 255.0) ** 2
+
+
 def build_trainer(Ynp: np.ndarray, obs_np: np.ndarray | None, cfg: TVAEConfig,
                   gen: torch.Generator, sigma2_init: float) -> Trainer:
     """A ready-to-train model for a data matrix (N, D) in internal units (NaN = missing).
@@ -166,12 +193,7 @@ def _fit(corrupted: np.ndarray, mask: np.ndarray | None, *, sigma, preset, seed,
     else:
         keep = np.ones(N, dtype=bool)
 
-    if cfg.sigma2_init is not None:
-        s2 = cfg.sigma2_init
-    elif sigma is not None:
-        s2 = (sigma * scale) ** 2
-    else:  # reference rule: mean over pixels of the per-pixel data variance, plus 0.001 (0..255)
-        s2 = float(np.nanmean(np.nanvar(Ynp[keep], axis=0))) + 0.001 * (scale / 255.0) ** 2
+    s2 = initial_sigma2(cfg, Ynp[keep], sigma)
 
     trainer = build_trainer(Ynp[keep], None if obs_np is None else obs_np[keep], cfg, gen, s2)
     model, decoder, obs = trainer.model, trainer.model.decoder, trainer.obs
@@ -186,15 +208,21 @@ def _fit(corrupted: np.ndarray, mask: np.ndarray | None, *, sigma, preset, seed,
         return img
 
     trace: list[dict] = []
+    snapshots: dict[int, np.ndarray] = {}
     log_scale = math.log(scale) * (D if obs is None else float(obs.sum(1).mean()))
 
     def on_epoch(e, stats, fit_s, dt):
         row = {"epoch": e, "free_energy": stats["F"] + log_scale,
                "sigma2": stats["sigma2"] / scale**2, "pi_sum": stats["pi_sum"],
                "new_states": stats["new_states"], "seconds": fit_s, "epoch_seconds": dt}
-        if clean is not None and (e % cfg.eval_every == 0 or e == cfg.epochs):
+        scheduled = is_eval_epoch(e, cfg.eval_every)
+        if scheduled or (clean is not None and e == cfg.epochs):
             est, _ = trainer.estimate()
-            row["psnr"] = _psnr(clean, to_image(est))
+            img = to_image(est)
+            if scheduled:
+                snapshots[e] = img.astype(np.float32)
+            if clean is not None:
+                row["psnr"] = _psnr(clean, img)
         trace.append(row)
 
     epochs_run = run_epochs(trainer, cfg.epochs, cfg.budget_s, on_epoch)
@@ -220,7 +248,8 @@ def _fit(corrupted: np.ndarray, mask: np.ndarray | None, *, sigma, preset, seed,
                       background=out[0], pi=pi, sigma2=float(model.sigma2) / scale**2,
                       time_fit_s=time_fit, time_infer_s=time_infer, epochs_run=epochs_run,
                       config=cfg.as_dict() | {"preset": preset, "seed": int(seed),
-                                              "device": str(dev)})
+                                              "device": str(dev)},
+                      snapshots=snapshots, last_eval_epoch=max(snapshots, default=None))
 
 
 def denoise(noisy, *, sigma=None, preset="quick", seed=0, device="cpu", clean=None,

@@ -93,7 +93,7 @@ class Trainer:
                          None if self.dobs is None else self.dobs[idx], self.keys[idx],
                          P=cfg.P, C=cfg.C, G=cfg.G, selection=cfg.selection,
                          mutation=cfg.mutation, cross=cfg.crossover, p_bf=self.p_bf,
-                         gen=gen, max_rows=cfg.max_rows)
+                         gen=gen, max_rows=cfg.max_rows, block=cfg.batch_size)
 
         pool = ThreadPoolExecutor(1) if self.overlap else None
         threads = torch.get_num_threads()

@@ -55,4 +55,4 @@ def run(image, *, task, mask=None, sigma=None, seed=0, device="cpu", budget_s=No
     }
     return MethodOutput(res.image, extras=extras, time_fit_s=float(res.time_fit_s),
                         time_infer_s=float(res.time_infer_s), trace=list(res.trace),
-                        artifacts=artifacts)
+                        artifacts=artifacts, snapshots=dict(res.snapshots))

@@ -31,6 +31,18 @@ def run_ok(image, *, task, mask, sigma, seed, device, budget_s, strength=0.5):
         artifacts={"active_hist": np.array([1.0, 2.0, 3.0])})
 
 
+def run_snapshots(image, *, task, mask, sigma, seed, device, budget_s):
+    """Three 'epochs' of ever stronger blur; estimates kept at epochs 1 and 2 (a schedule), the
+    returned image is epoch 3's."""
+    filled = image if mask is None else np.where(mask, np.nanmean(image), image)
+    size = (3, 3) if filled.ndim == 2 else (3, 3, 1)
+    steps = [filled]
+    for _ in range(3):
+        steps.append(0.5 * ndimage.uniform_filter(steps[-1], size=size) + 0.5 * steps[-1])
+    return MethodOutput(steps[3], trace=[{"epoch": e} for e in (1, 2, 3)],
+                        snapshots={1: steps[1], 2: steps[2]})
+
+
 def run_crash(image, **kwargs):
     raise ValueError("boom: the fake method crashed\nsecond line is dropped")
 
@@ -52,6 +64,7 @@ SPECS = (
     MethodSpec(name="fake-ok", factory="harness_fakes:run_ok", tasks=BOTH,
                params=(Param("strength", 0.5, float, low=0.0, high=1.0),), version="1"),
     MethodSpec(name="fake-crash", factory="harness_fakes:run_crash", tasks=BOTH),
+    MethodSpec(name="fake-snapshots", factory="harness_fakes:run_snapshots", tasks=BOTH),
     MethodSpec(name="fake-hang", factory="harness_fakes:run_hang", tasks=BOTH),
     MethodSpec(name="fake-die", factory="harness_fakes:run_die", tasks=BOTH),
     MethodSpec(name="fake-nan", factory="harness_fakes:run_nan", tasks=BOTH),

@@ -75,15 +75,22 @@ def test_smoke_grid_and_keys():
 
 def test_paper_profile_pairs_presets_with_noise_levels():
     grid = _grid("paper", "paper")
-    tvae = {(c.image_name, c.degradation, c.deg_params.get("sigma") or c.deg_params["missing"]):
-            c.method_params["preset"] for c in grid.cells if c.method == "tvae"}
-    assert tvae == {
+    tvae: dict = {}
+    for c in grid.cells:
+        if c.method == "tvae":
+            level = (c.image_name, c.degradation, c.deg_params.get("sigma")
+                     or c.deg_params["missing"])
+            tvae.setdefault(level, set()).add((c.method_params["preset"], c.method_label))
+    expected = {
         ("house", "gaussian", 15): "house-15", ("house", "gaussian", 25): "house-25",
         ("house", "gaussian", 50): "house-50", ("barbara", "gaussian", 25): "barbara-25",
         ("house", "inpaint", 0.5): "house-inpaint-50",
         ("castle", "inpaint", 0.5): "castle-inpaint-50",
         ("castle", "inpaint", 0.8): "castle-inpaint-80",
     }
+    # each experiment twice, as published and with evobench's settings, one label each
+    assert tvae == {level: {(p, "TVAE (published settings)"), (p + "+", "TVAE (evobench settings)")}
+                    for level, p in expected.items()}
     castle = [c for c in grid.cells if c.dataset == "castle"]
     assert castle and all(c.deg_params["per"] == "entry" and c.color == "rgb" for c in castle)
     house = [c for c in grid.cells if c.image_name == "house"]
@@ -162,6 +169,17 @@ timeout = "30s"
     assert len(grid.cells) == 1 + 2 * 2 and grid.timeout == 30
     path.write_text('[profiles.quick]\ndatasets = ["skimage"]\nmethod = ["noisy"]\n')
     with pytest.raises(EvobenchError, match="unknown key 'method'; did you mean 'methods'"):
+        build_grid(load_suite(str(path), get_registry()), None, Overrides(), get_registry())
+    path.write_text('[profiles.quick]\ndatasets = ["skimage[images=camera,crop=32]"]\n'
+                    'degradations = ["gaussian[sigma=10]"]\nmethods = ["noisy", "tv"]\n'
+                    'labels = {"noisy" = "the input"}\n')
+    labels = {c.method: c.method_label for c in
+              build_grid(load_suite(str(path), get_registry()), None, Overrides(),
+                         get_registry()).cells}
+    assert labels == {"noisy": "the input", "tv": "tv"}
+    path.write_text('[profiles.quick]\ndatasets = ["skimage"]\nmethods = ["noisy"]\n'
+                    'labels = {"tv" = "TV"}\n')
+    with pytest.raises(EvobenchError, match="labels name 'tv', which is not one of"):
         build_grid(load_suite(str(path), get_registry()), None, Overrides(), get_registry())
     path.write_text("name = [")
     with pytest.raises(EvobenchError, match="is not valid TOML"):

@@ -85,6 +85,18 @@ def test_outcomes_resume_and_store(fakes, invoke, tmp_path):
     assert set(df3.started_at) <= set(before.started_at)
 
 
+def test_snapshots_are_scored_into_the_trace_and_last_eval_columns(fakes, invoke, tmp_path):
+    invoke("run", "-d", "skimage[images=camera,crop=32]", "-m", "fake-snapshots", "--sigma", "20", "--out", tmp_path,
+           "--run-name", "snap", "--quiet")
+    row = _results(tmp_path / "snap").iloc[0]
+    traces = pd.read_parquet(tmp_path / "snap" / "traces.parquet").set_index("epoch")
+    assert row["status"] == "ok" and row["last_eval_epoch"] == 2
+    assert row["psnr_last_eval"] == pytest.approx(traces.loc[2, "psnr"])
+    assert row["ssim_last_eval"] == pytest.approx(traces.loc[2, "ssim"])
+    assert traces.loc[1, "psnr"] != traces.loc[2, "psnr"] != row["psnr"]
+    assert np.isnan(traces.loc[3, "psnr"])  # epoch 3 has no snapshot: the row's psnr is it
+
+
 def test_resume_after_interrupt_and_force(fakes, invoke, tmp_path):
     args = ["run", "-d", TINY, "-m", "fake-ok", "--sigma", "10,20", "--out", tmp_path,
             "--run-name", "r", "--quiet", "--no-save-images"]

@@ -51,7 +51,7 @@ def test_report_writes_tables_and_a_self_contained_page(small_run, invoke, tmp_p
     assert res.exit_code == 0, res.output
     rep = tmp_path / "rep"
     md = (rep / "summary.md").read_text()
-    assert "PSNR (dB): denoise on set12, mean over 2 images" in md and "**" in md
+    assert "PSNR (dB) of the final image: denoise on set12, mean over 2 images" in md and "**" in md
     assert (rep / "summary.tex").read_text().count(r"\begin{tabular}") == 18
     csv = pd.read_csv(rep / "summary.csv")
     assert set(csv["metric"]) == {"psnr", "ssim", "time_total_s"}

@@ -125,3 +125,13 @@ def test_a_dataset_with_several_parameter_sets_gets_separate_tables():
     assert [t.rows[0][1][0].mean for t in tables] == [30.0, 31.0]
     same = frame([("a", "01", 25.0, 0, 30.0, "ok")])
     assert build_tables(same, ["psnr"])[0].dataset == "set12"  # no suffix when unambiguous
+
+
+def test_last_eval_psnr_is_tabulated_beside_psnr_when_a_run_has_it():
+    df = frame([("tvae", "01", 25.0, 0, 30.0, "ok"), ("bm3d", "01", 25.0, 0, 31.0, "ok")])
+    assert [t.metric for t in build_tables(df, ["psnr"])] == ["psnr"]
+    df["psnr_last_eval"] = [29.5, np.nan]
+    tables = build_tables(df, ["psnr", "ssim"])
+    assert [t.metric for t in tables] == ["psnr", "psnr_last_eval", "ssim"]
+    assert [m for m, _ in tables[1].rows] == ["tvae"]  # only methods that have it
+    assert "epoch 481" in tables[1].title and "final image" in tables[0].title

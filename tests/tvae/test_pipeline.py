@@ -33,8 +33,11 @@ def test_denoising_raises_psnr_well_above_the_input(crop, noisy):
     assert gain > 4.0, gain
     assert res.image.shape == crop.shape and res.image.dtype == np.float64
     assert [r["epoch"] for r in res.trace] == list(range(1, 13))
-    assert [("psnr" in r) for r in res.trace] == [e % 4 == 0 for e in range(1, 13)]
-    assert abs(res.trace[-1]["psnr"] - _psnr(crop, res.image)) < 0.5
+    # the published schedule (epochs 1, 5, 9) plus the last epoch
+    assert [("psnr" in r) for r in res.trace] == [e in (1, 5, 9, 12) for e in range(1, 13)]
+    assert res.trace[-1]["psnr"] == pytest.approx(_psnr(crop, res.image), abs=1e-9)
+    assert sorted(res.snapshots) == [1, 5, 9] and res.last_eval_epoch == 9
+    assert res.trace[8]["psnr"] == pytest.approx(_psnr(crop, res.snapshots[9]), abs=1e-4)
     # the learned noise level is close to the true one (reported on the [0, 1] scale)
     assert 0.5 < res.sigma2 / (25 / 255) ** 2 < 1.6
 

@@ -33,7 +33,7 @@ def test_bars_are_learned_back():
     Y, W = _bars(rng)
     cfg = make_config(get_preset("quick"), dict(
         H=8, hidden=(16,), S=64, P=3, C=2, G=1, lr_min=1e-4, lr_max=5e-2, half_cycle=10,
-        epochs=120, scale=1.0, chunk_size=512, selection="fitness", output_init="zero"))
+        epochs=120, scale=1.0, chunk_size=512, selection="fitness", output_init="published"))
     gen = torch.Generator().manual_seed(0)
     tr = build_trainer(Y, None, cfg, gen, float(np.var(Y, 0).mean()))
     trace = []
