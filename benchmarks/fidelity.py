@@ -63,9 +63,14 @@ def main() -> None:
     ap.add_argument("--full", action="store_true",
                     help="the presets' own S/P/C/G instead of the yard-stick's S=32 P=5 C=4 G=1")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="one more override, e.g. --set output_init=data (ablations)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    extra = {} if args.full else YARDSTICK
+    extra = {} if args.full else dict(YARDSTICK)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        extra[key] = value
     for preset in args.presets.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
             print(json.dumps(run(preset, seed, args.epochs, extra)), flush=True)

@@ -174,7 +174,8 @@ def training_curves(data: RunData, image: str | None = None) -> list[tuple[str, 
     for ax, (col, ylabel) in zip(axes, panels):
         curves = tr.groupby(["_line", "epoch"], sort=False)[col].mean().reset_index()
         for line in dict.fromkeys(tr["_line"]):
-            c = curves[curves["_line"] == line].sort_values("epoch")
+            # PSNR exists only at evaluation epochs (1, 21, ...): join those points
+            c = curves[curves["_line"] == line].sort_values("epoch").dropna(subset=[col])
             ax.plot(c["epoch"], c[col], label=line, color=colors[line])
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
