@@ -173,7 +173,8 @@ class CellContext:
     ``path``: the checkpoint folder (None: checkpointing off); ``every_s``: wall-clock seconds
     between checkpoints; ``stop_file``: a file whose existence asks for a stop (works across
     machines under Dask when the run folder is shared). A method that resumes sets ``resumes``
-    and ``resumed_at``; ``notify`` carries one-line messages to the progress output.
+    and ``resumed_at``, and ``checkpointing`` once it writes checkpoints; ``notify`` carries
+    one-line messages to the progress output.
     """
 
     path: Path | None = None
@@ -184,6 +185,7 @@ class CellContext:
     resumes: int = 0
     resumed_at: int | None = None
     checkpoints: int = 0
+    checkpointing: bool = False  # set by a fit that writes checkpoints (it can stop cleanly)
     extra: dict = field(default_factory=dict)
 
     def stop_requested(self) -> bool:

@@ -53,6 +53,8 @@ class FitCheckpoint:
         self.resumed_at: int | None = None
         self.last = time.monotonic()
         self.saves: list[tuple[int, float]] = []  # (bytes, seconds) per save
+        if self.path is not None:
+            self.ctx.checkpointing = True
 
     def restore(self, trainer: Trainer) -> tuple[int, float, list[dict], dict] | None:
         """(epochs done, fit seconds, trace, snapshots) from a usable checkpoint, else None
