@@ -91,7 +91,7 @@ def save(folder: str | os.PathLike, *, arrays: dict[str, np.ndarray], meta: dict
               "config_hash": cfg_hash, "epoch": int(epoch), "file": name,
               "sha256": sha256_bytes(blob), "bytes": len(blob),
               "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "meta": meta}
-    _atomic_write(folder / HEADER, json.dumps(header, sort_keys=True).encode())
+    _atomic_write(folder / HEADER, json.dumps(header).encode())  # key order kept (trace)
     for stale in folder.glob("state-*.npz"):  # earlier states (and leftovers of crashed saves)
         if stale.name != name:
             with contextlib.suppress(OSError):
