@@ -222,3 +222,124 @@ def use(ctx: CellContext) -> Iterator[CellContext]:
 def stop_requested() -> bool:
     ctx = current()
     return ctx.stop_requested() if ctx is not None else _STOP.is_set()
+
+
+class Checkpointer:
+    """Periodic checkpoints of one fit, its resume, and stop requests at epoch boundaries.
+
+    Generic over the model: the fit hands over its state as a dict of numpy arrays and plain
+    scalars (``get_state()``) and takes it back through ``load_state(state)``, which must check
+    everything before changing anything (raise ValueError for a state that does not fit).
+    ``path`` None: nothing is written or read, but a stop request still ends the fit (the cell
+    then starts again from scratch on the next run). ``ident`` (with ``kind``) is hashed into
+    the config hash: everything the fit's result depends on.
+    """
+
+    def __init__(self, path, every_s: float, ident: dict, ctx: CellContext | None, kind: str):
+        self.path = None if path is None else Path(path)
+        self.every_s = float(every_s)
+        self.kind = kind
+        self.ctx = ctx if ctx is not None else CellContext()
+        self.cell_key = self.ctx.cell_key
+        self.hash = config_hash({"kind": kind, **ident})
+        self.resumes = 0
+        self.resumed_at: int | None = None
+        self.last = time.monotonic()
+        self.saves: list[tuple[int, float]] = []  # (bytes, seconds) per save
+        if self.path is not None:
+            self.ctx.checkpointing = True
+
+    def restore(self, load_state: Callable[[dict], None]
+                ) -> tuple[int, float, list[dict], dict[int, np.ndarray]] | None:
+        """(epochs done, fit seconds, trace, snapshots) from a usable checkpoint, else None
+        (a bad one is reported in one line and ignored: the fit starts from scratch)."""
+        if self.path is None:
+            return None
+        try:
+            got = load(self.path, cell_key=self.cell_key, cfg_hash=self.hash)
+            if got is None:
+                return None
+            arrays, meta, epoch = got
+            state = {k[len("state_"):]: v for k, v in arrays.items() if k.startswith("state_")}
+            scalars, trace, fit_s = meta.get("scalars"), meta.get("trace"), meta.get("fit_s")
+            if (meta.get("kind") != self.kind or not isinstance(trace, list)
+                    or not isinstance(scalars, dict) or not isinstance(fit_s, int | float)
+                    or len(trace) != epoch):
+                raise BadCheckpoint(f"its header does not describe a {self.kind} fit")
+            state |= scalars
+            snapshots = {int(k[len("snap_"):]): v for k, v in arrays.items()
+                         if k.startswith("snap_")}
+            try:
+                load_state(state)  # checks everything before changing anything
+            except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+                raise BadCheckpoint(f"its state does not fit: {exc}") from None
+        except BadCheckpoint as exc:
+            self.ctx.say(f"ignoring the checkpoint in {self.path}: {exc}; starting from scratch")
+            return None
+        self.resumes = int(meta.get("resumes", 0)) + 1
+        self.resumed_at = epoch
+        self.ctx.resumes, self.ctx.resumed_at = self.resumes, epoch
+        self.ctx.say(f"resumed at epoch {epoch}")
+        self.last = time.monotonic()
+        return epoch, float(fit_s), trace, snapshots
+
+    def save(self, epoch: int, fit_s: float, state: dict, trace: list[dict],
+             snapshots: dict) -> None:
+        t0 = time.perf_counter()
+        arrays = {f"state_{k}": v for k, v in state.items() if isinstance(v, np.ndarray)}
+        arrays |= {f"snap_{e}": np.asarray(img) for e, img in snapshots.items()}
+        scalars = {k: v for k, v in state.items() if not isinstance(v, np.ndarray)}
+        meta = {"kind": self.kind, "scalars": scalars, "fit_s": float(fit_s),
+                "resumes": self.resumes, "trace": trace}
+        size = save(self.path, arrays=arrays, meta=meta, epoch=epoch, cell_key=self.cell_key,
+                    cfg_hash=self.hash)
+        self.saves.append((size, time.perf_counter() - t0))
+        self.ctx.checkpoints += 1
+        self.last = time.monotonic()
+
+    def after_epoch(self, epoch: int, epochs: int, fit_s: float, get_state: Callable[[], dict],
+                    trace: list[dict], snapshots: dict | None = None) -> None:
+        """Save when due (or on a stop request) and raise :class:`Stopped` on a stop request.
+        Nothing happens after the last epoch (the fit is about to end)."""
+        if epoch >= epochs:
+            return
+        stop = self.ctx.stop_requested()
+        due = self.every_s > 0 and time.monotonic() - self.last >= self.every_s
+        if self.path is not None and (due or stop):
+            try:
+                self.save(epoch, fit_s, get_state(), trace, snapshots or {})
+            except OSError as exc:  # a full disk must not end the fit; say so per failed save
+                self.ctx.say(f"could not write the checkpoint in {self.path}: "
+                             f"{exc.strerror or exc}")
+                self.last = time.monotonic()
+        if stop:
+            raise Stopped(f"stopped after epoch {epoch} of {epochs}"
+                          + ("; checkpoint written" if self.path is not None else ""))
+
+
+def checkpointer(path, every_s, ident: dict, kind: str) -> Checkpointer | None:
+    """A fit's :class:`Checkpointer`, or None when neither the caller (``path``) nor the harness
+    (:func:`current`) asks for one. ``every_s`` None: the harness's interval, else 10 minutes;
+    0: no periodic checkpoints (a stop still ends the fit)."""
+    ctx = current()
+    if path is None and ctx is None:
+        return None
+    if path is None and ctx is not None:
+        path = ctx.path
+        every_s = ctx.every_s if every_s is None else every_s
+    every = DEFAULT_EVERY_S if every_s is None else float(every_s)
+    if not (np.isfinite(every) and every >= 0):
+        from evobench.errors import EvobenchError
+
+        raise EvobenchError(f"checkpoint_every must be >= 0 seconds (0 = off), got {every_s}")
+    return Checkpointer(None if every == 0 else path, every, ident, ctx, kind)
+
+
+def input_digest(image: np.ndarray, mask: np.ndarray | None) -> str:
+    """SHA-256 of an input image (shape and float64 bytes) and its mask."""
+    h = hashlib.sha256()
+    h.update(repr(np.shape(image)).encode())
+    h.update(np.ascontiguousarray(image, dtype=np.float64).tobytes())
+    if mask is not None:
+        h.update(np.ascontiguousarray(mask, dtype=bool).tobytes())
+    return h.hexdigest()

@@ -270,18 +270,13 @@ def _checkpointer(path, every, cfg: TVAEConfig, preset, seed, dev, corrupted, ma
     from evobench import checkpoint as ckpt_mod
     from evobench.tvae.checkpoint import FitCheckpoint, input_digest
 
-    ctx = ckpt_mod.current()
-    if path is None and ctx is None:
-        return None
-    every = ckpt_mod.DEFAULT_EVERY_S if every is None else float(every)
-    if not (np.isfinite(every) and every >= 0):
-        raise EvobenchError(f"checkpoint_every must be >= 0 seconds (0 = off), got {every}")
-    if every == 0:
-        path = None
     ident = {"config": {k: v for k, v in cfg.as_dict().items() if k != "budget_s"},
              "preset": str(preset), "seed": int(seed), "device": str(dev),
              "input": input_digest(corrupted, mask)}
-    return FitCheckpoint(path, every, ident, ctx)
+    generic = ckpt_mod.checkpointer(path, every, ident, "tvae")
+    if generic is None:
+        return None
+    return FitCheckpoint(generic.path, generic.every_s, ident, generic.ctx)
 
 
 def denoise(noisy, *, sigma=None, preset="quick", seed=0, device="cpu", clean=None,

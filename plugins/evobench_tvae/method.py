@@ -20,8 +20,7 @@ OVERRIDES = ("patch_size", "H", "hidden", "S", "P", "C", "G", "batch_size", "epo
 def run(image, *, task, mask=None, sigma=None, seed=0, device="cpu", budget_s=None, clean=None,
         preset="quick", **overrides):
     """Fit TVAE on the image's patches; ``clean`` (diagnostics only, the harness never passes
-    it) adds PSNR to the trace. ``budget_s`` stops training after the epoch that crosses it.
-    Under ``evobench run`` the fit checkpoints and resumes (evobench.checkpoint.current())."""
+    it) adds PSNR to the trace. ``budget_s`` stops training after the epoch that crosses it."""
     image, mask = check_method_input(SPEC, image, task=task, mask=mask, sigma=sigma,
                                      device=device)
     unknown = sorted(set(overrides) - set(OVERRIDES))
@@ -32,11 +31,6 @@ def run(image, *, task, mask=None, sigma=None, seed=0, device="cpu", budget_s=No
     ov = {k: v for k, v in overrides.items() if v is not None}
     if budget_s is not None:
         ov["budget_s"] = float(budget_s)
-    from evobench.checkpoint import current
-
-    ctx = current()  # the harness's checkpoint settings for this cell (evobench run)
-    if ctx is not None and ctx.path is not None:
-        ov["checkpoint"], ov["checkpoint_every"] = ctx.path, ctx.every_s
     if task == "denoise":
         res = denoise(image, sigma=sigma, preset=preset, seed=seed, device=device, clean=clean,
                       **ov)

@@ -143,7 +143,7 @@ def test_checkpoint_files_are_not_pickles(tmp_path, noisy, stop_after):
     with np.load(tmp_path / header["file"], allow_pickle=False) as npz:
         assert {"state_flat", "state_keys", "state_generator", "state_pi"} <= set(npz.files)
         assert npz["state_keys"].dtype == np.int64
-    assert header["meta"]["step"] > 0 and len(header["meta"]["trace"]) == 2
+    assert header["meta"]["scalars"]["step"] > 0 and len(header["meta"]["trace"]) == 2
 
 
 def test_checkpoint_every_is_checked(noisy, tmp_path):
