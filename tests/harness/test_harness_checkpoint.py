@@ -148,3 +148,25 @@ def test_keep_checkpoints_and_bad_durations(tmp_path, invoke):
     cached = invoke(*_args(tmp_path))  # a rerun finds the cell done and clears its checkpoint
     assert cached.exit_code == 0 and "0 run, 1 cached" in cached.output
     assert not list((tmp_path / "r" / "checkpoints").glob("*/checkpoint.json"))
+
+
+def test_dask_worker_continues_a_checkpoint_in_the_shared_run_folder(tmp_path, invoke):
+    """A cell interrupted on one machine resumes on a Dask worker that sees the run folder (a
+    worker that dies mid-cell is the same case: Dask reruns the task elsewhere)."""
+    distributed = pytest.importorskip("distributed")
+    ref = invoke(*_args(tmp_path / "ref", "-j", "2", "--checkpoint-every", "0"))  # 1 thread
+    assert ref.exit_code == 0, ref.output
+    proc = _start(tmp_path, "-j", "2", "--checkpoint-every", "0.2s")
+    header = _wait_for_checkpoint(tmp_path, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    epoch = json.loads(header.read_text())["epoch"]
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        again = invoke(*_args(tmp_path, "--executor", "dask", "--scheduler",
+                              cluster.scheduler_address, "--checkpoint-every", "0.2s"))
+    assert again.exit_code == 0, again.output
+    row = _rows(tmp_path).iloc[0]
+    assert row.executor == "dask" and row.resumes == 1 and row.resumed_at_epoch == epoch
+    assert f"resumed at epoch {epoch}" in again.output
+    _same_as_reference(tmp_path, tmp_path / "ref")
