@@ -327,6 +327,7 @@ def execute(grid: Grid, registry, options: RunOptions, executor, progress_factor
         store.write_tables(ordered)
         info["finished_at"] = now()
         info["interrupted"] = interrupted
+        info["stopped"] = stopper.reason or ""
         store.write_json("manifest.json", manifest(grid, registry, options, run_id, info))
     counts = dict(progress.counts)
     unfinished = sum(c.key not in records for c in grid.cells)
