@@ -1,7 +1,9 @@
 """``evobench run``: expand a suite into cells, run what is not done yet, store and summarise.
 
 Exit codes: 0 all cells ok (or skipped), 2 bad input (one ``error:`` line, nothing stored is
-touched), 3 some cells failed or timed out (all rows are still stored), 130 interrupted.
+touched), 3 some cells failed or timed out (all rows are still stored), 75 stopped by
+``--stop-after`` or SIGTERM with running cells checkpointed (resume by rerunning), 130
+interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -55,8 +57,18 @@ def _split(values: tuple[str, ...]) -> list[str] | None:
               help="Store restored/corrupted/clean images in artifacts/<cell_key>.npz "
                    "(latent fields and active-unit histograms are always kept).")
 @click.option("--quiet", is_flag=True, help="Print only the final table.")
+@click.option("--checkpoint-every", default="10m", show_default=True, metavar="DURATION",
+              help="Checkpoint long fits (tvae) this often, in wall time, under "
+                   "RUN/checkpoints/; a rerun continues from them. 0 = off.")
+@click.option("--keep-checkpoints", is_flag=True,
+              help="Keep the checkpoints of finished cells (removed by default).")
+@click.option("--stop-after", default=None, metavar="DURATION",
+              help="After this long, checkpoint the running cells and exit with code 75 "
+                   "(resume by rerunning), e.g. 3h50m before a 4 h job limit. SIGTERM does "
+                   "the same.")
 def run(suite_name, profile, methods, datasets, sigma, missing, repetitions, seed, device, jobs,
-        timeout, out, run_name, dry_run, force, executor, scheduler, save_images, quiet):
+        timeout, out, run_name, dry_run, force, executor, scheduler, save_images, quiet,
+        checkpoint_every, keep_checkpoints, stop_after):
     """Run a suite (or a selection of it) and store the results under OUT/RUN_NAME/."""
     from evobench.harness import grid as grid_mod
     from evobench.harness import runner
@@ -81,9 +93,17 @@ def run(suite_name, profile, methods, datasets, sigma, missing, repetitions, see
     suite = grid_mod.load_suite(suite_name, registry)
     grid = grid_mod.build_grid(suite, profile, overrides, registry)
     limit = grid_mod.parse_duration(timeout) if timeout is not None else grid.timeout
+    from evobench.harness.checkpoints import Stopper
+
+    stopper = Stopper()
     options = runner.RunOptions(out=out, run_name=run_name, jobs=jobs, timeout=limit,
                                 executor=executor, scheduler=scheduler, save_images=save_images,
-                                force=force, quiet=quiet)
+                                force=force, quiet=quiet,
+                                checkpoint_every=_duration(checkpoint_every,
+                                                           "--checkpoint-every"),
+                                keep_checkpoints=keep_checkpoints,
+                                stop_after=_duration(stop_after, "--stop-after"),
+                                stopper=stopper)
     for note in grid.notes:
         if not quiet:
             click.echo(f"note: {note}", err=True)
@@ -105,7 +125,12 @@ def run(suite_name, profile, methods, datasets, sigma, missing, repetitions, see
         if jobs > available_cores() and not quiet:
             click.echo(f"note: {jobs} jobs on {available_cores()} cores; timings will be "
                        "inflated", err=True)
-    previous = signal.signal(signal.SIGTERM, _terminate)  # a batch system's kill = Ctrl-C
+    def _terminate(signum, frame):  # a batch system's stop: checkpoint, exit 75
+        if stopper.requested:  # a second SIGTERM: stop now, like Ctrl-C
+            raise KeyboardInterrupt
+        stopper.request("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         result = runner.execute(grid, registry, options, engine,
                                 lambda n, cached, skipped: Progress(n, cached, skipped,
@@ -114,6 +139,11 @@ def run(suite_name, profile, methods, datasets, sigma, missing, repetitions, see
         signal.signal(signal.SIGTERM, previous)
         engine.close()
     _summary(result)
+    if result.stopped and not result.interrupted:
+        click.echo(f"stopped ({result.stopped}): {result.unfinished} cell(s) not finished; "
+                   f"running fits were checkpointed in {result.store.root / 'checkpoints'}; "
+                   "resume by rerunning the same command", err=True)
+        sys.exit(75)
     if result.interrupted:
         click.echo(f"interrupted: finished cells are stored in {result.store.root}; run the same "
                    "command again to resume", err=True)
@@ -124,8 +154,23 @@ def run(suite_name, profile, methods, datasets, sigma, missing, repetitions, see
         sys.exit(3)
 
 
-def _terminate(signum, frame):
-    raise KeyboardInterrupt
+def _duration(text: str | None, option: str) -> float | None:
+    """``10m``, ``90s``, ``2h``, ``1h30m`` -> seconds; ``0``/``off``/None -> None."""
+    import re
+
+    if text is None:
+        return None
+    value = str(text).strip().lower()
+    if value in {"0", "off", "none", ""}:
+        return None
+    parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?",
+                         value)
+    if not parts or not any(parts.groups()):
+        raise EvobenchError(f"{option} {text!r} is not a duration; use e.g. 90s, 10m, 2h or "
+                            "1h30m (0 = off)")
+    h, m, sec = (float(g) if g else 0.0 for g in parts.groups())
+    seconds = 3600 * h + 60 * m + sec
+    return seconds if seconds > 0 else None
 
 
 def _summary(result) -> None:

@@ -47,11 +47,14 @@ def _redirect(log_path: str) -> None:
 
 def _child(payload: dict, conn, log_path: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
+    from evobench.harness.checkpoints import on_sigterm
+
+    signal.signal(signal.SIGTERM, on_sigterm)  # checkpoint and stop (or end now)
     _redirect(log_path)
     from evobench.harness.worker import execute
 
     conn.send("started")  # the timeout counts from here, not from the forkserver's start-up
-    result = execute(payload)
+    result = execute(payload, notify=lambda text: conn.send(("note", text)))
     conn.send(result)
     conn.close()
 
@@ -88,6 +91,30 @@ def _describe_exit(code: int | None) -> str:
     return f"exit code {code}"
 
 
+def _note(payload: dict, text) -> None:
+    if payload.get("show_notes", True):
+        from evobench.harness.grid import describe
+
+        sys.stderr.write(f"{describe(payload['cell'])}: {text}\n")
+        sys.stderr.flush()
+
+
+def signal_all(signum: int) -> None:
+    """Send ``signum`` to every live cell process (a stop: see evobench.harness.checkpoints)."""
+    if not _LIVE_LOCK.acquire(timeout=2):
+        return
+    try:
+        procs = list(_LIVE)
+    finally:
+        _LIVE_LOCK.release()
+    for proc in procs:
+        try:
+            if proc.pid is not None:
+                os.kill(proc.pid, signum)
+        except (OSError, ValueError, AttributeError):
+            pass
+
+
 def warm_up() -> None:
     """Start the forkserver (importing torch there) before the first cell is timed."""
     if not mp.current_process().daemon:
@@ -122,6 +149,9 @@ def run_isolated(payload: dict, timeout: float | None) -> dict:
                     message = recv.recv()
                 except (EOFError, OSError):
                     break
+                if isinstance(message, tuple) and message[:1] == ("note",):
+                    _note(payload, message[1])  # e.g. "resumed at epoch 173"
+                    continue
                 if isinstance(message, str) and message == "started":
                     started = time.time()
                     start_by = None
@@ -205,6 +235,9 @@ def kill_all() -> None:
 
 def _main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from evobench.harness.checkpoints import on_sigterm
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     with open(argv[0], "rb") as fh:
         caller_path, blob = pickle.load(fh)
     sys.path.extend(p for p in caller_path if p not in sys.path)  # the caller's plugins

@@ -73,6 +73,8 @@ class Progress:
         eta = self.eta()
         detail = (f"psnr={row['psnr']:.2f}" if isinstance(row.get("psnr"), float) else
                   row.get("error", ""))
+        if row.get("resumed_at_epoch") is not None:
+            detail += f"  resumed at epoch {row['resumed_at_epoch']}"
         click.echo(f"[{self.finished}/{self.total}] {status:<7} {label}  {detail}  "
                    f"({row.get('time_total_s', 0.0):.1f}s"
                    + (f", eta {eta:.0f}s)" if eta is not None else ")"), err=True)

@@ -22,6 +22,8 @@ import numpy as np
 
 from evobench import __version__
 from evobench.errors import EvobenchError
+from evobench.harness import checkpoints
+from evobench.harness.checkpoints import Stopper
 from evobench.harness.grid import Cell, Grid, describe
 from evobench.harness.seeds import canonical_json, digest
 from evobench.harness.store import RunStore
@@ -43,6 +45,10 @@ class RunOptions:
     force: bool = False
     quiet: bool = False
     command: list[str] = field(default_factory=lambda: list(sys.argv))
+    checkpoint_every: float | None = 600.0  # seconds of wall time; None or 0: off
+    keep_checkpoints: bool = False
+    stop_after: float | None = None
+    stopper: Stopper | None = None  # set by the CLI so SIGTERM can reach it
 
 
 @dataclass
@@ -51,6 +57,8 @@ class RunResult:
     records: list[dict]
     counts: dict
     interrupted: bool = False
+    stopped: str | None = None  # why the run stopped early to be resumed (exit code 75)
+    unfinished: int = 0  # cells of the grid still to run after a stop
 
     @property
     def failed(self) -> int:
@@ -270,13 +278,36 @@ def execute(grid: Grid, registry, options: RunOptions, executor, progress_factor
     for record in done.values():  # a cached row belongs to this run now
         record["row"]["run_id"] = run_id
     interrupted = False
-    payloads = (make_payload(c, images[c.input_key], registry, threads, options.save_images)
-                for c in todo)
+    stopper = options.stopper or Stopper()
+    stopper.attach(store.root, options.stop_after)
+    if not options.keep_checkpoints:  # left behind by a crash right after storing the cell
+        for key in done:
+            checkpoints.remove(store.root, key)
+    if options.force:  # a forced rerun starts from scratch
+        for cell in todo:
+            checkpoints.remove(store.root, cell.key)
+
+    def payload_of(c: Cell) -> dict:
+        payload = make_payload(c, images[c.input_key], registry, threads, options.save_images)
+        payload["checkpoint"] = checkpoints.payload_settings(
+            store.root, c.key, options.checkpoint_every, stopper.stop_file)
+        payload["show_notes"] = not options.quiet
+        return payload
+
+    payloads = (payload_of(c) for c in todo if not stopper.requested)  # a stop runs no more
     progress = progress_factory(len(todo), len(done), len(skip))
     try:
         with progress:
             for payload, result in executor.run(payloads, options.timeout):
                 cell = payload["cell"]
+                status = result["row"].get("status")
+                if status == "stopped" or (stopper.requested and status != "ok"):
+                    if not options.quiet:  # not stored: the next run resumes or reruns it
+                        import click
+
+                        click.echo(f"stopped {describe(cell)}: "
+                                   f"{result['row'].get('error', '')}", err=True)
+                    continue
                 row = identity_row(cell, run_id, variant)
                 row.update({"threads": threads, "host": socket.gethostname(),
                             "evobench_version": __version__})
@@ -285,14 +316,21 @@ def execute(grid: Grid, registry, options: RunOptions, executor, progress_factor
                 row["executor"] = executor.name
                 records[cell.key] = store.write_cell(row, result.get("trace", []),
                                                      result.get("arrays"))
+                if row.get("status") == "ok" and not options.keep_checkpoints:
+                    checkpoints.remove(store.root, cell.key)
                 progress.update(describe(cell), row)
     except KeyboardInterrupt:
         interrupted = True
     finally:
+        stopper.close()
         ordered = [records[c.key] for c in grid.cells if c.key in records]
         store.write_tables(ordered)
         info["finished_at"] = now()
         info["interrupted"] = interrupted
+        info["stopped"] = stopper.reason or ""
         store.write_json("manifest.json", manifest(grid, registry, options, run_id, info))
     counts = dict(progress.counts)
-    return RunResult(store, ordered, counts, interrupted)
+    unfinished = sum(c.key not in records for c in grid.cells)
+    return RunResult(store, ordered, counts, interrupted,
+                     stopped=stopper.reason if stopper.requested and unfinished else None,
+                     unfinished=unfinished)

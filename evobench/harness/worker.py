@@ -76,8 +76,16 @@ def _current_rss_mb() -> float:
         return float("nan")
 
 
-def execute(payload: dict) -> dict:
-    """Run one cell; returns ``{"row": ..., "trace": [...], "arrays": {...} | None}``."""
+def execute(payload: dict, notify=None) -> dict:
+    """Run one cell; returns ``{"row": ..., "trace": [...], "arrays": {...} | None}``.
+
+    The method sees the cell's checkpoint settings (``payload["checkpoint"]``) through
+    :func:`evobench.checkpoint.current`; ``notify(text)`` passes its one-line messages on. A fit
+    stopped on request gives ``status=stopped`` (the harness stores no row: the cell resumes).
+    """
+    from evobench import checkpoint as ckpt
+    from evobench.harness.checkpoints import context_for
+
     cell = payload["cell"]
     threads = int(payload["threads"])
     row: dict[str, Any] = {
@@ -106,18 +114,26 @@ def execute(payload: dict) -> dict:
 
         torch.cuda.reset_peak_memory_stats()
     cpu0, wall0 = time.process_time(), time.perf_counter()
+    ctx = context_for(payload, notify)
     try:
         from evobench.api import run_method
         from evobench.registry import Registry
 
         registry = Registry(strict=False)
         registry.add_plugin(_OneMethod(payload["method_spec"]), "cell-method")
-        out = run_method(cell.method, corrupted, task=cell.task, sigma=payload["sigma"],
-                         mask=mask, seed=cell.method_seed, device=cell.device, budget_s=None,
-                         registry=registry, **cell.method_params)
+        with ckpt.use(ctx):
+            out = run_method(cell.method, corrupted, task=cell.task, sigma=payload["sigma"],
+                             mask=mask, seed=cell.method_seed, device=cell.device,
+                             budget_s=None, registry=registry, **cell.method_params)
+    except ckpt.Stopped as exc:
+        row.update(status="stopped", error=str(exc))
+        out = None
     except Exception as exc:  # noqa: BLE001 - a crashing method is a result, not a crash
         row.update(status="error", error=one_line(exc))
         out = None
+    row["resumes"] = ctx.resumes
+    if ctx.resumed_at is not None:
+        row["resumed_at_epoch"] = ctx.resumed_at
     row["time_total_s"] = time.perf_counter() - wall0
     row["cpu_s"] = time.process_time() - cpu0
     if out is not None:

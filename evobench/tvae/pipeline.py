@@ -37,6 +37,8 @@ class TVAEResult:
     for ``eval_every`` k, as the published scripts merge them), epoch -> image on [0, 1];
     ``last_eval_epoch`` is the latest of them (481 for the 500-epoch paper presets), whose
     image the published code reports, while ``image`` is the estimate after the last epoch.
+    ``resumes``: how many times this fit continued from a checkpoint; ``resumed_at``: the epoch
+    the latest continuation started after (None if it ran in one go).
     """
 
     image: np.ndarray
@@ -52,6 +54,8 @@ class TVAEResult:
     config: dict = field(default_factory=dict)
     snapshots: dict[int, np.ndarray] = field(default_factory=dict)
     last_eval_epoch: int | None = None
+    resumes: int = 0
+    resumed_at: int | None = None
 
 
 def _check_image(image, what: str) -> np.ndarray:
@@ -160,7 +164,7 @@ def build_trainer(Ynp: np.ndarray, obs_np: np.ndarray | None, cfg: TVAEConfig,
 
 
 def _fit(corrupted: np.ndarray, mask: np.ndarray | None, *, sigma, preset, seed, device, clean,
-         overrides) -> TVAEResult:
+         overrides, checkpoint=None, checkpoint_every=None) -> TVAEResult:
     cfg = make_config(get_preset(preset), overrides)
     _check_fit(cfg, corrupted.shape)
     dev = _resolve_device(device)
@@ -197,6 +201,7 @@ def _fit(corrupted: np.ndarray, mask: np.ndarray | None, *, sigma, preset, seed,
 
     trainer = build_trainer(Ynp[keep], None if obs_np is None else obs_np[keep], cfg, gen, s2)
     model, decoder, obs = trainer.model, trainer.model.decoder, trainer.obs
+    saver = _checkpointer(checkpoint, checkpoint_every, cfg, preset, seed, dev, corrupted, mask)
 
     def to_image(est: torch.Tensor) -> np.ndarray:
         full = np.full((N, D), np.nan)
@@ -209,6 +214,9 @@ def _fit(corrupted: np.ndarray, mask: np.ndarray | None, *, sigma, preset, seed,
 
     trace: list[dict] = []
     snapshots: dict[int, np.ndarray] = {}
+    start, fit0 = 0, 0.0
+    if saver is not None and (restored := saver.restore(trainer)) is not None:
+        start, fit0, trace, snapshots = restored
     log_scale = math.log(scale) * (D if obs is None else float(obs.sum(1).mean()))
 
     def on_epoch(e, stats, fit_s, dt):
@@ -224,8 +232,10 @@ def _fit(corrupted: np.ndarray, mask: np.ndarray | None, *, sigma, preset, seed,
             if clean is not None:
                 row["psnr"] = _psnr(clean, img)
         trace.append(row)
+        if saver is not None:
+            saver.after_epoch(e, cfg.epochs, fit_s, trainer, trace, snapshots)
 
-    epochs_run = run_epochs(trainer, cfg.epochs, cfg.budget_s, on_epoch)
+    epochs_run = run_epochs(trainer, cfg.epochs, cfg.budget_s, on_epoch, start=start, fit=fit0)
     time_fit = trace[-1]["seconds"] if trace else 0.0
 
     t0 = time.perf_counter()
@@ -249,29 +259,51 @@ def _fit(corrupted: np.ndarray, mask: np.ndarray | None, *, sigma, preset, seed,
                       time_fit_s=time_fit, time_infer_s=time_infer, epochs_run=epochs_run,
                       config=cfg.as_dict() | {"preset": preset, "seed": int(seed),
                                               "device": str(dev)},
-                      snapshots=snapshots, last_eval_epoch=max(snapshots, default=None))
+                      snapshots=snapshots, last_eval_epoch=max(snapshots, default=None),
+                      resumes=0 if saver is None else saver.resumes,
+                      resumed_at=None if saver is None else saver.resumed_at)
+
+
+def _checkpointer(path, every, cfg: TVAEConfig, preset, seed, dev, corrupted, mask):
+    """The fit's checkpointing (evobench.tvae.checkpoint), or None when neither the caller
+    (``checkpoint=PATH``) nor the harness (evobench.checkpoint.current()) asks for it."""
+    from evobench import checkpoint as ckpt_mod
+    from evobench.tvae.checkpoint import FitCheckpoint, input_digest
+
+    ident = {"config": {k: v for k, v in cfg.as_dict().items() if k != "budget_s"},
+             "preset": str(preset), "seed": int(seed), "device": str(dev),
+             "input": input_digest(corrupted, mask)}
+    generic = ckpt_mod.checkpointer(path, every, ident, "tvae")
+    if generic is None:
+        return None
+    return FitCheckpoint(generic.path, generic.every_s, ident, generic.ctx)
 
 
 def denoise(noisy, *, sigma=None, preset="quick", seed=0, device="cpu", clean=None,
-            **overrides) -> TVAEResult:
+            checkpoint=None, checkpoint_every=None, **overrides) -> TVAEResult:
     """Denoise ``noisy`` (H x W or H x W x 3 on [0, 1]) zero-shot with TVAE.
 
     ``sigma`` (noise std on [0, 1]) only initialises sigma2, which is learned either way.
     ``overrides`` replace preset fields (patch_size, H, hidden, S, P, C, G, batch_size, epochs,
     selection, mutation, crossover, lr_min, lr_max, half_cycle, stride, budget_s, ...).
+    ``checkpoint``: a folder for checkpoints of the fit, written every ``checkpoint_every``
+    seconds of wall time (default 600; 0 = off); if it holds a checkpoint of this very fit
+    (same input, configuration, seed and device), the fit continues from it (see
+    evobench.tvae.checkpoint); a checkpoint that does not match is reported and ignored.
     """
     img = _check_image(noisy, "noisy image")
     if not np.isfinite(img).all():
         raise EvobenchError("the noisy image contains NaN or infinite values; for missing "
                             "pixels use inpaint(corrupted, mask=...)")
     return _fit(img, None, sigma=sigma, preset=preset, seed=seed, device=device, clean=clean,
-                overrides=overrides)
+                overrides=overrides, checkpoint=checkpoint, checkpoint_every=checkpoint_every)
 
 
 def inpaint(corrupted, *, mask, preset="quick", seed=0, device="cpu", clean=None,
-            **overrides) -> TVAEResult:
+            checkpoint=None, checkpoint_every=None, **overrides) -> TVAEResult:
     """Fill the pixels where ``mask`` is True (H x W, or per entry H x W x 3); observed pixels
-    are kept as given. Values under the mask are ignored (they may be NaN)."""
+    are kept as given. Values under the mask are ignored (they may be NaN). ``checkpoint``,
+    ``checkpoint_every``: as for :func:`denoise`."""
     img = _check_image(corrupted, "corrupted image")
     if mask is None:
         raise EvobenchError("inpaint needs a mask (True where a pixel is missing)")
@@ -290,4 +322,4 @@ def inpaint(corrupted, *, mask, preset="quick", seed=0, device="cpu", clean=None
         raise EvobenchError("the image has NaN or infinite values at pixels the mask marks "
                             "as observed")
     return _fit(img, m, sigma=None, preset=preset, seed=seed, device=device, clean=clean,
-                overrides=overrides)
+                overrides=overrides, checkpoint=checkpoint, checkpoint_every=checkpoint_every)

@@ -213,15 +213,60 @@ class Trainer:
                 total += torch.logsumexp(lpj, 1).sum().item()
         return total / self.N
 
+    # -- checkpoints (evobench.tvae.checkpoint): the whole state at an epoch boundary ----------
+    def state_dict(self) -> dict:
+        """Everything an epoch depends on, as numpy arrays and ints: decoder parameters and the
+        Adam moments (flat buffers), Adam's step count, the LR-schedule step, pi, sigma2, the
+        bit-packed K_n and the generator state. Valid between epochs only."""
+        def arr(t: torch.Tensor):
+            return t.detach().cpu().numpy().copy()
 
-def run_epochs(trainer: Trainer, epochs: int, budget_s: float | None, on_epoch) -> int:
+        return {"flat": arr(self.opt.flat), "adam_m": arr(self.opt.m), "adam_v": arr(self.opt.v),
+                "pi": arr(self.model.pi), "sigma2": arr(self.model.sigma2),
+                "keys": arr(self.keys), "generator": arr(self.gen.get_state()),
+                "adam_t": int(self.opt.t), "step": int(self.step)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`'s output in place; checks every entry before changing any
+        (ValueError says which one does not fit), so a bad state never loads half-way."""
+        tensors = {"flat": self.opt.flat, "adam_m": self.opt.m, "adam_v": self.opt.v,
+                   "pi": self.model.pi, "sigma2": self.model.sigma2, "keys": self.keys}
+        for name, t in tensors.items():
+            a = state.get(name)
+            if (not hasattr(a, "shape") or tuple(a.shape) != tuple(t.shape)
+                    or str(a.dtype) != str(t.dtype).replace("torch.", "")):
+                raise ValueError(f"state entry {name!r} does not fit this model")
+        gen = state.get("generator")
+        if not hasattr(gen, "dtype") or gen.dtype != "uint8" or gen.ndim != 1:
+            raise ValueError("state entry 'generator' is not a generator state")
+        for name in ("adam_t", "step"):
+            if isinstance(state.get(name), bool) or not isinstance(state.get(name), int) \
+                    or state[name] < 0:
+                raise ValueError(f"state entry {name!r} is not a step count")
+        gen_before = self.gen.get_state()
+        try:
+            self.gen.set_state(torch.from_numpy(gen.copy()))
+        except RuntimeError:
+            self.gen.set_state(gen_before)
+            raise ValueError("state entry 'generator' is not a generator state") from None
+        with torch.no_grad():
+            for name, t in tensors.items():  # in place: parameters are views of opt.flat
+                t.copy_(torch.from_numpy(state[name].copy()))
+        self.opt.t = state["adam_t"]
+        self.step = state["step"]
+
+
+def run_epochs(trainer: Trainer, epochs: int, budget_s: float | None, on_epoch, *,
+               start: int = 0, fit: float = 0.0) -> int:
     """Train for ``epochs`` (or until the epoch that crosses ``budget_s``); returns epochs run.
 
     ``on_epoch(epoch, stats, fit_seconds, epoch_seconds)`` is called after each epoch; time it
-    spends (evaluation) is not counted as fit time.
+    spends (evaluation, checkpoints) is not counted as fit time. ``start`` epochs are already
+    done (a resumed fit) and took ``fit`` seconds.
     """
-    fit = 0.0
-    for e in range(1, epochs + 1):
+    if budget_s is not None and start and fit >= budget_s:
+        return start
+    for e in range(start + 1, epochs + 1):
         t0 = time.perf_counter()
         # tiny gradients and Adam moments go subnormal early on; on x86 CPUs subnormal
         # arithmetic is ~100x slower, so flush them to zero during the epoch. torch has no getter
@@ -237,4 +282,4 @@ def run_epochs(trainer: Trainer, epochs: int, budget_s: float | None, on_epoch) 
         on_epoch(e, stats, fit, dt)
         if budget_s is not None and fit >= budget_s:
             return e
-    return epochs
+    return max(epochs, start)

@@ -30,8 +30,11 @@ def _cli(out, *methods):
     return [sys.executable, "-c", code]
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])  # Ctrl-C, a batch system
-def test_ctrl_c_keeps_finished_cells_and_resumes(tmp_path, signum, fakes, invoke):
+# Ctrl-C; a batch system's stop (checkpoint what can be, exit 75: test_harness_checkpoint.py)
+@pytest.mark.parametrize("signum, code, says", [
+    (signal.SIGINT, 130, "run the same command again to resume"),
+    (signal.SIGTERM, 75, "resume by rerunning the same command")])
+def test_ctrl_c_keeps_finished_cells_and_resumes(tmp_path, signum, code, says, fakes, invoke):
     proc = subprocess.Popen(_cli(tmp_path, "fake-hang", "noisy", "tv"), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     cells = tmp_path / "r" / "cells"
@@ -43,8 +46,8 @@ def test_ctrl_c_keeps_finished_cells_and_resumes(tmp_path, signum, fakes, invoke
     time.sleep(0.5)
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "run the same command again to resume" in err
+    assert proc.returncode == code, err
+    assert says in err
     df = pd.read_parquet(tmp_path / "r" / "results.parquet")
     assert set(df.status) == {"ok"} and 2 <= len(df) <= 4
     assert set(df.method) <= {"noisy", "tv"}

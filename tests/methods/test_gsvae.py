@@ -125,3 +125,48 @@ def test_default_epochs_depend_on_task(gray_clean):
     mask[::3] = True
     inp = run_method("gsvae", np.where(mask, np.nan, small), task="inpaint", mask=mask, **tiny)
     assert (den.extras["epochs"], inp.extras["epochs"]) == (12, 25)
+
+
+@pytest.mark.parametrize("task", ["denoise", "inpaint"])
+def test_checkpoint_resume_is_bit_identical(tmp_path, gray_clean, gray_noisy, task):
+    from evobench import checkpoint as ckpt
+
+    kw = dict(task=task, seed=4, clean=gray_clean, **(TINY | {"epochs": 3}))
+    if task == "inpaint":
+        mask = np.random.default_rng(2).random(gray_clean.shape) < 0.4
+        kw |= dict(mask=mask)
+        image = np.where(mask, np.nan, gray_clean)
+    else:
+        kw |= dict(sigma=SIGMA)
+        image = gray_noisy
+    full = gsvae_run(image, **kw)
+    # stop after epoch 2 (the harness's --stop-after / SIGTERM), then rerun: it resumes
+    ctx = ckpt.CellContext(path=tmp_path, every_s=600.0)
+    original = ckpt.Checkpointer.after_epoch
+
+    def stop_at_2(self, epoch, *args, **kwargs):
+        if epoch == 2:
+            ckpt.request_stop()
+        try:
+            return original(self, epoch, *args, **kwargs)
+        finally:
+            ckpt._STOP.clear()
+
+    ckpt.Checkpointer.after_epoch = stop_at_2
+    try:
+        with ckpt.use(ctx), pytest.raises(ckpt.Stopped):
+            gsvae_run(image, **kw)
+    finally:
+        ckpt.Checkpointer.after_epoch = original
+    with ckpt.use(ckpt.CellContext(path=tmp_path, every_s=600.0)) as again:
+        resumed = gsvae_run(image, **kw)
+    assert again.resumes == 1 and again.resumed_at == 2
+    assert np.array_equal(full.image, resumed.image)
+    strip = [{k: v for k, v in r.items() if k not in ("seconds", "epoch_seconds")}
+             for r in full.trace]
+    assert strip == [{k: v for k, v in r.items() if k not in ("seconds", "epoch_seconds")}
+                     for r in resumed.trace]
+    # a checkpoint of other settings is reported and ignored
+    with ckpt.use(ckpt.CellContext(path=tmp_path, every_s=600.0)) as other:
+        gsvae_run(image, **(kw | {"lr": 5e-3}))
+    assert other.resumes == 0

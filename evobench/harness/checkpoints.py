@@ -1,0 +1,110 @@
+"""Checkpoints in a run folder, and stopping a run so that it resumes (``--stop-after``, SIGTERM).
+
+Cells that checkpoint (``tvae``) write ``RUN/checkpoints/<cell_key>/`` (format:
+:mod:`evobench.checkpoint`) every ``--checkpoint-every``; a rerun of the same command hands the
+same folder to the cell, which continues from it. A finished cell's folder is removed unless
+``--keep-checkpoints``.
+
+A stop (:class:`Stopper`) runs no new cell and asks the running ones to stop: it creates a stop
+file in the checkpoints folder (seen at the next epoch boundary by cells running anywhere the
+folder is shared, e.g. on Dask workers) and sends SIGTERM to the local cell processes. A cell
+that checkpoints writes its checkpoint at the end of its current epoch and ends; any other cell
+ends at once (it starts again on the next run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import uuid
+from pathlib import Path
+
+from evobench import checkpoint as ckpt
+
+FOLDER = "checkpoints"
+
+
+def checkpoint_dir(root: Path, cell_key: str) -> Path:
+    return Path(root) / FOLDER / cell_key
+
+
+def payload_settings(root: Path, cell_key: str, every_s: float | None,
+                     stop_file: Path | None) -> dict:
+    """What a cell's worker needs (``payload["checkpoint"]``); ``every_s`` None or 0: off."""
+    on = bool(every_s)
+    return {"path": str(checkpoint_dir(root, cell_key)) if on else None,
+            "every_s": float(every_s or 0.0),
+            "stop_file": None if stop_file is None else str(stop_file)}
+
+
+def context_for(payload: dict, notify=None) -> ckpt.CellContext:
+    """The worker side: the cell's :class:`evobench.checkpoint.CellContext`."""
+    spec = payload.get("checkpoint") or {}
+    return ckpt.CellContext(
+        path=Path(spec["path"]) if spec.get("path") else None,
+        every_s=float(spec.get("every_s") or 0.0), cell_key=payload["cell"].key,
+        stop_file=Path(spec["stop_file"]) if spec.get("stop_file") else None, notify=notify)
+
+
+def on_sigterm(signum, frame) -> None:
+    """A cell process's SIGTERM handler: a fit that checkpoints stops at its next epoch
+    boundary (after writing its checkpoint); any other cell ends now."""
+    ctx = ckpt.current()
+    if ctx is not None and ctx.checkpointing:
+        ckpt.request_stop()
+    else:
+        os._exit(128 + signum)
+
+
+def remove(root: Path, cell_key: str) -> None:
+    ckpt.remove(checkpoint_dir(root, cell_key))
+
+
+class Stopper:
+    """A run's stop request, from ``--stop-after`` (a timer) or SIGTERM."""
+
+    def __init__(self):
+        self.reason: str | None = None
+        self.stop_file: Path | None = None
+        self._timer: threading.Timer | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self.reason is not None
+
+    def attach(self, root: Path, stop_after: float | None) -> None:
+        """Use ``root``'s checkpoints folder for the stop file; start the ``--stop-after``
+        timer."""
+        self.stop_file = Path(root) / FOLDER / f".stop-{uuid.uuid4().hex[:16]}"
+        if self.requested:
+            self._touch()
+        if stop_after:
+            self._timer = threading.Timer(stop_after, self.request, args=("--stop-after",))
+            self._timer.daemon = True
+            self._timer.start()
+
+    def request(self, reason: str) -> None:
+        if self.requested:
+            return
+        self.reason = reason
+        self._touch()
+        from evobench.harness import isolate
+
+        isolate.signal_all(signal.SIGTERM)
+
+    def _touch(self) -> None:
+        if self.stop_file is not None:
+            with contextlib.suppress(OSError):
+                self.stop_file.parent.mkdir(parents=True, exist_ok=True)
+                self.stop_file.touch()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.stop_file is not None:
+            with contextlib.suppress(OSError):
+                self.stop_file.unlink()
+            with contextlib.suppress(OSError):
+                self.stop_file.parent.rmdir()  # only if empty
