@@ -257,6 +257,15 @@ _REGISTRY: Registry | None = None
 _BLOCKED: set[str] = set()
 
 
+def broken_plugins_line(registry: Registry) -> str:
+    """One warning line naming the plugins that failed to load ("" when none did)."""
+    failed = sorted(n for n, info in registry.plugins.items() if info.status == "failed")
+    if not failed:
+        return ""
+    return (f"warning: plugin(s) {', '.join(failed)} failed to load and are left out; "
+            "details: evobench plugins")
+
+
 def block_plugins(names: Iterable[str]) -> None:
     """Block plugins for the registry built next (the CLI's ``--disable-plugin``)."""
     global _REGISTRY

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from evobench import __version__
+from evobench import __version__, validate
 from evobench.errors import EvobenchError
-from evobench.harness.grid import Cell, Grid, describe
+from evobench.harness.grid import Cell, Grid, describe, image_label
 from evobench.harness.seeds import canonical_json, digest
-from evobench.harness.store import RunStore
+from evobench.harness.store import RunStore, StoreWriteError
 from evobench.specs import load_object
 
 METRIC_VARIANT = ("float64, whole image (all pixels and channels), data_range=1.0, no clipping, "
@@ -136,8 +136,24 @@ def load_inputs(cells: list[Cell], registry) -> dict[tuple, np.ndarray]:
                                 f"{image.shape}; expected H x W or H x W x 3")
         if not np.isfinite(image).all():
             raise EvobenchError(f"dataset {cell.dataset!r} image {cell.image!r} has NaN/inf pixels")
+        validate.clean_range(image, f"dataset {cell.dataset!r} image {cell.image!r}")
         images[cell.input_key] = centre_crop(image, int(cell.dataset_params.get("crop", 0)))
+    check_sizes(cells, images, registry)
     return images
+
+
+SSIM_WINDOW = 7  # the ssim metric's window side
+
+
+def check_sizes(cells: list[Cell], images: dict, registry) -> None:
+    """Every pending cell's image is at least as large as its method (and SSIM) accepts."""
+    for cell in cells:
+        shape = images[cell.input_key].shape
+        what = f"image {image_label(cell)}"
+        if "ssim" in cell.metrics and min(shape[:2]) < SSIM_WINDOW:
+            raise EvobenchError(f"{what} is {shape[0]} x {shape[1]} pixels; the ssim metric needs "
+                                f"at least {SSIM_WINDOW} x {SSIM_WINDOW}")
+        validate.image_size(registry.method(cell.method), cell.method_params, shape, what)
 
 
 def make_payload(cell: Cell, clean: np.ndarray, registry, threads: int,
@@ -270,6 +286,7 @@ def execute(grid: Grid, registry, options: RunOptions, executor, progress_factor
     for record in done.values():  # a cached row belongs to this run now
         record["row"]["run_id"] = run_id
     interrupted = False
+    write_error: StoreWriteError | None = None
     payloads = (make_payload(c, images[c.input_key], registry, threads, options.save_images)
                 for c in todo)
     progress = progress_factory(len(todo), len(done), len(skip))
@@ -288,11 +305,18 @@ def execute(grid: Grid, registry, options: RunOptions, executor, progress_factor
                 progress.update(describe(cell), row)
     except KeyboardInterrupt:
         interrupted = True
+    except StoreWriteError as exc:  # the executor's clean-up has killed the running cells
+        write_error = exc
     finally:
         ordered = [records[c.key] for c in grid.cells if c.key in records]
-        store.write_tables(ordered)
         info["finished_at"] = now()
         info["interrupted"] = interrupted
-        store.write_json("manifest.json", manifest(grid, registry, options, run_id, info))
+        try:
+            store.write_tables(ordered)
+            store.write_json("manifest.json", manifest(grid, registry, options, run_id, info))
+        except StoreWriteError as exc:
+            write_error = write_error or exc
+    if write_error is not None:
+        raise write_error
     counts = dict(progress.counts)
     return RunResult(store, ordered, counts, interrupted)
