@@ -382,3 +382,37 @@ def test_subprocess_cells_ignore_an_evobench_folder_in_the_cwd(fakes, tmp_path, 
                "corrupted": img, "mask": None, "sigma": 0.1, "threads": 1, "save_images": False}
     result = isolate.run_in_subprocess(payload, 120)
     assert result["row"]["status"] == "ok", result["row"]["error"]
+
+
+# -- also: symlinks in folder[path=DIR] ------------------------------------------------------
+def test_folder_refuses_links_out_of_the_folder_unless_allowed(invoke, tmp_path):
+    from PIL import Image
+
+    folder, outside = tmp_path / "imgs", tmp_path / "private"
+    folder.mkdir()
+    outside.mkdir()
+    Image.fromarray(np.full((24, 24), 90, np.uint8)).save(folder / "a.png")
+    Image.fromarray(np.full((24, 24), 200, np.uint8)).save(outside / "secret.png")
+    (folder / "inside.png").symlink_to(folder / "a.png")  # a link within DIR is fine
+    args = ["run", "--sigma", "25", "-m", "noisy", "--out", tmp_path / "R", "--quiet"]
+    ok = invoke(*args, "-d", f"folder[path={folder}]", "--run-name", "in")
+    assert ok.exit_code == 0, ok.output
+    (folder / "leak.png").symlink_to(outside / "secret.png")
+    line = _one_error_line(invoke(*args, "-d", f"folder[path={folder}]", "--run-name", "x"))
+    assert "leak.png" in line and "outside the folder" in line and "follow_links=true" in line
+    assert not (tmp_path / "R" / "x").exists()
+    allowed = invoke(*args, "-d", f"folder[path={folder},follow_links=true]", "--run-name", "y")
+    assert allowed.exit_code == 0, allowed.output
+    df = pd.read_parquet(tmp_path / "R" / "y" / "results.parquet")
+    assert sorted(df.image) == ["a.png", "inside.png", "leak.png"]
+
+
+def test_folder_loader_refuses_ids_that_are_paths(tmp_path):
+    from evobench_standard.datasets import load_folder
+
+    from evobench.errors import EvobenchError
+
+    (tmp_path / "d").mkdir()
+    for image_id in ("../x.png", "..", "/etc/passwd", "sub/x.png"):
+        with pytest.raises(EvobenchError):
+            load_folder(image_id, path=str(tmp_path / "d"))
