@@ -18,6 +18,7 @@ from importlib.metadata import entry_points
 import pluggy
 
 from evobench import hookspecs
+from evobench.errors import EvobenchError
 from evobench.specs import SPEC_KINDS, SpecError
 
 ENTRY_POINT_GROUP = "evobench"
@@ -33,7 +34,7 @@ _REGISTER_HOOKS = {
 }
 
 
-class UnknownNameError(LookupError):
+class UnknownNameError(EvobenchError, LookupError):
     """A name that no plugin registered; the message suggests the closest one."""
 
 

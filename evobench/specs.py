@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from evobench.errors import EvobenchError
+
 TASKS = frozenset({"denoise", "inpaint"})
 COLORS = frozenset({"gray", "rgb"})
 DEVICES = frozenset({"cpu", "cuda"})
@@ -21,7 +23,7 @@ DEVICES = frozenset({"cpu", "cuda"})
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 
-class SpecError(ValueError):
+class SpecError(EvobenchError):
     """A spec or a parameter value is invalid; the message says what to change."""
 
 
