@@ -120,3 +120,45 @@ def test_die_with_parent_exits_when_the_parent_is_already_gone():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 1 and "survived" not in out.stdout
+
+
+def _isolate_processes() -> dict[int, psutil.Process]:
+    """Cell subprocesses started under this test process (never another session's)."""
+    found = {}
+    for p in _descendants(os.getpid()):
+        try:
+            if "evobench.harness.isolate" in p.cmdline():
+                found[p.pid] = p
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_sigint_of_a_dask_client_kills_its_running_cells(tmp_path, fakes):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import harness_fakes; "
+                "from evobench.registry import get_registry; "
+                "get_registry().add_plugin(harness_fakes, 'harness-fakes'); "
+                "from evobench.cli import main; "
+                f"main(['run', '-d', 'skimage[images=camera,crop=32]', '--sigma', '25', "
+                f"'-m', 'fake-hang', '--out', {str(tmp_path)!r}, '--executor', 'dask', "
+                f"'--scheduler', {cluster.scheduler_address!r}])")
+        before = set(_isolate_processes())
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        try:
+            cells = _wait_for(lambda: [p for pid, p in _isolate_processes().items()
+                                       if pid not in before], DEADLINE_S, "the cell process")
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=60) == 130
+            deadline = time.monotonic() + 20  # the task notices within about a second
+            while time.monotonic() < deadline and any(_alive(p.pid) for p in cells):
+                time.sleep(0.1)
+            assert not [p.pid for p in cells if _alive(p.pid)], "the cancelled cell runs on"
+        finally:
+            proc.kill()
+            for p in _isolate_processes().values():
+                if p.pid not in before:
+                    p.kill()
