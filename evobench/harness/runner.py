@@ -12,6 +12,7 @@ import platform
 import socket
 import subprocess
 import sys
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ import numpy as np
 
 from evobench import __version__, validate
 from evobench.errors import EvobenchError
+from evobench.harness.claims import Claims
 from evobench.harness.grid import Cell, Grid, describe, image_label
 from evobench.harness.seeds import canonical_json, digest
 from evobench.harness.store import RunStore, StoreWriteError
@@ -287,22 +289,55 @@ def execute(grid: Grid, registry, options: RunOptions, executor, progress_factor
         record["row"]["run_id"] = run_id
     interrupted = False
     write_error: StoreWriteError | None = None
-    payloads = (make_payload(c, images[c.input_key], registry, threads, options.save_images)
-                for c in todo)
     progress = progress_factory(len(todo), len(done), len(skip))
+    claims = Claims(store.root)
+    before = {c.key: store.cell_stamp(c.key) for c in todo}
+
+    def by_other(cell: Cell) -> dict | None:
+        """The record another runner on this folder stored for ``cell`` during this run."""
+        if store.cell_stamp(cell.key) == before[cell.key]:
+            return None
+        return store.load_cell(cell.key)
+
+    def take(cell: Cell, record: dict) -> None:
+        records[cell.key] = record
+        progress.counts["cached"] += 1  # computed by a cooperating runner
+
+    def claimed(cells: list[Cell], deferred: list[Cell]):
+        """Payloads of the cells this runner claims; cells claimed by a live runner wait."""
+        for cell in cells:
+            record = by_other(cell)
+            if record is None and not claims.try_claim(cell.key):
+                deferred.append(cell)
+                continue
+            record = record or by_other(cell)  # stored between the check and the claim?
+            if record is not None:
+                claims.release(cell.key)
+                take(cell, record)
+                continue
+            yield make_payload(cell, images[cell.input_key], registry, threads,
+                               options.save_images)
+
     try:
-        with progress:
-            for payload, result in executor.run(payloads, options.timeout):
-                cell = payload["cell"]
-                row = identity_row(cell, run_id, variant)
-                row.update({"threads": threads, "host": socket.gethostname(),
-                            "evobench_version": __version__})
-                row.update(result["row"])
-                row["jobs"] = options.jobs
-                row["executor"] = executor.name
-                records[cell.key] = store.write_cell(row, result.get("trace", []),
-                                                     result.get("arrays"))
-                progress.update(describe(cell), row)
+        with claims, progress:
+            queue = list(todo)
+            while queue:
+                deferred: list[Cell] = []
+                for payload, result in executor.run(claimed(queue, deferred), options.timeout):
+                    cell = payload["cell"]
+                    row = identity_row(cell, run_id, variant)
+                    row.update({"threads": threads, "host": socket.gethostname(),
+                                "evobench_version": __version__})
+                    row.update(result["row"])
+                    row["jobs"] = options.jobs
+                    row["executor"] = executor.name
+                    records[cell.key] = store.write_cell(row, result.get("trace", []),
+                                                         result.get("arrays"))
+                    claims.release(cell.key)
+                    progress.update(describe(cell), row)
+                queue = deferred
+                if queue:  # other runners hold these: wait until stored, or their lease expires
+                    time.sleep(min(2.0, claims.lease_s / 4))
     except KeyboardInterrupt:
         interrupted = True
     except StoreWriteError as exc:  # the executor's clean-up has killed the running cells

@@ -125,6 +125,21 @@ class RunStore:
                 continue
         return records
 
+    def cell_stamp(self, key: str) -> int | None:
+        """When the cell's file last changed (ns), None if there is none: another runner on
+        this folder storing a cell changes it."""
+        try:
+            return (self.cells_dir / f"{key}.json").stat().st_mtime_ns
+        except OSError:
+            return None
+
+    def load_cell(self, key: str) -> dict | None:
+        try:
+            record = json.loads((self.cells_dir / f"{key}.json").read_text())
+            return record if record["row"]["cell_key"] == key else None
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
     def write_cell(self, row: dict, trace: list[dict], arrays: dict | None) -> dict:
         key = row["cell_key"]
         if arrays:
