@@ -99,7 +99,7 @@ def check_method_input(
     color = color_of(image)
     if color not in spec.colors:
         raise EvobenchError(f"method {spec.name!r} does not support {color} images")
-    dev = str(device).split(":")[0]
+    dev = validate.device(device, need_available=False).split(":")[0]
     if dev not in spec.devices:
         raise EvobenchError(
             f"method {spec.name!r} does not run on device {device!r} (it supports: "
@@ -128,6 +128,7 @@ def check_method_input(
             )
     if spec.needs_sigma and sigma is None and task == "denoise":
         raise EvobenchError(f"method {spec.name!r} needs the noise level: pass sigma")
+    validate.device(device)  # CUDA requested: it must be there (and GPU N exist)
     return image, mask
 
 

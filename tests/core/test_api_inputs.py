@@ -85,3 +85,18 @@ def test_tvae_engine_refuses_integer_and_off_scale_images():
         denoise(np.full((16, 16), 1e6), sigma=0.1, epochs=1)
     with pytest.raises(EvobenchError, match="empty"):
         inpaint(np.zeros((0, 0)), mask=np.zeros((0, 0), bool), epochs=1)
+
+
+@pytest.mark.parametrize("device", ["cuda:abc", "cuda:-5", "gpu", 3])
+def test_malformed_devices_are_refused(device):
+    with pytest.raises(EvobenchError, match="is not cpu, cuda or cuda:N"):
+        _call("tvae", np.full((16, 16), 0.5), epochs=1, device=device)
+
+
+def test_cuda_without_cuda_is_refused_before_the_method_runs():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(EvobenchError, match="CUDA is not available here"):
+        _call("gsvae", np.full((16, 16), 0.5), epochs=1, device="cuda")
