@@ -30,6 +30,11 @@ STARTUP_LIMIT_S = 600.0  # a worker that cannot even start (broken forkserver) i
 
 def _context():
     global _CTX
+    from evobench.harness.lifeline import PARENT_ENV
+
+    # whoever starts the forkserver (warm_up, or the first cell) is the process it dies with;
+    # a value inherited from an ancestor must not make it exit at once
+    os.environ[PARENT_ENV] = str(os.getpid())
     if _CTX is None:
         ctx = mp.get_context("forkserver")
         ctx.set_forkserver_preload(PRELOAD)
@@ -125,10 +130,7 @@ def warm_up() -> None:
     if not mp.current_process().daemon:
         from multiprocessing import forkserver
 
-        from evobench.harness.lifeline import PARENT_ENV
-
         _context()
-        os.environ[PARENT_ENV] = str(os.getpid())  # the forkserver dies with this process
         forkserver.ensure_running()
 
 
