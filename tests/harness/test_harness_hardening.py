@@ -416,3 +416,24 @@ def test_folder_loader_refuses_ids_that_are_paths(tmp_path):
     for image_id in ("../x.png", "..", "/etc/passwd", "sub/x.png"):
         with pytest.raises(EvobenchError):
             load_folder(image_id, path=str(tmp_path / "d"))
+
+
+def test_merge_never_reads_or_writes_artifacts_outside_the_runs(invoke, tmp_path):
+    """A tampered ``artifact`` column (``../../x.npz``) must not make ``merge`` copy a file from
+    outside the source run, nor write one outside the merged folder."""
+    import pyarrow.parquet as pq
+
+    from evobench.reports.merge import merge_runs
+
+    assert invoke(*BASE, "--out", tmp_path, "--run-name", "src").exit_code == 0
+    src = tmp_path / "src"
+    np.savez(tmp_path / "loot.npz", a=np.ones(1))
+    table = pq.read_table(src / "results.parquet")
+    df = table.to_pandas()
+    df["artifact"] = "../loot.npz"
+    pq.write_table(table.from_pandas(df, preserve_index=False).replace_schema_metadata(
+        table.schema.metadata), src / "results.parquet")
+    out = tmp_path / "deep" / "merged"
+    merge_runs([src], out)
+    assert not (tmp_path / "deep" / "loot.npz").exists()
+    assert not list((out / "artifacts").iterdir())
