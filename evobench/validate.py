@@ -74,7 +74,7 @@ def device(value: Any, *, need_available: bool = True) -> str:
     text = str(value).strip() if isinstance(value, str) else value
     match = _DEVICE.match(text) if isinstance(text, str) else None
     if not match:
-        raise EvobenchError(f"device {value!r} is not cpu, cuda or cuda:N (N a GPU number)")
+        raise EvobenchError(f"unknown device {value!r}; use cpu, cuda or cuda:N (N a GPU number)")
     if match.group(1) == "cuda" and need_available:
         try:
             import torch
@@ -150,6 +150,7 @@ def image_size(spec, params: dict, shape: tuple, what: str = "the image") -> Non
     """One line if an image of ``shape`` is smaller than ``spec`` (with ``params``) accepts."""
     need = min_side(spec, params)
     if min(shape[:2]) < need:
+        why = f" (patch_size={need})" if need > int(getattr(spec, "min_size", 1) or 1) else ""
         raise EvobenchError(f"{what} is {shape[0]} x {shape[1]} pixels, smaller than the "
-                            f"{need} x {need} that method {spec.name!r} needs; use a larger image "
-                            "or crop")
+                            f"{need} x {need} that method {spec.name!r} needs{why}; use a larger "
+                            "image or crop")

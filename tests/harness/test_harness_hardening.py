@@ -145,7 +145,7 @@ def test_largest_seed_is_stored_exactly(invoke, tmp_path):
 def test_malformed_device_is_rejected_before_any_cell(invoke, tmp_path, device):
     for extra in ([], ["--dry-run"]):
         line = _one_error_line(invoke(*BASE, "--out", tmp_path, "--device", device, *extra))
-        assert "is not cpu, cuda or cuda:N" in line
+        assert "unknown device" in line
     assert not tmp_path.joinpath("denoise-quick").exists()
 
 
