@@ -20,7 +20,7 @@ from hypothesis.extra import numpy as hnp  # noqa: E402
 
 from evobench.errors import EvobenchError  # noqa: E402
 
-FUZZ = settings(max_examples=150, deadline=None, derandomize=True,
+FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])
 
