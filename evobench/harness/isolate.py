@@ -28,17 +28,35 @@ FORKSERVER_ENV = "EVOBENCH_FORKSERVER_PID"  # set in the forkserver by preload
 STARTUP_LIMIT_S = 600.0  # a worker that cannot even start (broken forkserver) is an error
 
 
+_START_LOCK = threading.Lock()
+
+
 def _context():
+    """The forkserver context, with its server running. The server is started here, not lazily
+    by the first cell: with ``PYTHONSAFEPATH=1`` (its ``python -c`` would otherwise put the
+    current folder first on sys.path, and an ``evobench/`` folder there, e.g. the clone you
+    stand in, would be preloaded instead of the installed package) and knowing its parent
+    (:mod:`evobench.harness.lifeline`: it dies with this process)."""
     global _CTX
+    from multiprocessing import forkserver
+
     from evobench.harness.lifeline import PARENT_ENV
 
-    # whoever starts the forkserver (warm_up, or the first cell) is the process it dies with;
-    # a value inherited from an ancestor must not make it exit at once
-    os.environ[PARENT_ENV] = str(os.getpid())
-    if _CTX is None:
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(PRELOAD)
-        _CTX = ctx
+    with _START_LOCK:
+        if _CTX is None:
+            ctx = mp.get_context("forkserver")
+            ctx.set_forkserver_preload(PRELOAD)
+            _CTX = ctx
+        saved = os.environ.get("PYTHONSAFEPATH")
+        os.environ[PARENT_ENV] = str(os.getpid())  # not a value inherited from an ancestor
+        os.environ["PYTHONSAFEPATH"] = "1"
+        try:
+            forkserver.ensure_running()  # a no-op while the server runs
+        finally:
+            if saved is None:
+                os.environ.pop("PYTHONSAFEPATH", None)
+            else:
+                os.environ["PYTHONSAFEPATH"] = saved
     return _CTX
 
 
@@ -128,10 +146,7 @@ def _describe_exit(code: int | None, oom_before: int | None = None) -> str:
 def warm_up() -> None:
     """Start the forkserver (importing torch there) before the first cell is timed."""
     if not mp.current_process().daemon:
-        from multiprocessing import forkserver
-
         _context()
-        forkserver.ensure_running()
 
 
 def run_isolated(payload: dict, timeout: float | None) -> dict:
