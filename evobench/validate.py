@@ -16,6 +16,7 @@ from typing import Any
 from evobench.errors import EvobenchError
 
 SEED_LIMIT = 2**63  # seeds are stored as int64
+UNKNOWN_NOISE_MARGIN = 3.0  # how far outside [0, 1] an image of unknown noise level may reach
 _COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
 _DEVICE = re.compile(r"^(cpu|cuda)(?::(\d{1,4}))?$")
 
@@ -95,8 +96,9 @@ def device(value: Any, *, need_available: bool = True) -> str:
 # -- images ------------------------------------------------------------------------------------
 def image_values(image, *, sigma: float | None = None, what: str = "the image"):
     """Refuse integer/bool images (give floats on [0, 1]) and float values further outside
-    [0, 1] than noise of std ``sigma`` explains (10 sigma, plus 1). NaN is left to the caller
-    (it marks missing pixels when inpainting)."""
+    [0, 1] than noise of std ``sigma`` explains (1 + 10 sigma; 3 when sigma is unknown, which
+    still refuses images on the 0-255 scale). NaN is left to the caller (it marks missing
+    pixels when inpainting)."""
     import numpy as np
 
     try:
@@ -114,7 +116,8 @@ def image_values(image, *, sigma: float | None = None, what: str = "the image"):
         raise EvobenchError(f"{what} is empty (shape {tuple(arr.shape)})")
     observed = arr[np.isfinite(arr)]
     if observed.size:
-        margin = 1.0 + 10.0 * (float(sigma) if sigma is not None and math.isfinite(sigma) else 0.0)
+        known = sigma is not None and math.isfinite(sigma)
+        margin = 1.0 + 10.0 * float(sigma) if known else UNKNOWN_NOISE_MARGIN
         low, high = float(observed.min()), float(observed.max())
         if low < -margin or high > 1.0 + margin:
             raise EvobenchError(f"{what} has values in [{low:g}, {high:g}], far outside [0, 1] "

@@ -100,3 +100,15 @@ def test_cuda_without_cuda_is_refused_before_the_method_runs():
         pytest.skip("this machine has CUDA")
     with pytest.raises(EvobenchError, match="CUDA is not available here"):
         _call("gsvae", np.full((16, 16), 0.5), epochs=1, device="cuda")
+
+
+def test_unknown_noise_level_allows_strong_noise_but_not_the_0_255_scale():
+    from evobench.tvae import denoise
+
+    rng = np.random.default_rng(1)
+    noisy = np.clip(0.5 + 0.4 * rng.standard_normal((16, 16)), -2.5, 3.5)  # sigma ~100/255
+    assert _call("noisy", noisy, sigma=None).image.shape == (16, 16)
+    with pytest.raises(EvobenchError, match="far outside"):
+        _call("noisy", noisy * 255, sigma=None)
+    with pytest.raises(EvobenchError, match="far outside"):
+        denoise(noisy * 255, epochs=1)
