@@ -99,19 +99,41 @@ class Claims:
     # -- claiming ----------------------------------------------------------------------------
     def try_claim(self, key: str) -> bool:
         """Claim ``key``: True if this runner holds it now (it may run the cell)."""
+        try:
+            return self._try_claim(key)
+        except OSError as exc:
+            from evobench.harness.store import StoreWriteError
+
+            raise StoreWriteError(f"cannot write a claim in {self.dir}: "
+                                  f"{exc.strerror or type(exc).__name__}; the cells stored so "
+                                  "far are kept") from None
+
+    def _create(self, path: Path) -> bool:
+        """Create ``path`` with our claim, atomically; False if it exists."""
+        tmp = self._write_tmp()
+        try:
+            os.link(tmp, path)  # atomic, and the claim is complete the moment it appears
+            return True
+        except FileExistsError:
+            return False
+        except OSError:  # no hard links here (some network file systems): exclusive create
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(self._content())
+            return True
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _try_claim(self, key: str) -> bool:
         path = self._path(key)
         for _ in range(3):
-            tmp = self._write_tmp()
-            try:
-                os.link(tmp, path)  # atomic: fails when a claim exists
-            except FileExistsError:
-                pass
-            else:
+            if self._create(path):
                 with self._lock:
                     self.held.add(key)
                 return True
-            finally:
-                tmp.unlink(missing_ok=True)
             info = self.read(path)
             if info is not None and info.get("owner") == self.token:
                 return True
@@ -145,7 +167,10 @@ class Claims:
         path = self._path(key)
         info = self.read(path)
         if info is not None and info.get("owner") == self.token:
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass  # a leftover claim expires with its lease
 
     def renew(self) -> None:
         """Extend the lease of every claim this runner holds."""

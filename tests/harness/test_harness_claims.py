@@ -168,3 +168,27 @@ def test_a_fresh_claim_is_not_broken_by_a_late_taker(tmp_path):
     assert first.try_claim("k")  # breaks the stale claim, makes its own
     assert not second._break(lock, seen)  # second acts on what it saw before: refused
     assert Claims.read(lock)["owner"] == first.token
+
+
+def test_claims_without_hard_links_and_write_errors(tmp_path, monkeypatch):
+    import errno
+
+    from evobench.harness import claims as claims_mod
+    from evobench.harness.claims import Claims
+    from evobench.harness.store import StoreWriteError
+
+    def no_link(src, dst):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(claims_mod.os, "link", no_link)  # e.g. a network file system
+    first, second = Claims(tmp_path, lease_s=60), Claims(tmp_path, lease_s=60)
+    assert first.try_claim("k") and not second.try_claim("k")
+    assert Claims.read(tmp_path / "claims" / "k.lock")["owner"] == first.token
+    monkeypatch.undo()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Claims, "_write_tmp", full)
+    with pytest.raises(StoreWriteError, match="No space left on device"):
+        second.try_claim("other")
