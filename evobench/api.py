@@ -87,11 +87,19 @@ def check_method_input(
             f"method {spec.name!r} does not support task {task!r} (it supports: "
             f"{', '.join(sorted(spec.tasks))})"
         )
+    from evobench import validate
+
+    if sigma is not None:
+        sigma = validate.finite("sigma", sigma)
+        if sigma < 0 or (sigma == 0 and task == "denoise"):
+            raise EvobenchError(f"sigma must be a noise std > 0 on the [0, 1] scale (or None when "
+                                f"unknown), got {sigma}; sigma=0 leaves nothing to denoise")
+    validate.image_values(image, sigma=sigma)  # integer dtype, empty, far outside [0, 1]
     image = np.asarray(image, dtype=np.float64)
     color = color_of(image)
     if color not in spec.colors:
         raise EvobenchError(f"method {spec.name!r} does not support {color} images")
-    dev = str(device).split(":")[0]
+    dev = validate.device(device, need_available=False).split(":")[0]
     if dev not in spec.devices:
         raise EvobenchError(
             f"method {spec.name!r} does not run on device {device!r} (it supports: "
@@ -118,10 +126,9 @@ def check_method_input(
                 "the noisy image contains NaN or infinite values; for missing pixels use "
                 "task='inpaint' with a mask"
             )
-    if sigma is not None and not (np.isfinite(sigma) and sigma >= 0):
-        raise EvobenchError(f"sigma must be a finite number >= 0 on the [0, 1] scale, got {sigma}")
     if spec.needs_sigma and sigma is None and task == "denoise":
         raise EvobenchError(f"method {spec.name!r} needs the noise level: pass sigma")
+    validate.device(device)  # CUDA requested: it must be there (and GPU N exist)
     return image, mask
 
 
@@ -148,6 +155,9 @@ def run_method(
     spec = registry.method(name)
     resolved = resolve_params(f"method {name!r}", spec.params, params)
     image, mask = check_method_input(spec, image, task=task, mask=mask, sigma=sigma, device=device)
+    from evobench import validate
+
+    validate.image_size(spec, resolved, image.shape)  # before library code sees a tiny image
     missing = [m for m in spec.requires if not _importable(m)]
     if missing:
         raise EvobenchError(

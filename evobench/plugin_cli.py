@@ -106,7 +106,11 @@ def plugins(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_items(kind: str, as_json: bool) -> None:
     """List registered methods, datasets, degradations, metrics or suites with their parameters."""
+    from evobench.registry import broken_plugins_line
+
     registry = get_registry()
+    if broken_plugins_line(registry):
+        click.echo(broken_plugins_line(registry), err=True)
     specs = [registry.get(kind, name) for name in registry.names(kind)]
     if as_json:
         click.echo(json.dumps([describe(kind, s) for s in specs], indent=2, default=str))

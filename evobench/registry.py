@@ -18,6 +18,7 @@ from importlib.metadata import entry_points
 import pluggy
 
 from evobench import hookspecs
+from evobench.errors import EvobenchError
 from evobench.specs import SPEC_KINDS, SpecError
 
 ENTRY_POINT_GROUP = "evobench"
@@ -33,7 +34,7 @@ _REGISTER_HOOKS = {
 }
 
 
-class UnknownNameError(LookupError):
+class UnknownNameError(EvobenchError, LookupError):
     """A name that no plugin registered; the message suggests the closest one."""
 
 
@@ -255,6 +256,15 @@ def unknown_message(kind: str, name: str, known: Iterable[str]) -> str:
 
 _REGISTRY: Registry | None = None
 _BLOCKED: set[str] = set()
+
+
+def broken_plugins_line(registry: Registry) -> str:
+    """One warning line naming the plugins that failed to load ("" when none did)."""
+    failed = sorted(n for n, info in registry.plugins.items() if info.status == "failed")
+    if not failed:
+        return ""
+    return (f"warning: plugin(s) {', '.join(failed)} failed to load and are left out; "
+            "details: evobench plugins")
 
 
 def block_plugins(names: Iterable[str]) -> None:

@@ -8,10 +8,13 @@ imports torch or bm3d; the implementation is imported when a cell actually runs.
 from __future__ import annotations
 
 import importlib
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from evobench.errors import EvobenchError
 
 TASKS = frozenset({"denoise", "inpaint"})
 COLORS = frozenset({"gray", "rgb"})
@@ -20,7 +23,7 @@ DEVICES = frozenset({"cpu", "cuda"})
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 
-class SpecError(ValueError):
+class SpecError(EvobenchError):
     """A spec or a parameter value is invalid; the message says what to change."""
 
 
@@ -74,10 +77,12 @@ class Param:
                 value = tuple(value)
             else:
                 value = self.type(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise SpecError(
                 f"{where}parameter {self.name}={value!r} is not a valid {self.type.__name__}"
             ) from None
+        if isinstance(value, float) and not math.isfinite(value):  # would reach seeds and JSON
+            raise SpecError(f"{where}parameter {self.name}={value!r} is not a finite number")
         if self.choices is not None and value not in self.choices:
             raise SpecError(
                 f"{where}parameter {self.name}={value!r} is not one of {list(self.choices)}"
@@ -132,6 +137,7 @@ class MethodSpec:
     requires: tuple[str, ...] = ()
     amortized: bool = False
     version: str = "0"
+    min_size: int = 1  # smallest image side (pixels) it accepts; a patch_size param adds to it
 
     def __post_init__(self):
         check_name("method", self.name)
@@ -223,9 +229,14 @@ class SuiteSpec:
     profiles: Mapping[str, Mapping[str, Any]]
     summary: str = ""
     default_profile: str = "quick"
+    source: str = ""  # the TOML file of a user's suite; "" for a registered one
 
     def __post_init__(self):
         check_name("suite", self.name)
+        from evobench.validate import path_component
+
+        for profile in self.profiles:  # "<suite>-<profile>" names the run folder
+            path_component("profile", profile)
         if self.default_profile not in self.profiles:
             raise SpecError(f"suite {self.name!r} lacks its default profile {self.default_profile!r}")
 

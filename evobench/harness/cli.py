@@ -1,7 +1,8 @@
 """``evobench run``: expand a suite into cells, run what is not done yet, store and summarise.
 
 Exit codes: 0 all cells ok (or skipped), 2 bad input (one ``error:`` line, nothing stored is
-touched), 3 some cells failed or timed out (all rows are still stored), 75 stopped by
+touched), 3 some cells failed or timed out (all rows are still stored), 4 the run folder could
+not be written (disk full; one ``error:`` line, cells already stored are kept), 75 stopped by
 ``--stop-after`` or SIGTERM with running cells checkpointed (resume by rerunning), 130
 interrupted (Ctrl-C).
 """
@@ -70,15 +71,18 @@ def run(suite_name, profile, methods, datasets, sigma, missing, repetitions, see
         timeout, out, run_name, dry_run, force, executor, scheduler, save_images, quiet,
         checkpoint_every, keep_checkpoints, stop_after):
     """Run a suite (or a selection of it) and store the results under OUT/RUN_NAME/."""
+    from evobench import validate
     from evobench.harness import grid as grid_mod
     from evobench.harness import runner
     from evobench.harness.selectors import split_list
-    from evobench.registry import get_registry
+    from evobench.registry import broken_plugins_line, get_registry
     from evobench.specs import check_name
 
     registry = get_registry()
-    if str(device).split(":")[0] not in ("cpu", "cuda"):
-        raise EvobenchError(f"--device {device!r} is not cpu or cuda[:N]")
+    if broken_plugins_line(registry):
+        click.echo(broken_plugins_line(registry), err=True)
+    device = validate.device(device)  # once, before any cell (and before --dry-run lists them)
+    seed = validate.seed(seed)
     if run_name is not None:
         check_name("run", run_name)
     if repetitions is not None and repetitions < 1:
@@ -125,6 +129,8 @@ def run(suite_name, profile, methods, datasets, sigma, missing, repetitions, see
         if jobs > available_cores() and not quiet:
             click.echo(f"note: {jobs} jobs on {available_cores()} cores; timings will be "
                        "inflated", err=True)
+    from evobench.harness.store import StoreWriteError
+
     def _terminate(signum, frame):  # a batch system's stop: checkpoint, exit 75
         if stopper.requested:  # a second SIGTERM: stop now, like Ctrl-C
             raise KeyboardInterrupt
@@ -135,6 +141,9 @@ def run(suite_name, profile, methods, datasets, sigma, missing, repetitions, see
         result = runner.execute(grid, registry, options, engine,
                                 lambda n, cached, skipped: Progress(n, cached, skipped,
                                                                     quiet=quiet))
+    except StoreWriteError as exc:  # disk full, ulimit -f: stored cells are kept
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(4)
     finally:
         signal.signal(signal.SIGTERM, previous)
         engine.close()

@@ -9,6 +9,8 @@ results are the same; only the timings differ.
 from __future__ import annotations
 
 import os
+import re
+import socket
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
@@ -64,6 +66,27 @@ class LocalExecutor:
         pass
 
 
+_ADDRESS = re.compile(r"^(?:(tcp|tls|ws|wss)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})/?$")
+
+
+def probe_scheduler(address: str, timeout: float = 5.0) -> None:
+    """Check a scheduler address's form (``tcp://HOST:PORT``) and that something listens there,
+    with a one-line error, before distributed's Client is built (a Client that fails in its
+    constructor hangs for 10 s in its ``__del__``)."""
+    match = _ADDRESS.match(str(address).strip())
+    if not match:
+        raise EvobenchError(f"--scheduler {address!r} is not a Dask scheduler address; use "
+                            "tcp://HOST:PORT (e.g. tcp://127.0.0.1:8786)")
+    host, port = match.group(2).strip("[]"), int(match.group(3))
+    if not 0 < port < 65536:
+        raise EvobenchError(f"--scheduler {address!r}: port {port} is out of range")
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        raise EvobenchError(f"cannot reach the Dask scheduler at {address}: "
+                            f"{first_line(exc)}") from None
+
+
 class DaskExecutor:
     """Cells as Dask tasks on an existing scheduler; each task runs its cell in a subprocess
     of the Dask worker (hard timeout there too). One thread per cell: a Dask worker already
@@ -79,6 +102,7 @@ class DaskExecutor:
         except ImportError:
             raise EvobenchError("--executor dask needs dask[distributed]; pip install "
                                 "'evobench[dask]'") from None
+        probe_scheduler(address)  # a malformed or unreachable address never half-builds a Client
         try:
             self.client = Client(address, timeout="5s", set_as_default=False)
         except (OSError, TimeoutError) as exc:

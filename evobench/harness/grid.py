@@ -10,6 +10,7 @@ order, from any command line.
 from __future__ import annotations
 
 import importlib.util
+import math
 import tomllib
 from dataclasses import dataclass, field
 from difflib import get_close_matches
@@ -134,19 +135,39 @@ def suite_from_toml(path: Path) -> SuiteSpec:
         raise EvobenchError(f"cannot read suite file {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise EvobenchError(f"suite file {path} is not valid TOML: {exc}") from None
+    return suite_from_data(data, path)
+
+
+def suite_from_data(data: dict, path: Path | str) -> SuiteSpec:
+    """Check a parsed suite file against its schema (one line naming the key) -> SuiteSpec."""
+    where = f"suite file {path}"
     unknown = set(data) - {"name", "summary", "default_profile", "profiles"}
     if unknown:
-        raise EvobenchError(f"suite file {path}: unknown key(s) {sorted(unknown)}; expected name, "
+        raise EvobenchError(f"{where}: unknown key(s) {sorted(unknown)}; expected name, "
                             "summary, default_profile and [profiles.NAME] tables")
+    for key in ("name", "summary", "default_profile"):
+        if key in data and not isinstance(data[key], str):
+            raise EvobenchError(f"{where}: {key} must be a string, got {data[key]!r}")
     profiles = data.get("profiles")
     if not isinstance(profiles, dict) or not profiles:
-        raise EvobenchError(f"suite file {path} defines no [profiles.NAME] table")
+        raise EvobenchError(f"{where} defines no [profiles.NAME] table")
+    for name, blocks in profiles.items():
+        if not (isinstance(blocks, dict) or (isinstance(blocks, list) and blocks)):
+            raise EvobenchError(f"{where}: profiles.{name} must be a table or an array of tables "
+                                "([profiles.NAME] or [[profiles.NAME]])")
     default = data.get("default_profile", "quick" if "quick" in profiles else next(iter(profiles)))
+    if default not in profiles:
+        raise EvobenchError(f"{where}: default_profile {default!r} is not one of its profiles "
+                            f"({', '.join(profiles)})")
     try:
-        return SuiteSpec(name=data.get("name", Path(path).stem.lower()), profiles=profiles,
-                         summary=data.get("summary", ""), default_profile=default)
+        suite = SuiteSpec(name=data.get("name", Path(path).stem.lower()), profiles=profiles,
+                          summary=data.get("summary", ""), default_profile=default,
+                          source=str(path))
     except ValueError as exc:
-        raise EvobenchError(f"suite file {path}: {exc}") from None
+        raise EvobenchError(f"{where}: {exc}") from None
+    for name in profiles:  # every block of every profile, not only the one that runs
+        profile_blocks(suite, name)
+    return suite
 
 
 def profile_blocks(suite: SuiteSpec, profile: str) -> list[dict]:
@@ -171,6 +192,21 @@ def profile_blocks(suite: SuiteSpec, profile: str) -> list[dict]:
             if isinstance(value, str) or not isinstance(value, list):
                 raise EvobenchError(f"suite {suite.name!r} profile {profile!r}: {key} must be a "
                                     f"list of selector strings")
+            for item in value:
+                if not isinstance(item, str):
+                    raise EvobenchError(f"suite {suite.name!r} profile {profile!r}: {key} must be "
+                                        f"a list of selector strings, got {item!r}")
+        reps = block.get("repetitions", 1)
+        if isinstance(reps, bool) or not isinstance(reps, int) or reps < 1:
+            raise EvobenchError(f"suite {suite.name!r} profile {profile!r}: repetitions must be "
+                                f"an integer >= 1, got {reps!r}")
+        if "timeout" in block:
+            timeout = block["timeout"]
+            if isinstance(timeout, bool) or not isinstance(timeout, str | int | float):
+                raise EvobenchError(f"suite {suite.name!r} profile {profile!r}: timeout must be a "
+                                    f"duration such as \"90s\", \"10m\" or \"2h\", got "
+                                    f"{timeout!r}")
+            parse_duration(str(timeout))
         labels = block.get("labels", {})
         if not isinstance(labels, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) and v.strip()
@@ -252,6 +288,11 @@ def resolve_degradations(texts, registry, overrides: Overrides, used: dict) -> l
                 variants = [{**v, key: val} for v in variants for val in values]
         for given in variants:
             params = resolve_params(f"degradation {sel.name!r}", spec.params, given)
+            if spec.task == "denoise" and params.get("sigma") is not None \
+                    and not params["sigma"] > 0:
+                raise EvobenchError(f"degradation {sel.name!r}: sigma={params['sigma']:g} adds no "
+                                    "noise, so there is nothing to denoise; use a sigma > 0 "
+                                    "(0-255 scale, e.g. 25)")
             out.append((spec, params))
     return out
 
@@ -275,6 +316,10 @@ def _coerced_given(spec: MethodSpec, sel: Selector) -> dict:
 
 def build_grid(suite: SuiteSpec, profile: str | None, overrides: Overrides, registry) -> Grid:
     """Expand a suite profile (plus overrides) into sorted, de-duplicated cells."""
+    from evobench import validate
+
+    validate.seed(overrides.seed, "seed")
+    validate.device(overrides.device, need_available=False)
     profile = profile or suite.default_profile
     blocks = profile_blocks(suite, profile)
     notes: list[str] = []
@@ -300,7 +345,13 @@ def build_grid(suite: SuiteSpec, profile: str | None, overrides: Overrides, regi
         for text in method_texts:
             sel = parse_selector(text, "method")
             if overrides.methods is None and sel.name not in registry.names("methods"):
-                notes.append(f"suite method {sel.name!r} is not installed; left out")
+                known = registry.names("methods")
+                hint = get_close_matches(sel.name, known, n=1)
+                extra = f"; did you mean {hint[0]!r}?" if hint else ""
+                if suite.source:  # the user's own file: a typo, not a disabled plugin
+                    raise EvobenchError(f"suite file {suite.source}: unknown method "
+                                        f"{sel.name!r}{extra} (known: {', '.join(known)})")
+                notes.append(f"suite method {sel.name!r} is not installed; left out{extra}")
                 continue
             spec: MethodSpec = registry.method(sel.name)
             given = _coerced_given(spec, sel)
@@ -337,8 +388,9 @@ def build_grid(suite: SuiteSpec, profile: str | None, overrides: Overrides, regi
             raise EvobenchError(f"--{key} was given but no degradation in suite {suite.name!r} "
                                 f"profile {profile!r} has a {key!r} parameter")
     if not cells:
-        raise EvobenchError(f"suite {suite.name!r} profile {profile!r} expands to no cells "
-                            "(check its datasets, degradations and methods)")
+        why = f": {'; '.join(notes)}" if notes else \
+            " (check its datasets, degradations and methods)"
+        raise EvobenchError(f"suite {suite.name!r} profile {profile!r} expands to no cells{why}")
     ordered = sorted(cells.values(), key=lambda c: (
         c.dataset, canonical_json(c.dataset_params), c.image, c.degradation,
         canonical_json(c.deg_params), c.method, canonical_json(c.method_params), c.rep))
@@ -361,6 +413,9 @@ def parse_duration(text: str | None) -> float | None:
         seconds = float(number) * (scale or 1)
     except ValueError:
         raise EvobenchError(f"timeout {text!r} is not a duration; use e.g. 90s, 10m or 2h") from None
+    if not math.isfinite(seconds):
+        raise EvobenchError(f"timeout {text!r} is not a finite duration; use e.g. 90s, 10m or 2h "
+                            "(or none for no limit)")
     if seconds <= 0:
         raise EvobenchError(f"timeout {text!r} must be positive")
     return seconds

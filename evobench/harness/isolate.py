@@ -24,15 +24,39 @@ _LIVE: set = set()  # processes to kill on Ctrl-C
 _LIVE_LOCK = threading.Lock()
 _CTX = None
 PRELOAD = ["evobench.harness.preload"]
+FORKSERVER_ENV = "EVOBENCH_FORKSERVER_PID"  # set in the forkserver by preload
 STARTUP_LIMIT_S = 600.0  # a worker that cannot even start (broken forkserver) is an error
 
 
+_START_LOCK = threading.Lock()
+
+
 def _context():
+    """The forkserver context, with its server running. The server is started here, not lazily
+    by the first cell: with ``PYTHONSAFEPATH=1`` (its ``python -c`` would otherwise put the
+    current folder first on sys.path, and an ``evobench/`` folder there, e.g. the clone you
+    stand in, would be preloaded instead of the installed package) and knowing its parent
+    (:mod:`evobench.harness.lifeline`: it dies with this process)."""
     global _CTX
-    if _CTX is None:
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(PRELOAD)
-        _CTX = ctx
+    from multiprocessing import forkserver
+
+    from evobench.harness.lifeline import PARENT_ENV
+
+    with _START_LOCK:
+        if _CTX is None:
+            ctx = mp.get_context("forkserver")
+            ctx.set_forkserver_preload(PRELOAD)
+            _CTX = ctx
+        saved = os.environ.get("PYTHONSAFEPATH")
+        os.environ[PARENT_ENV] = str(os.getpid())  # not a value inherited from an ancestor
+        os.environ["PYTHONSAFEPATH"] = "1"
+        try:
+            forkserver.ensure_running()  # a no-op while the server runs
+        finally:
+            if saved is None:
+                os.environ.pop("PYTHONSAFEPATH", None)
+            else:
+                os.environ["PYTHONSAFEPATH"] = saved
     return _CTX
 
 
@@ -46,6 +70,9 @@ def _redirect(log_path: str) -> None:
 
 
 def _child(payload: dict, conn, log_path: str) -> None:
+    from evobench.harness.lifeline import die_with_parent
+
+    die_with_parent(int(os.environ.get(FORKSERVER_ENV, 0)) or None)  # no orphan cells
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
     from evobench.harness.checkpoints import on_sigterm
 
@@ -78,7 +105,33 @@ def _failure(kind: str, message: str, started: float) -> dict:
                     "finished_at": now()}, "trace": [], "arrays": None}
 
 
-def _describe_exit(code: int | None) -> str:
+def oom_kills() -> int | None:
+    """The kernel's count of out-of-memory kills in this process's cgroup (None: unknown)."""
+    try:
+        v2 = v1 = ""
+        for line in open("/proc/self/cgroup").read().splitlines():
+            _, controllers, rel = line.split(":", 2)
+            if controllers == "":
+                v2 = rel.strip().lstrip("/")
+            elif "memory" in controllers.split(","):
+                v1 = rel.strip().lstrip("/")
+        candidates = [os.path.join("/sys/fs/cgroup", v2, "memory.events"),
+                      "/sys/fs/cgroup/memory.events",
+                      os.path.join("/sys/fs/cgroup/memory", v1, "memory.oom_control"),
+                      "/sys/fs/cgroup/memory/memory.oom_control"]
+        for path in candidates:
+            if os.path.exists(path):
+                for line in open(path).read().splitlines():
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill":
+                        return int(value)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _describe_exit(code: int | None, oom_before: int | None = None) -> str:
+    """``SIGKILL``, ``exit code 1`` ...; an OOM kill is named only when the kernel counted one."""
     if code is None:
         return "unknown exit"
     if code < 0:
@@ -86,7 +139,9 @@ def _describe_exit(code: int | None) -> str:
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
-        hint = " (killed: out of memory?)" if -code == signal.SIGKILL else ""
+        after = oom_kills() if -code == signal.SIGKILL and oom_before is not None else None
+        hint = " (the kernel's out-of-memory killer)" if after is not None and \
+            after > oom_before else ""
         return f"{name}{hint}"
     return f"exit code {code}"
 
@@ -118,10 +173,7 @@ def signal_all(signum: int) -> None:
 def warm_up() -> None:
     """Start the forkserver (importing torch there) before the first cell is timed."""
     if not mp.current_process().daemon:
-        from multiprocessing import forkserver
-
         _context()
-        forkserver.ensure_running()
 
 
 def run_isolated(payload: dict, timeout: float | None) -> dict:
@@ -132,6 +184,7 @@ def run_isolated(payload: dict, timeout: float | None) -> dict:
     fd, log_path = tempfile.mkstemp(prefix="evobench-cell-", suffix=".log")
     os.close(fd)
     started = time.time()
+    oom_before = oom_kills()
     recv, send = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(payload, send, log_path), daemon=True)
     try:
@@ -177,7 +230,8 @@ def run_isolated(payload: dict, timeout: float | None) -> dict:
             proc.join()
         if result is None:
             tail = _tail(log_path)
-            return _failure("error", f"worker process died ({_describe_exit(proc.exitcode)})"
+            return _failure("error", "worker process died "
+                            f"({_describe_exit(proc.exitcode, oom_before)})"
                             + (f": {tail}" if tail else ""), started)
         return result
     finally:
@@ -190,19 +244,32 @@ def run_isolated(payload: dict, timeout: float | None) -> dict:
 def run_in_subprocess(payload: dict, timeout: float | None) -> dict:
     """The same contract through ``python -m evobench.harness.isolate`` (for daemonic hosts)."""
     started = time.time()
+    oom_before = oom_kills()
     with tempfile.TemporaryDirectory(prefix="evobench-cell-") as tmp:
         inp, out, log = (os.path.join(tmp, n) for n in ("in.pkl", "out.pkl", "log.txt"))
         with open(inp, "wb") as fh:
             pickle.dump((list(sys.path), pickle.dumps(payload)), fh)
         with open(log, "wb") as logfh:
-            proc = subprocess.Popen([sys.executable, "-m", "evobench.harness.isolate", inp, out],
+            # -P: the current folder does not go first on sys.path, so an ``evobench/`` folder
+            # there (the clone you stand in) cannot shadow the installed package
+            proc = subprocess.Popen([sys.executable, "-P", "-m", "evobench.harness.isolate",
+                                     inp, out, str(os.getpid())],
                                     stdout=logfh, stderr=subprocess.STDOUT,
                                     start_new_session=True)
             with _LIVE_LOCK:
                 _LIVE.add(proc)
             try:
+                from evobench.harness.lifeline import task_cancelled
+
                 deadline = None
+                checked = time.monotonic()
                 while proc.poll() is None:
+                    if time.monotonic() - checked > 0.5:
+                        checked = time.monotonic()
+                        if task_cancelled():  # the Dask client cancelled it or went away
+                            proc.kill()
+                            proc.wait()
+                            return _failure("error", "cancelled by the Dask client", started)
                     if deadline is None and timeout is not None and os.path.exists(out + ".started"):
                         deadline = time.monotonic() + timeout  # counted from the cell's start
                     if deadline is not None and time.monotonic() >= deadline:
@@ -216,7 +283,8 @@ def run_in_subprocess(payload: dict, timeout: float | None) -> dict:
                     _LIVE.discard(proc)
         if proc.returncode != 0 or not os.path.exists(out):
             tail = _tail(log)
-            return _failure("error", f"worker process died ({_describe_exit(proc.returncode)})"
+            return _failure("error", "worker process died "
+                            f"({_describe_exit(proc.returncode, oom_before)})"
                             + (f": {tail}" if tail else ""), started)
         with open(out, "rb") as fh:
             return pickle.load(fh)
@@ -234,13 +302,18 @@ def kill_all() -> None:
 
 
 def _main(argv: list[str]) -> int:
+    from evobench.harness.lifeline import PARENT_ENV, die_with_parent
+
+    die_with_parent(int(argv[2]) if len(argv) > 2 else None, watch=True)  # no orphan cells
+    os.environ.pop(PARENT_ENV, None)  # not a forkserver: preload must not act as one
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from evobench.harness.checkpoints import on_sigterm
 
     signal.signal(signal.SIGTERM, on_sigterm)
     with open(argv[0], "rb") as fh:
         caller_path, blob = pickle.load(fh)
-    sys.path.extend(p for p in caller_path if p not in sys.path)  # the caller's plugins
+    sys.path.extend(p for p in caller_path  # the caller's plugins, never the bare current folder
+                    if p not in sys.path and p not in ("", "."))
     import evobench.harness.preload  # noqa: F401 - same start-up as a forkserver child
     from evobench.harness.worker import execute
 

@@ -7,7 +7,16 @@ package; torch is optional (a run without torch methods still works).
 
 from __future__ import annotations
 
-import numpy as np
+import os
+
+from evobench.harness import lifeline
+
+if os.environ.get(lifeline.PARENT_ENV):  # in the forkserver (isolate's subprocess pops it):
+    # die with ``evobench run``; its cells die with the forkserver
+    lifeline.die_with_parent(int(os.environ[lifeline.PARENT_ENV]))
+    os.environ["EVOBENCH_FORKSERVER_PID"] = str(os.getpid())
+
+import numpy as np  # noqa: E402
 import scipy.ndimage  # noqa: F401
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 

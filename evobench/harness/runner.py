@@ -12,6 +12,7 @@ import platform
 import socket
 import subprocess
 import sys
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,13 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from evobench import __version__
+from evobench import __version__, validate
 from evobench.errors import EvobenchError
 from evobench.harness import checkpoints
 from evobench.harness.checkpoints import Stopper
-from evobench.harness.grid import Cell, Grid, describe
+from evobench.harness.claims import Claims
+from evobench.harness.grid import Cell, Grid, describe, image_label
 from evobench.harness.seeds import canonical_json, digest
-from evobench.harness.store import RunStore
+from evobench.harness.store import RunStore, StoreWriteError
 from evobench.specs import load_object
 
 METRIC_VARIANT = ("float64, whole image (all pixels and channels), data_range=1.0, no clipping, "
@@ -144,8 +146,24 @@ def load_inputs(cells: list[Cell], registry) -> dict[tuple, np.ndarray]:
                                 f"{image.shape}; expected H x W or H x W x 3")
         if not np.isfinite(image).all():
             raise EvobenchError(f"dataset {cell.dataset!r} image {cell.image!r} has NaN/inf pixels")
+        validate.clean_range(image, f"dataset {cell.dataset!r} image {cell.image!r}")
         images[cell.input_key] = centre_crop(image, int(cell.dataset_params.get("crop", 0)))
+    check_sizes(cells, images, registry)
     return images
+
+
+SSIM_WINDOW = 7  # the ssim metric's window side
+
+
+def check_sizes(cells: list[Cell], images: dict, registry) -> None:
+    """Every pending cell's image is at least as large as its method (and SSIM) accepts."""
+    for cell in cells:
+        shape = images[cell.input_key].shape
+        what = f"image {image_label(cell)}"
+        if "ssim" in cell.metrics and min(shape[:2]) < SSIM_WINDOW:
+            raise EvobenchError(f"{what} is {shape[0]} x {shape[1]} pixels; the ssim metric needs "
+                                f"at least {SSIM_WINDOW} x {SSIM_WINDOW}")
+        validate.image_size(registry.method(cell.method), cell.method_params, shape, what)
 
 
 def make_payload(cell: Cell, clean: np.ndarray, registry, threads: int,
@@ -294,41 +312,86 @@ def execute(grid: Grid, registry, options: RunOptions, executor, progress_factor
         payload["show_notes"] = not options.quiet
         return payload
 
-    payloads = (payload_of(c) for c in todo if not stopper.requested)  # a stop runs no more
+    write_error: StoreWriteError | None = None
     progress = progress_factory(len(todo), len(done), len(skip))
-    try:
-        with progress:
-            for payload, result in executor.run(payloads, options.timeout):
-                cell = payload["cell"]
-                status = result["row"].get("status")
-                if status == "stopped" or (stopper.requested and status != "ok"):
-                    if not options.quiet:  # not stored: the next run resumes or reruns it
-                        import click
+    claims = Claims(store.root)
+    before = {c.key: store.cell_stamp(c.key) for c in todo}
 
-                        click.echo(f"stopped {describe(cell)}: "
-                                   f"{result['row'].get('error', '')}", err=True)
-                    continue
-                row = identity_row(cell, run_id, variant)
-                row.update({"threads": threads, "host": socket.gethostname(),
-                            "evobench_version": __version__})
-                row.update(result["row"])
-                row["jobs"] = options.jobs
-                row["executor"] = executor.name
-                records[cell.key] = store.write_cell(row, result.get("trace", []),
-                                                     result.get("arrays"))
-                if row.get("status") == "ok" and not options.keep_checkpoints:
-                    checkpoints.remove(store.root, cell.key)
-                progress.update(describe(cell), row)
+    def by_other(cell: Cell) -> dict | None:
+        """The record another runner on this folder stored for ``cell`` during this run."""
+        if store.cell_stamp(cell.key) == before[cell.key]:
+            return None
+        return store.load_cell(cell.key)
+
+    def take(cell: Cell, record: dict) -> None:
+        records[cell.key] = record
+        progress.counts["cached"] += 1  # computed by a cooperating runner
+
+    def claimed(cells: list[Cell], deferred: list[Cell]):
+        """Payloads of the cells this runner claims; cells claimed by a live runner wait."""
+        for cell in cells:
+            record = by_other(cell)
+            if record is None and not claims.try_claim(cell.key):
+                deferred.append(cell)
+                continue
+            record = record or by_other(cell)  # stored between the check and the claim?
+            if record is not None:
+                claims.release(cell.key)
+                take(cell, record)
+                continue
+            if stopper.requested:  # a stop starts no more cells
+                claims.release(cell.key)
+                continue
+            yield payload_of(cell)
+
+    try:
+        with claims, progress:
+            queue = list(todo)
+            while queue and not stopper.requested:
+                deferred: list[Cell] = []
+                for payload, result in executor.run(claimed(queue, deferred), options.timeout):
+                    cell = payload["cell"]
+                    status = result["row"].get("status")
+                    if status == "stopped" or (stopper.requested and status != "ok"):
+                        claims.release(cell.key)
+                        if not options.quiet:  # not stored: the next run resumes or reruns it
+                            import click
+
+                            click.echo(f"stopped {describe(cell)}: "
+                                       f"{result['row'].get('error', '')}", err=True)
+                        continue
+                    row = identity_row(cell, run_id, variant)
+                    row.update({"threads": threads, "host": socket.gethostname(),
+                                "evobench_version": __version__})
+                    row.update(result["row"])
+                    row["jobs"] = options.jobs
+                    row["executor"] = executor.name
+                    records[cell.key] = store.write_cell(row, result.get("trace", []),
+                                                         result.get("arrays"))
+                    claims.release(cell.key)
+                    if row.get("status") == "ok" and not options.keep_checkpoints:
+                        checkpoints.remove(store.root, cell.key)
+                    progress.update(describe(cell), row)
+                queue = deferred
+                if queue and not stopper.requested:  # other runners hold these: wait until
+                    time.sleep(min(2.0, claims.lease_s / 4))  # stored, or their lease expires
     except KeyboardInterrupt:
         interrupted = True
+    except StoreWriteError as exc:  # the executor's clean-up has killed the running cells
+        write_error = exc
     finally:
         stopper.close()
         ordered = [records[c.key] for c in grid.cells if c.key in records]
-        store.write_tables(ordered)
         info["finished_at"] = now()
         info["interrupted"] = interrupted
         info["stopped"] = stopper.reason or ""
-        store.write_json("manifest.json", manifest(grid, registry, options, run_id, info))
+        try:
+            store.write_tables(ordered)
+            store.write_json("manifest.json", manifest(grid, registry, options, run_id, info))
+        except StoreWriteError as exc:
+            write_error = write_error or exc
+    if write_error is not None:
+        raise write_error
     counts = dict(progress.counts)
     unfinished = sum(c.key not in records for c in grid.cells)
     return RunResult(store, ordered, counts, interrupted,

@@ -7,6 +7,7 @@ coerces them.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -82,9 +83,12 @@ def split_list(text: str, what: str, cast=float) -> list:
         if not item:
             continue
         try:
-            out.append(cast(item))
-        except ValueError:
+            value = cast(item)
+        except (ValueError, OverflowError):
             raise EvobenchError(f"{what}: {item!r} is not a number (expected e.g. 15,25,50)") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise EvobenchError(f"{what}: {item!r} is not a finite number (expected e.g. 15,25,50)")
+        out.append(value)
     if not out:
         raise EvobenchError(f"{what}: give at least one value")
     return out

@@ -77,11 +77,18 @@ def _json_safe(value):
     return value
 
 
+class StoreWriteError(EvobenchError):
+    """The run folder could not be written (disk full, file too large, permissions)."""
+
+
 class RunStore:
     """Paths and atomic writes of one run folder."""
 
     def __init__(self, out: Path | str, run_id: str):
-        self.root = Path(out).expanduser() / run_id
+        from evobench.validate import inside, path_component
+
+        # the one place a run folder's path is made: a safe name that stays inside ``out``
+        self.root = inside(out, path_component("run", run_id))
         self.run_id = run_id
         self.cells_dir = self.root / "cells"
         self.artifacts_dir = self.root / "artifacts"
@@ -119,19 +126,34 @@ class RunStore:
                 continue
         return records
 
+    def cell_stamp(self, key: str) -> int | None:
+        """When the cell's file last changed (ns), None if there is none: another runner on
+        this folder storing a cell changes it."""
+        try:
+            return (self.cells_dir / f"{key}.json").stat().st_mtime_ns
+        except OSError:
+            return None
+
+    def load_cell(self, key: str) -> dict | None:
+        try:
+            record = json.loads((self.cells_dir / f"{key}.json").read_text())
+            return record if record["row"]["cell_key"] == key else None
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
     def write_cell(self, row: dict, trace: list[dict], arrays: dict | None) -> dict:
         key = row["cell_key"]
         if arrays:
             buffer = io.BytesIO()
             np.savez_compressed(buffer, **arrays)
-            atomic_write(self.artifacts_dir / f"{key}.npz", buffer.getvalue())
+            self._write(self.artifacts_dir / f"{key}.npz", buffer.getvalue())
             row["artifact"] = f"artifacts/{key}.npz"
         else:
             row.setdefault("artifact", "")
         record = {"row": {k: _json_safe(v) for k, v in row.items()},
                   "trace": [{k: _json_safe(v) for k, v in t.items()} for t in trace]}
-        atomic_write(self.cells_dir / f"{key}.json",
-                     json.dumps(record, sort_keys=True, allow_nan=False).encode())
+        self._write(self.cells_dir / f"{key}.json",
+                    json.dumps(record, sort_keys=True, allow_nan=False).encode())
         return record
 
     # -- tables ----------------------------------------------------------------------------
@@ -139,19 +161,31 @@ class RunStore:
         """``results.parquet`` and ``traces.parquet`` for these records (the current grid)."""
         import pandas as pd
 
-        atomic_write(self.root / "results.parquet", _parquet_bytes(results_frame(records)))
+        self._write(self.root / "results.parquet", _parquet_bytes(results_frame(records)))
         traces = [{"cell_key": r["row"]["cell_key"], "method": r["row"]["method"], **t}
                   for r in records for t in r.get("trace", [])]
         frame = pd.DataFrame(traces, columns=None if traces else ["cell_key", "method", "epoch"])
         frame = _uniform(frame)
-        atomic_write(self.root / "traces.parquet", _parquet_bytes(frame))
+        self._write(self.root / "traces.parquet", _parquet_bytes(frame))
 
     def write_json(self, name: str, data: dict) -> None:
-        atomic_write(self.root / name, (json.dumps(data, indent=2, sort_keys=True,
-                                                   default=str) + "\n").encode())
+        self._write(self.root / name, (json.dumps(data, indent=2, sort_keys=True,
+                                                  default=str) + "\n").encode())
 
     def write_text(self, name: str, text: str) -> None:
-        atomic_write(self.root / name, text.encode())
+        self._write(self.root / name, text.encode())
+
+    def _write(self, path: Path, data: bytes) -> None:
+        """``atomic_write``, with a write error (disk full, ``ulimit -f``, permissions) as one
+        line naming the folder; files already written stay as they are."""
+        try:
+            atomic_write(path, data)
+        except OSError as exc:
+            raise StoreWriteError(
+                f"cannot write {path.name} in the run folder {self.root}: "
+                f"{exc.strerror or type(exc).__name__}; the cells stored so far are kept: free "
+                "space (or fix the permissions) and run the same command again to resume"
+            ) from None
 
 
 def results_frame(records: list[dict]):

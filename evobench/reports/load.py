@@ -216,7 +216,13 @@ def load_artifact(row) -> dict[str, np.ndarray] | None:
     folder = str(row.get(RUN_DIR, "") or "")
     if not rel or not folder:
         return None
-    file = Path(folder) / rel
+    from evobench.errors import EvobenchError
+    from evobench.validate import inside
+
+    try:  # a tampered row must not read files outside its run folder
+        file = inside(folder, rel)
+    except EvobenchError:
+        return None
     if not file.is_file():
         return None
     with np.load(file, allow_pickle=False) as npz:

@@ -38,11 +38,18 @@ def merge_runs(sources, out: str | Path, *, force: bool = False) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     results = data.results
     (out / "artifacts").mkdir(exist_ok=True)
+    from evobench.validate import inside
+
     for rel, folder in zip(results["artifact"], results[RUN_DIR]):
-        if rel and (Path(folder) / rel).is_file():
-            target = out / rel
+        if not rel:
+            continue
+        try:  # a (tampered) row pointing outside its run is neither read nor written
+            source, target = inside(folder, rel), inside(out, rel)
+        except EvobenchError:
+            continue
+        if source.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(Path(folder) / rel, target)
+            shutil.copyfile(source, target)
     write_table(results, out / "results.parquet")
     if len(data.traces):
         write_table(data.traces, out / "traces.parquet")

@@ -58,7 +58,10 @@ class TVAEResult:
     resumed_at: int | None = None
 
 
-def _check_image(image, what: str) -> np.ndarray:
+def _check_image(image, what: str, sigma=None) -> np.ndarray:
+    from evobench.validate import image_values
+
+    image_values(image, sigma=sigma, what=what)  # integer, empty or far-off-scale input
     try:
         img = np.asarray(image, dtype=np.float64)
     except (TypeError, ValueError):
@@ -71,13 +74,9 @@ def _check_image(image, what: str) -> np.ndarray:
 
 
 def _resolve_device(device: str) -> torch.device:
-    dev = str(device)
-    if dev.split(":")[0] not in ("cpu", "cuda"):
-        raise EvobenchError(f"unknown device {device!r}; use 'cpu' or 'cuda'")
-    if dev.startswith("cuda") and not torch.cuda.is_available():
-        raise EvobenchError("device 'cuda' was requested but CUDA is not available here; "
-                            "use device='cpu'")
-    return torch.device(dev)
+    from evobench.validate import device as checked_device
+
+    return torch.device(checked_device(device))  # the same rule and message as the CLI
 
 
 def _check_fit(cfg: TVAEConfig, shape: tuple[int, ...]) -> None:
@@ -291,7 +290,7 @@ def denoise(noisy, *, sigma=None, preset="quick", seed=0, device="cpu", clean=No
     (same input, configuration, seed and device), the fit continues from it (see
     evobench.tvae.checkpoint); a checkpoint that does not match is reported and ignored.
     """
-    img = _check_image(noisy, "noisy image")
+    img = _check_image(noisy, "noisy image", sigma if isinstance(sigma, int | float) else None)
     if not np.isfinite(img).all():
         raise EvobenchError("the noisy image contains NaN or infinite values; for missing "
                             "pixels use inpaint(corrupted, mask=...)")

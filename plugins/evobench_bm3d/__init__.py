@@ -28,6 +28,7 @@ SPEC = MethodSpec(
     licence="free for non-commercial use only (Tampere University); closed binary, not vendored",
     requires=("bm3d",),
     version=__version__,
+    min_size=16,  # the bm3d binary refuses (or crashes on) images below its block size
 )
 
 

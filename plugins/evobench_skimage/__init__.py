@@ -27,6 +27,7 @@ SPECS: dict[str, MethodSpec] = {
             name="nlm",
             factory=f"{_IMPL}:run_nlm",
             tasks=frozenset({"denoise"}),
+            min_size=8,  # compares patches (default 5 x 5) with a margin
             summary="non-local means (skimage denoise_nl_means), filter strength h tied to sigma",
             params=(
                 Param("patch_size", 5, int, low=1, help="side of the compared patches"),

@@ -53,7 +53,9 @@ DATASETS = (
     DatasetSpec(name="folder", loader=f"{_D}:load_folder", images=(), lister=f"{_D}:list_folder",
                 params=(Param("path", "", str, help="folder with .png/.jpg/.tif images"),
                         Param("color", "gray", str, choices=("gray", "rgb"),
-                              help="convert every image to gray (luma) or RGB")),
+                              help="convert every image to gray (luma) or RGB"),
+                        Param("follow_links", False, bool,
+                              help="also read symlinks that lead out of the folder")),
                 summary="your own images: folder[path=DIR] (PNG, JPEG, TIFF)"),
 )
 

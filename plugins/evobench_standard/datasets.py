@@ -138,15 +138,37 @@ def _folder(path: str) -> Path:
     return folder
 
 
-def list_folder(path: str = "", color: str = "keep") -> tuple[str, ...]:
-    """Image ids of a folder: its PNG/JPEG/TIFF file names, sorted."""
+def _leaves(folder: Path, entry: Path) -> bool:
+    """Whether ``entry`` (a symlink, or inside one) resolves outside ``folder``."""
+    base, real = folder.resolve(), entry.resolve()
+    return base not in real.parents
+
+
+def list_folder(path: str = "", color: str = "keep", follow_links: bool = False) -> tuple[str, ...]:
+    """Image ids of a folder: its PNG/JPEG/TIFF file names, sorted. A symlink that leads out of
+    the folder is refused unless ``follow_links`` (links inside it are fine)."""
     folder = _folder(path)
-    names = tuple(sorted(p.name for p in folder.iterdir()
-                         if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
+    names = []
+    for p in sorted(folder.iterdir()):
+        if not (p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+            continue
+        if not follow_links and _leaves(folder, p):
+            raise EvobenchError(f"dataset folder: {p.name} in {folder} links to {p.resolve()}, "
+                                "outside the folder; remove the link or allow it with "
+                                "folder[path=...,follow_links=true]")
+        names.append(p.name)
     if not names:
         raise EvobenchError(f"dataset folder: {folder} holds no .png, .jpg or .tif images")
-    return names
+    return tuple(names)
 
 
-def load_folder(image_id: str, path: str = "", color: str = "keep") -> np.ndarray:
-    return read_image(_folder(path) / image_id, color)
+def load_folder(image_id: str, path: str = "", color: str = "keep",
+                follow_links: bool = False) -> np.ndarray:
+    folder = _folder(path)
+    file = folder / image_id
+    if Path(image_id).name != image_id or image_id in ("", ".", ".."):
+        raise EvobenchError(f"dataset folder: image id {image_id!r} is not a file name in {folder}")
+    if not follow_links and _leaves(folder, file):
+        raise EvobenchError(f"dataset folder: {image_id} in {folder} links outside the folder; "
+                            "allow it with folder[path=...,follow_links=true]")
+    return read_image(file, color)

@@ -60,6 +60,18 @@ def run_nan(image, **kwargs):
     return MethodOutput(np.full_like(image, np.nan))
 
 
+def run_logged(image, *, task, mask, sigma, seed, device, budget_s, **kwargs):
+    """Waits for the file ``$EVOBENCH_FAKE_GATE`` (if set), then appends its seed and the
+    runner's PID to ``$EVOBENCH_FAKE_LOG``: which runner computed which cell, how often."""
+    gate = os.environ.get("EVOBENCH_FAKE_GATE")
+    deadline = time.monotonic() + 120
+    while gate and not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with open(os.environ["EVOBENCH_FAKE_LOG"], "a") as fh:
+        fh.write(f"{seed} {os.environ.get('EVOBENCH_PARENT_PID', '?')}\n")
+    return MethodOutput(image)
+
+
 SPECS = (
     MethodSpec(name="fake-ok", factory="harness_fakes:run_ok", tasks=BOTH,
                params=(Param("strength", 0.5, float, low=0.0, high=1.0),), version="1"),
@@ -72,6 +84,7 @@ SPECS = (
                colors=frozenset({"gray"})),
     MethodSpec(name="fake-denoiser", factory="harness_fakes:run_ok",
                tasks=frozenset({"denoise"})),
+    MethodSpec(name="fake-logged", factory="harness_fakes:run_logged", tasks=BOTH),
     MethodSpec(name="fake-needs", factory="harness_fakes:run_ok", tasks=BOTH,
                requires=("evobench_no_such_module",)),
 )

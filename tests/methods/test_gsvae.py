@@ -91,7 +91,7 @@ def test_budget_stops_training(gray_noisy):
 
 
 def test_rejects_bad_input(gray_noisy):
-    with pytest.raises(EvobenchError, match="patch_size 80 exceeds"):
+    with pytest.raises(EvobenchError, match="needs \\(patch_size=80\\)"):
         run_method("gsvae", gray_noisy, task="denoise", patch_size=80)
     with pytest.raises(EvobenchError, match="tau_min <= tau0"):
         run_method("gsvae", gray_noisy, task="denoise", tau0=0.3, tau_min=0.5)

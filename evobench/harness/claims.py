@@ -1,0 +1,207 @@
+"""Cooperating runners: a cell is claimed before it runs, so several ``evobench run`` processes
+(on one machine, or on several sharing the run folder) split a grid and never compute a cell
+twice.
+
+A claim is ``RUN/claims/<cell_key>.lock``, created atomically (a temporary file hard-linked to
+its name, which fails if it exists), holding the owner (host, PID, a random token) and the
+expiry of its lease. The owner renews its leases from a heartbeat thread while its cells run
+and removes each claim when the cell is stored. A claim is taken over when its lease has expired
+(the owner died on any machine, or lost the folder) or at once when its owner was on this host
+and its PID is gone. Taking over renames the stale file away first, so of two runners that
+both found it stale only one wins.
+
+``EVOBENCH_CLAIM_LEASE_S`` sets the lease (default 120 s; renewed every quarter lease).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+
+LEASE_ENV = "EVOBENCH_CLAIM_LEASE_S"
+DEFAULT_LEASE_S = 120.0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+class Claims:
+    """The claims of one runner in one run folder."""
+
+    def __init__(self, root: Path, lease_s: float | None = None):
+        self.dir = Path(root) / "claims"
+        if lease_s is None:
+            try:
+                lease_s = float(os.environ.get(LEASE_ENV, DEFAULT_LEASE_S))
+            except ValueError:
+                lease_s = DEFAULT_LEASE_S
+        self.lease_s = lease_s if lease_s > 0 and lease_s < float("inf") else DEFAULT_LEASE_S
+        self.host = socket.gethostname()
+        self.token = f"{self.host}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self.held: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- files -------------------------------------------------------------------------------
+    def _path(self, key: str) -> Path:
+        return self.dir / f"{key}.lock"
+
+    def _content(self) -> bytes:
+        return json.dumps({"owner": self.token, "host": self.host, "pid": os.getpid(),
+                           "lease_s": self.lease_s,
+                           "expires": time.time() + self.lease_s}).encode()
+
+    def _write_tmp(self) -> Path:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.dir / f".{self.token}.{uuid.uuid4().hex[:8]}.tmp"
+        with open(tmp, "wb") as fh:
+            fh.write(self._content())
+            fh.flush()
+            os.fsync(fh.fileno())
+        return tmp
+
+    @staticmethod
+    def read(path: Path) -> dict | None:
+        try:
+            info = json.loads(path.read_text())
+            return info if isinstance(info, dict) else None
+        except (OSError, ValueError):
+            return None
+
+    def stale(self, info: dict | None, path: Path) -> bool:
+        """A claim whose lease expired, or whose owner on this host is gone. An unreadable claim
+        counts as stale once it is older than a lease."""
+        if info is None:
+            try:
+                return time.time() - path.stat().st_mtime > self.lease_s
+            except OSError:
+                return True
+        try:
+            if float(info.get("expires", 0)) < time.time():
+                return True
+            return info.get("host") == self.host and not _pid_alive(int(info.get("pid", 0)))
+        except (TypeError, ValueError):
+            return True
+
+    # -- claiming ----------------------------------------------------------------------------
+    def try_claim(self, key: str) -> bool:
+        """Claim ``key``: True if this runner holds it now (it may run the cell)."""
+        try:
+            return self._try_claim(key)
+        except OSError as exc:
+            from evobench.harness.store import StoreWriteError
+
+            raise StoreWriteError(f"cannot write a claim in {self.dir}: "
+                                  f"{exc.strerror or type(exc).__name__}; the cells stored so "
+                                  "far are kept") from None
+
+    def _create(self, path: Path) -> bool:
+        """Create ``path`` with our claim, atomically; False if it exists."""
+        tmp = self._write_tmp()
+        try:
+            os.link(tmp, path)  # atomic, and the claim is complete the moment it appears
+            return True
+        except FileExistsError:
+            return False
+        except OSError:  # no hard links here (some network file systems): exclusive create
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(self._content())
+            return True
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _try_claim(self, key: str) -> bool:
+        path = self._path(key)
+        for _ in range(3):
+            if self._create(path):
+                with self._lock:
+                    self.held.add(key)
+                return True
+            info = self.read(path)
+            if info is not None and info.get("owner") == self.token:
+                return True
+            if not self.stale(info, path) or not self._break(path, info):
+                return False
+        return False
+
+    def _break(self, path: Path, seen: dict | None) -> bool:
+        """Remove the stale claim ``seen``; False if another runner replaced it meanwhile."""
+        aside = path.with_name(f"{path.name}.stale-{self.token}")
+        try:
+            os.rename(path, aside)
+        except FileNotFoundError:
+            return True  # someone else removed it: try to create it again
+        except OSError:
+            return False
+        moved = self.read(aside)
+        if seen is not None and moved != seen:  # a fresh claim came in between: put it back
+            try:
+                os.link(aside, path)
+            except OSError:
+                pass
+            aside.unlink(missing_ok=True)
+            return False
+        aside.unlink(missing_ok=True)
+        return True
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            self.held.discard(key)
+        path = self._path(key)
+        info = self.read(path)
+        if info is not None and info.get("owner") == self.token:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass  # a leftover claim expires with its lease
+
+    def renew(self) -> None:
+        """Extend the lease of every claim this runner holds."""
+        with self._lock:
+            keys = list(self.held)
+        for key in keys:
+            path = self._path(key)
+            info = self.read(path)
+            if info is None or info.get("owner") != self.token:
+                continue  # taken over (this runner stalled past its lease): not ours any more
+            try:
+                tmp = self._write_tmp()
+                os.replace(tmp, path)
+            except OSError:
+                continue
+
+    # -- heartbeat ---------------------------------------------------------------------------
+    def __enter__(self) -> Claims:
+        def beat():
+            while not self._stop.wait(self.lease_s / 4):
+                self.renew()
+
+        self._thread = threading.Thread(target=beat, name="evobench-claims", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        with self._lock:
+            keys = list(self.held)
+        for key in keys:
+            self.release(key)

@@ -1,0 +1,67 @@
+"""Cell processes die with their parent: no orphan keeps computing after ``kill -9``.
+
+On Linux :func:`die_with_parent` asks the kernel (``prctl(PR_SET_PDEATHSIG, SIGKILL)``) to kill
+the calling process when its parent goes away, then checks that the parent had not already gone
+(the race between fork and prctl). The chain is: ``evobench run`` -> forkserver -> cell process;
+under Dask: Dask worker -> ``python -m evobench.harness.isolate`` (which also watches its parent
+from a thread, for systems without prctl). :func:`task_cancelled` tells a Dask task that its
+client went away or cancelled it, so the cell's process is killed then too.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+import threading
+import time
+
+PR_SET_PDEATHSIG = 1
+PARENT_ENV = "EVOBENCH_PARENT_PID"
+
+
+def _prctl_pdeathsig() -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def die_with_parent(parent_pid: int | None, *, watch: bool = False) -> None:
+    """Be killed when ``parent_pid`` (our parent) dies; exit at once if it already has.
+    ``watch`` adds a daemon thread polling the parent (never use it in a process that forks)."""
+    armed = _prctl_pdeathsig()
+    if parent_pid and os.getppid() != parent_pid:
+        os._exit(1)  # the parent died before the kernel watched it
+    if parent_pid and (watch or not armed):
+        def poll():
+            while True:
+                time.sleep(0.5)
+                if os.getppid() != parent_pid:
+                    os._exit(1)
+
+        threading.Thread(target=poll, name="evobench-lifeline", daemon=True).start()
+
+
+def task_cancelled() -> bool:
+    """Inside a Dask task: whether its client cancelled it or went away (False elsewhere)."""
+    try:
+        from distributed import get_worker
+        from distributed.worker import thread_state
+
+        worker = get_worker()
+        key = getattr(thread_state, "key", None)
+    except (ImportError, ValueError, AttributeError):
+        return False
+    if key is None:
+        return False
+    state = getattr(worker, "state", None)
+    tasks = getattr(state, "tasks", None)
+    if tasks is None:
+        return False
+    task = tasks.get(key)
+    return task is None or getattr(task, "state", "") in ("cancelled", "released", "forgotten")

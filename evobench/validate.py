@@ -1,0 +1,159 @@
+"""Boundary checks, each rule in one place, each failure one line that says what to do.
+
+Every name that becomes part of a path (suite, profile, run name, image id, artifact key) goes
+through :func:`path_component`, and every path built from such names through :func:`inside`;
+seeds, devices, numbers and images are checked here once, where they enter evobench (the
+command line, suite files, ``api.run_method``), never deep inside a cell.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from evobench.errors import EvobenchError
+
+SEED_LIMIT = 2**63  # seeds are stored as int64
+UNKNOWN_NOISE_MARGIN = 3.0  # how far outside [0, 1] an image of unknown noise level may reach
+_COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
+_DEVICE = re.compile(r"^(cpu|cuda)(?::(\d{1,4}))?$")
+
+
+# -- names and paths ---------------------------------------------------------------------------
+def path_component(kind: str, name: Any) -> str:
+    """``name`` as one safe path component: letters, digits, ``_ . + -``, starting with a letter
+    or digit, at most 128 characters (so never ``..``, ``/``, ``\\`` or an absolute path)."""
+    if not isinstance(name, str) or not _COMPONENT.match(name) or ".." in name:
+        raise EvobenchError(f"{kind} name {name!r} cannot be used as a folder or file name: use "
+                            "letters, digits, '_', '-', '+' or '.' (no '/', no '..')")
+    return name
+
+
+def inside(root: Path | str, *parts: str) -> Path:
+    """``root/parts...``, refusing a result that resolves (symlinks included) outside ``root``."""
+    base = Path(root).expanduser()
+    path = base.joinpath(*parts)
+    real_base, real = base.resolve(), path.resolve()
+    if real != real_base and real_base not in real.parents:
+        raise EvobenchError(f"{path} resolves to {real}, outside {real_base}; refusing to write "
+                            "there")
+    return path
+
+
+# -- numbers -----------------------------------------------------------------------------------
+def finite(what: str, value: Any) -> float:
+    """``value`` as a finite float, or a one-line error naming ``what``."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise EvobenchError(f"{what}: {value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise EvobenchError(f"{what}: {value!r} is not a finite number; give a real value")
+    return number
+
+
+def seed(value: Any, what: str = "--seed") -> int:
+    """A base seed in [0, 2**63) (stored as int64)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        try:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            value = int(value)
+        except (TypeError, ValueError, OverflowError):
+            raise EvobenchError(f"{what} {value!r} is not an integer") from None
+    if not 0 <= value < SEED_LIMIT:
+        raise EvobenchError(f"{what} {value} is out of range; use an integer from 0 to 2**63-1 "
+                            f"({SEED_LIMIT - 1})")
+    return value
+
+
+# -- devices -----------------------------------------------------------------------------------
+def device(value: Any, *, need_available: bool = True) -> str:
+    """``cpu``, ``cuda`` or ``cuda:N``; with ``need_available`` CUDA (and GPU N) must exist."""
+    text = str(value).strip() if isinstance(value, str) else value
+    match = _DEVICE.match(text) if isinstance(text, str) else None
+    if not match:
+        raise EvobenchError(f"unknown device {value!r}; use cpu, cuda or cuda:N (N a GPU number)")
+    if match.group(1) == "cuda" and need_available:
+        try:
+            import torch
+
+            available = torch.cuda.is_available()
+            count = torch.cuda.device_count() if available else 0
+        except ImportError:
+            available, count = False, 0
+        if not available:
+            raise EvobenchError("device 'cuda' was requested but CUDA is not available here; "
+                                "use device='cpu' (--device cpu), or install a CUDA build of torch")
+        if match.group(2) is not None and int(match.group(2)) >= count:
+            raise EvobenchError(f"device {text!r}: this machine has {count} CUDA GPU(s), numbered "
+                                f"0 to {count - 1}")
+    return text
+
+
+# -- images ------------------------------------------------------------------------------------
+def image_values(image, *, sigma: float | None = None, what: str = "the image"):
+    """Refuse integer/bool images (give floats on [0, 1]) and float values further outside
+    [0, 1] than noise of std ``sigma`` explains (1 + 10 sigma; 3 when sigma is unknown, which
+    still refuses images on the 0-255 scale). NaN is left to the caller (it marks missing
+    pixels when inpainting)."""
+    import numpy as np
+
+    try:
+        arr = np.asarray(image)
+    except (TypeError, ValueError, OverflowError):
+        raise EvobenchError(f"{what} must be a numeric array (H x W or H x W x 3)") from None
+    if arr.dtype.kind in "biu":
+        scale = f" (e.g. image / {np.iinfo(arr.dtype).max}.0)" if arr.dtype.kind in "iu" else ""
+        raise EvobenchError(f"{what} has dtype {arr.dtype}; evobench expects float images on the "
+                            f"[0, 1] scale: convert it first{scale}")
+    if arr.dtype.kind not in "f":
+        raise EvobenchError(f"{what} has dtype {arr.dtype}; give a float array on the [0, 1] "
+                            "scale")
+    if arr.size == 0 or 0 in arr.shape:
+        raise EvobenchError(f"{what} is empty (shape {tuple(arr.shape)})")
+    observed = arr[np.isfinite(arr)]
+    if observed.size:
+        known = sigma is not None and math.isfinite(sigma)
+        margin = 1.0 + 10.0 * float(sigma) if known else UNKNOWN_NOISE_MARGIN
+        low, high = float(observed.min()), float(observed.max())
+        if low < -margin or high > 1.0 + margin:
+            raise EvobenchError(f"{what} has values in [{low:g}, {high:g}], far outside [0, 1] "
+                                "(more than noise explains); evobench expects images on the "
+                                "[0, 1] scale")
+    return arr
+
+
+def clean_range(image, what: str) -> None:
+    """A clean (dataset) image must lie on [0, 1] (a rounding error of 1e-6 is tolerated)."""
+    import numpy as np
+
+    arr = np.asarray(image)
+    if arr.size == 0 or 0 in arr.shape:
+        raise EvobenchError(f"{what} is empty (shape {tuple(arr.shape)})")
+    low, high = float(np.min(arr)), float(np.max(arr))
+    if low < -1e-6 or high > 1 + 1e-6:
+        raise EvobenchError(f"{what} has values in [{low:g}, {high:g}]; a dataset loader must "
+                            "return images on the [0, 1] scale")
+
+
+def min_side(spec, params: dict) -> int:
+    """The smallest image side a method accepts: its spec's ``min_size`` and, for patch-based
+    methods, its ``patch_size`` parameter."""
+    side = int(getattr(spec, "min_size", 1) or 1)
+    patch = params.get("patch_size") if isinstance(params, dict) else None
+    if isinstance(patch, int | float) and not isinstance(patch, bool) and math.isfinite(patch):
+        side = max(side, int(patch))
+    return side
+
+
+def image_size(spec, params: dict, shape: tuple, what: str = "the image") -> None:
+    """One line if an image of ``shape`` is smaller than ``spec`` (with ``params``) accepts."""
+    need = min_side(spec, params)
+    if min(shape[:2]) < need:
+        why = f" (patch_size={need})" if need > int(getattr(spec, "min_size", 1) or 1) else ""
+        raise EvobenchError(f"{what} is {shape[0]} x {shape[1]} pixels, smaller than the "
+                            f"{need} x {need} that method {spec.name!r} needs{why}; use a larger "
+                            "image or crop")

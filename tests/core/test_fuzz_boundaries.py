@@ -1,0 +1,243 @@
+"""Fuzzing the input boundaries (issue 9): randomised bad input to the selector parser, the
+suite loader (and the grid it expands to), ``run_method``'s input checks and the results
+loader. Whatever comes in, the only exception that may come out is ``EvobenchError`` with a
+one-line message."""
+
+from __future__ import annotations
+
+import io
+import json
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra import numpy as hnp  # noqa: E402
+
+from evobench.errors import EvobenchError  # noqa: E402
+
+FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                       HealthCheck.too_slow])
+
+
+def _only_one_line_evobench_errors(fn, *args, **kwargs):
+    """Call ``fn``; success or an EvobenchError with a one-line, non-empty message."""
+    try:
+        return fn(*args, **kwargs)
+    except EvobenchError as exc:
+        message = str(exc)
+        assert message.strip() and "\n" not in message, repr(message)
+        return None
+
+
+# -- building blocks --------------------------------------------------------------------------
+NAMES = ["noisy", "tv", "nlm", "tvae", "gsvae", "bm3d", "wavelet", "biharmonic", "skimage",
+         "set12", "folder", "gaussian", "inpaint", "inpaint_noise", "psnr", "ssim", "tvea", ""]
+PARAMS = ["S", "H", "epochs", "sigma", "missing", "per", "crop", "images", "limit", "path",
+          "weight", "patch_size", "lr_min", "preset", "strength", "color", "follow_links", "x"]
+VALUES = ["nan", "inf", "-inf", "-1", "0", "1e400", "25", "0.5", "camera", "../..", "true",
+          "", "9" * 30, "1,2", "a=b", "[", "]", "house,barbara"]
+
+value = st.one_of(st.sampled_from(VALUES), st.text(max_size=8))
+selector_text = st.one_of(
+    st.text(max_size=40),
+    st.builds(lambda n, ps: n + ("[" + ",".join(f"{k}={v}" for k, v in ps) + "]" if ps else ""),
+              st.sampled_from(NAMES),
+              st.lists(st.tuples(st.sampled_from(PARAMS), value), max_size=4)),
+)
+scalar = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70),
+                   st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=10),
+                   selector_text)
+toml_value = st.recursive(scalar.filter(lambda v: v is not None),
+                          lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                  st.dictionaries(st.text(max_size=8), inner,
+                                                                  max_size=4)),
+                          max_leaves=12)
+BLOCK_KEYS = ["datasets", "degradations", "methods", "metrics", "repetitions", "timeout",
+              "dataset", "x"]
+block = st.dictionaries(st.sampled_from(BLOCK_KEYS),
+                        st.one_of(st.lists(selector_text, max_size=3), toml_value), max_size=6)
+profile_name = st.one_of(st.sampled_from(["quick", "smoke", "x/../../escaped", "..", "a b"]),
+                         st.text(max_size=10))
+suite_data = st.dictionaries(
+    st.sampled_from(["name", "summary", "default_profile", "profiles", "extra"]),
+    st.one_of(toml_value, st.dictionaries(profile_name, st.one_of(block, st.lists(block,
+                                                                                  max_size=2),
+                                                                  toml_value), max_size=3)),
+    max_size=4)
+
+
+# -- the selector parser ----------------------------------------------------------------------
+@FUZZ
+@given(text=st.one_of(selector_text, st.binary(max_size=10), st.integers(), st.none()))
+def test_selector_parser(text):
+    from evobench.harness.selectors import parse_selector, split_list
+
+    _only_one_line_evobench_errors(parse_selector, text, "method")
+    if isinstance(text, str):
+        _only_one_line_evobench_errors(split_list, text, "--sigma")
+
+
+# -- the suite loader and grid ----------------------------------------------------------------
+@FUZZ
+@given(data=suite_data, seed=st.one_of(st.integers(-5, 2**64), st.sampled_from([0, 2**63 - 1])),
+       device=st.sampled_from(["cpu", "cuda:x", "cuda:-1", "tpu", ""]))
+def test_suite_loader_and_grid(data, seed, device):
+    from evobench.harness.grid import Overrides, build_grid, suite_from_data
+    from evobench.registry import get_registry
+
+    suite = _only_one_line_evobench_errors(suite_from_data, data, "fuzz.toml")
+    if suite is not None:
+        _only_one_line_evobench_errors(build_grid, suite, None,
+                                       Overrides(seed=seed, device=device), get_registry())
+
+
+@FUZZ
+@given(text=st.one_of(st.text(max_size=200), st.binary(max_size=200).map(
+    lambda b: b.decode("latin-1"))))
+def test_suite_files_of_random_text(tmp_path_factory, text):
+    from evobench.harness.grid import load_suite
+    from evobench.registry import get_registry
+
+    path = tmp_path_factory.mktemp("suite") / "fuzz.toml"
+    path.write_bytes(text.encode("utf-8", "surrogatepass"))
+    _only_one_line_evobench_errors(load_suite, str(path), get_registry())
+
+
+@FUZZ
+@given(data=suite_data)
+def test_suite_files_written_as_toml(tmp_path_factory, data):
+    """Structures that survive a TOML round trip, read back through the file loader."""
+    from evobench.harness.grid import load_suite
+    from evobench.registry import get_registry
+
+    text = _to_toml(data)
+    if text is None:
+        return
+    path = tmp_path_factory.mktemp("suite") / "fuzz.toml"
+    path.write_text(text)
+    _only_one_line_evobench_errors(load_suite, str(path), get_registry())
+
+
+def _to_toml(data) -> str | None:
+    """A tiny TOML writer (inline tables) for the fuzz structures; None when not expressible."""
+    def val(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int):
+            return str(v) if -(2**63) <= v < 2**63 else None
+        if isinstance(v, float):
+            return "nan" if v != v else ("inf" if v == float("inf") else
+                                         "-inf" if v == float("-inf") else repr(v))
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, list):
+            items = [val(x) for x in v]
+            return None if None in items else "[" + ", ".join(items) + "]"
+        if isinstance(v, dict):
+            items = [(json.dumps(k), val(x)) for k, x in v.items()]
+            if any(x is None for _, x in items):
+                return None
+            return "{" + ", ".join(f"{k} = {x}" for k, x in items) + "}"
+        return None
+
+    lines = []
+    for key, v in data.items():
+        text = val(v)
+        if text is None:
+            return None
+        lines.append(f"{key} = {text}")
+    out = "\n".join(lines) + "\n"
+    try:
+        tomllib.loads(out)
+    except tomllib.TOMLDecodeError:
+        return None
+    return out
+
+
+# -- run_method's input checks ----------------------------------------------------------------
+dtypes = st.sampled_from([np.float64, np.float32, np.float16, np.uint8, np.uint16, np.int32,
+                          np.int64, np.bool_, np.complex64])
+shapes = st.one_of(hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=6),
+                   st.sampled_from([(8, 8), (8, 8, 3), (8, 8, 4), (0, 8), (16, 16)]))
+arrays = st.builds(lambda dt, shape, fill: np.full(shape, fill).astype(dt, copy=False)
+                   if dt is not np.bool_ else np.full(shape, bool(fill)),
+                   dtypes, shapes,
+                   st.one_of(st.floats(-1e6, 1e6), st.sampled_from([0.5, np.nan, np.inf, 255])))
+sigmas = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True),
+                   st.sampled_from([0, -1, "x", 1e300]), st.integers(-3, 3))
+
+
+@FUZZ
+@given(image=st.one_of(arrays, st.lists(st.floats(), max_size=4), st.text(max_size=4)),
+       task=st.sampled_from(["denoise", "inpaint", "deblur", ""]),
+       sigma=sigmas, device=st.sampled_from(["cpu", "cuda", "cuda:0", "cuda:x", "gpu", 3]),
+       mask=st.one_of(st.none(), arrays, st.just("mask")),
+       method=st.sampled_from(["noisy", "tv", "wavelet", "biharmonic", "nosuch"]),
+       params=st.dictionaries(st.sampled_from(["weight", "weight_factor", "max_num_iter",
+                                               "wavelet", "mode", "bogus"]),
+                              st.sampled_from(VALUES + [1, -1.0, float("nan")]), max_size=2))
+def test_run_method_input_checks(image, task, sigma, device, mask, method, params):
+    import warnings
+
+    from evobench.api import run_method
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = _only_one_line_evobench_errors(run_method, method, image, task=task, sigma=sigma,
+                                             mask=mask, device=device, **params)
+    if out is not None:  # what got through is an image on a sane scale
+        assert np.isfinite(out.image).all()
+
+
+# -- the results loader -----------------------------------------------------------------------
+columns = st.sampled_from(["run_id", "cell_key", "method", "status", "psnr", "ssim", "rep",
+                           "dataset", "image", "dataset_params", "method_label", "x_y", ""])
+cell = st.one_of(st.none(), st.integers(-(2**62), 2**62), st.floats(), st.text(max_size=6),
+                 st.booleans())
+
+
+@FUZZ
+@given(frame=st.dictionaries(columns, st.lists(cell, min_size=3, max_size=3), max_size=8),
+       manifest=st.one_of(st.text(max_size=30), toml_value.map(json.dumps)),
+       damage=st.one_of(st.none(), st.integers(0, 2000)), schema=st.sampled_from(
+           [None, b"1", b"2", b"x", b"99999999999999999999"]))
+def test_results_loader(tmp_path_factory, frame, manifest, damage, schema):
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from evobench.reports.load import load_runs
+
+    run = tmp_path_factory.mktemp("run")
+    try:
+        table = pa.Table.from_pandas(pd.DataFrame(frame), preserve_index=False)
+    except (pa.ArrowException, ValueError, TypeError, OverflowError):
+        return  # not storable as Parquet at all: not a results file anyone could have
+    if schema is not None:
+        table = table.replace_schema_metadata({b"evobench_schema": schema})
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    data = sink.getvalue()
+    if damage is not None:
+        data = data[:damage] + b"\x00garbage" + data[damage + 8:]
+    (run / "results.parquet").write_bytes(data)
+    (run / "manifest.json").write_text(manifest)
+    (run / "traces.parquet").write_bytes(data if damage else b"")
+    _only_one_line_evobench_errors(load_runs, [str(run)])
+
+
+@FUZZ
+@given(path=st.one_of(st.text(max_size=20), st.sampled_from(["", ".", "..", "/", "/etc/passwd"])))
+def test_results_loader_paths(path):
+    from evobench.reports.load import load_runs
+
+    if "\x00" in path or Path(path).expanduser().resolve() == Path("/"):
+        return
+    _only_one_line_evobench_errors(load_runs, [path])
+

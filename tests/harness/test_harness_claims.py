@@ -1,0 +1,194 @@
+"""Cooperating runners (issue 9): two ``evobench run`` processes on one run folder split the
+grid through claim files and never compute a cell twice; a dead runner's claims are taken
+over."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+HERE = Path(__file__).resolve().parent
+START_S = 180  # forkserver start-up (torch) on a loaded machine
+GRID = ["-d", "skimage[images=camera,coins,crop=32]", "--sigma", "10,20,30", "-m", "fake-logged",
+        "-j", "1", "--no-save-images", "--run-name", "shared"]
+
+
+def _runner(out: Path, env: dict) -> subprocess.Popen:
+    code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import harness_fakes; "
+            "from evobench.registry import get_registry; "
+            "get_registry().add_plugin(harness_fakes, 'harness-fakes'); "
+            f"from evobench.cli import main; main(['run', *{GRID!r}, '--out', {str(out)!r}])")
+    return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(predicate, limit: float, what: str, procs=()):
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        for p in procs:
+            if p.poll() is not None:
+                raise AssertionError(f"a runner ended early ({p.returncode}): {p.stderr.read()}")
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _claims(run: Path) -> list[dict]:
+    out = []
+    for path in (run / "claims").glob("*.lock"):
+        try:
+            out.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+@pytest.fixture
+def env(tmp_path):
+    gate = tmp_path / "gate"
+    return {**os.environ, "EVOBENCH_FAKE_GATE": str(gate),
+            "EVOBENCH_FAKE_LOG": str(tmp_path / "log.txt"), "PYTHONPATH": str(HERE)}
+
+
+def _stop(*procs):
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait(timeout=30)
+
+
+def test_two_concurrent_runners_split_the_grid(tmp_path, env, fakes):
+    out, run = tmp_path / "R", tmp_path / "R" / "shared"
+    a = _runner(out, env)
+    try:
+        # A claims its first cell, which waits at the gate; B then has to take other cells
+        _wait_for(lambda: len(_claims(run)) >= 1, START_S, "runner A's first claim", [a])
+        b = _runner(out, env)
+        try:
+            _wait_for(lambda: len({c["pid"] for c in _claims(run)}) == 2, START_S,
+                      "runner B's first claim", [a, b])
+            (tmp_path / "gate").touch()
+            a_out, a_err = a.communicate(timeout=300)
+            b_out, b_err = b.communicate(timeout=300)
+        finally:
+            _stop(b)
+    finally:
+        _stop(a)
+    assert a.returncode == 0 and b.returncode == 0, (a_err, b_err)
+    lines = (tmp_path / "log.txt").read_text().split()
+    seeds, runners = lines[0::2], lines[1::2]
+    assert len(seeds) == 6 and len(set(seeds)) == 6, "a cell was computed twice"
+    assert set(runners) == {str(a.pid), str(b.pid)}, "the runners did not split the grid"
+    ran = [int(re.search(r"cells: (\d+) run, (\d+) cached", e).group(1)) for e in (a_err, b_err)]
+    assert sum(ran) == 6 and min(ran) >= 1, (a_err, b_err)  # the summaries agree with the log
+    df = pd.read_parquet(run / "results.parquet")
+    assert len(df) == 6 and set(df.status) == {"ok"}
+    assert not list((run / "claims").glob("*.lock")), "claims left behind"
+
+
+def test_claims_of_a_killed_runner_are_taken_over(tmp_path, env, fakes):
+    out, run = tmp_path / "R", tmp_path / "R" / "shared"
+    a = _runner(out, env)
+    try:
+        _wait_for(lambda: len(_claims(run)) >= 1, START_S, "runner A's first claim", [a])
+        os.kill(a.pid, signal.SIGKILL)
+        a.wait(timeout=30)
+    finally:
+        _stop(a)
+    assert _claims(run) and _claims(run)[0]["pid"] == a.pid  # the dead runner's claim remains
+    (tmp_path / "gate").touch()
+    started = time.monotonic()
+    b = _runner(out, {**env, "EVOBENCH_CLAIM_LEASE_S": "3600"})  # no waiting for the lease
+    try:
+        _, b_err = b.communicate(timeout=300)
+    finally:
+        _stop(b)
+    assert b.returncode == 0, b_err
+    assert time.monotonic() - started < 300
+    df = pd.read_parquet(run / "results.parquet")
+    assert len(df) == 6 and set(df.status) == {"ok"}
+    assert not list((run / "claims").glob("*.lock"))
+
+
+def test_leases_other_hosts_and_expiry(tmp_path, monkeypatch):
+    from evobench.harness.claims import Claims
+
+    mine, other = Claims(tmp_path, lease_s=60), Claims(tmp_path, lease_s=60)
+    assert mine.try_claim("k1") and not other.try_claim("k1")  # held by a live owner
+    lock = tmp_path / "claims" / "k1.lock"
+    info = json.loads(lock.read_text())
+    assert info["pid"] == os.getpid() and info["host"] == mine.host
+    # a claim from another machine is honoured until its lease expires ...
+    lock.write_text(json.dumps({**info, "host": "elsewhere", "owner": "x",
+                                "pid": 1, "expires": time.time() + 30}))
+    assert not other.try_claim("k1")
+    # ... and taken over after it
+    lock.write_text(json.dumps({**info, "host": "elsewhere", "owner": "x",
+                                "pid": 1, "expires": time.time() - 1}))
+    assert other.try_claim("k1")
+    assert json.loads(lock.read_text())["owner"] == other.token
+    # renewing extends only one's own lease; releasing removes only one's own claim
+    before = json.loads(lock.read_text())["expires"]
+    time.sleep(0.01)
+    other.renew()
+    assert json.loads(lock.read_text())["expires"] > before
+    mine.release("k1")
+    assert lock.exists()
+    other.release("k1")
+    assert not lock.exists()
+    # an unreadable claim is respected for a lease, then broken
+    lock.write_text("{half")
+    assert not mine.try_claim("k1")
+    old = time.time() - 120
+    os.utime(lock, (old, old))
+    assert mine.try_claim("k1")
+
+
+def test_a_fresh_claim_is_not_broken_by_a_late_taker(tmp_path):
+    """Two runners find the same stale claim; the one that comes second must not remove the
+    fresh claim the first one made meanwhile."""
+    from evobench.harness.claims import Claims
+
+    first, second = Claims(tmp_path, lease_s=60), Claims(tmp_path, lease_s=60)
+    lock = tmp_path / "claims" / "k.lock"
+    lock.parent.mkdir(parents=True)
+    stale = {"owner": "dead", "host": "elsewhere", "pid": 1, "expires": time.time() - 1}
+    lock.write_text(json.dumps(stale))
+    seen = Claims.read(lock)
+    assert first.try_claim("k")  # breaks the stale claim, makes its own
+    assert not second._break(lock, seen)  # second acts on what it saw before: refused
+    assert Claims.read(lock)["owner"] == first.token
+
+
+def test_claims_without_hard_links_and_write_errors(tmp_path, monkeypatch):
+    import errno
+
+    from evobench.harness import claims as claims_mod
+    from evobench.harness.claims import Claims
+    from evobench.harness.store import StoreWriteError
+
+    def no_link(src, dst):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(claims_mod.os, "link", no_link)  # e.g. a network file system
+    first, second = Claims(tmp_path, lease_s=60), Claims(tmp_path, lease_s=60)
+    assert first.try_claim("k") and not second.try_claim("k")
+    assert Claims.read(tmp_path / "claims" / "k.lock")["owner"] == first.token
+    monkeypatch.undo()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Claims, "_write_tmp", full)
+    with pytest.raises(StoreWriteError, match="No space left on device"):
+        second.try_claim("other")
