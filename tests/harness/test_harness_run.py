@@ -126,12 +126,8 @@ def test_inpainting_and_rgb(fakes, invoke, tmp_path):
     assert npz["mask"].shape == (32, 32) and 0.4 < npz["mask"].mean() < 0.6
 
 
-def test_bad_input_exits_2_and_keeps_stored_rows(fakes, invoke, tmp_path, monkeypatch):
-    data = tmp_path / "data"
-    (data / "set12").mkdir(parents=True)
-    shared = os.environ["EVOBENCH_DATA_DIR"]
-    (data / "set12" / "02.png").write_bytes(open(f"{shared}/set12/02.png", "rb").read())
-    monkeypatch.setenv("EVOBENCH_DATA_DIR", str(data))
+def test_bad_input_exits_2_and_keeps_stored_rows(fakes, invoke, fixture_cache, tmp_path):
+    data = fixture_cache[0]  # a cache with (a stand-in of) House
     args = ["run", "-d", "set12[images=house,crop=32]", "-m", "fake-ok", "--out", tmp_path,
             "--run-name", "keep", "--quiet"]
     assert invoke(*args).exit_code == 0
