@@ -37,14 +37,17 @@ def _split(values: tuple[str, ...]) -> list[str] | None:
 @click.option("-r", "--repetitions", type=int, default=None, help="Repetitions per cell.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Base seed.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N].")
-@click.option("-j", "--jobs", type=int, default=1, show_default=True,
-              help="Cells in parallel (local executor); threads per cell = cores // jobs.")
+@click.option("-j", "--jobs", default="auto", show_default=True, metavar="N|auto",
+              help="Cells in parallel (local executor); threads per cell = cores // jobs. "
+                   "auto: one cell per core, one thread each.")
 @click.option("--timeout", default=None, metavar="DURATION",
               help="Hard wall-clock limit per cell, e.g. 90s, 10m, 2h (default: the profile's, "
                    "else none).")
 @click.option("--out", default="results", show_default=True, type=click.Path(path_type=Path),
               help="Folder holding run folders.")
-@click.option("--run-name", default=None, help="Run folder name (default: SUITE-PROFILE).")
+@click.option("--run-name", default=None,
+              help="Run folder name (default: SUITE-PROFILE; with -m/-d/--sigma/--missing/-r "
+                   "a name derived from that selection, so the same command resumes).")
 @click.option("--dry-run", is_flag=True, help="Print the expanded grid with done/todo and exit.")
 @click.option("--force", is_flag=True, help="Run cells again even if already done.")
 @click.option("--executor", type=click.Choice(["local", "dask"]), default="local",
@@ -78,8 +81,11 @@ def run(suite_name, profile, methods, datasets, sigma, missing, repetitions, see
         repetitions=repetitions, seed=seed, device=device)
     if overrides.missing and not all(0 < m < 1 for m in overrides.missing):
         raise EvobenchError("--missing values are fractions between 0 and 1 (e.g. 0.5,0.8)")
+    jobs = _jobs(jobs)
     suite = grid_mod.load_suite(suite_name, registry)
     grid = grid_mod.build_grid(suite, profile, overrides, registry)
+    if run_name is None:
+        run_name = runner.selection_run_id(grid, overrides)
     limit = grid_mod.parse_duration(timeout) if timeout is not None else grid.timeout
     options = runner.RunOptions(out=out, run_name=run_name, jobs=jobs, timeout=limit,
                                 executor=executor, scheduler=scheduler, save_images=save_images,
@@ -90,8 +96,6 @@ def run(suite_name, profile, methods, datasets, sigma, missing, repetitions, see
     if dry_run:
         _dry_run(grid, runner, options)
         return
-    if jobs < 1:
-        raise EvobenchError("--jobs must be >= 1")
     from evobench.harness.executors import DaskExecutor, LocalExecutor, available_cores
     from evobench.harness.progress import Progress
 
@@ -122,6 +126,22 @@ def run(suite_name, profile, methods, datasets, sigma, missing, repetitions, see
         click.echo(f"{result.failed} cell(s) failed or timed out; their rows are in "
                    f"{result.store.root / 'results.parquet'}", err=True)
         sys.exit(3)
+
+
+def _jobs(value) -> int:
+    """``auto`` (one cell per core) or a positive integer."""
+    from evobench.harness.executors import available_cores
+
+    text = str(value).strip().lower()
+    if text == "auto":
+        return available_cores()
+    try:
+        jobs = int(text)
+    except ValueError:
+        raise EvobenchError(f"--jobs {value!r} is not a number or 'auto'") from None
+    if jobs < 1:
+        raise EvobenchError("--jobs must be >= 1 (or 'auto': one cell per core)")
+    return jobs
 
 
 def _terminate(signum, frame):
