@@ -293,6 +293,9 @@ def execute(grid: Grid, registry, options: RunOptions, executor, progress_factor
     payloads = (make_payload(c, images[c.input_key], registry, threads, options.save_images)
                 for c in todo)
     progress = progress_factory(len(todo), len(done), len(skip))
+    if hasattr(progress, "expect"):  # running cells, epochs and the ETA per method
+        progress.expect(todo, getattr(executor, "jobs", None) or options.jobs)
+        executor.on_event = progress.event
     try:
         with progress:
             for payload, result in executor.run(payloads, options.timeout):
@@ -305,7 +308,7 @@ def execute(grid: Grid, registry, options: RunOptions, executor, progress_factor
                 row["executor"] = executor.name
                 records[cell.key] = store.write_cell(row, result.get("trace", []),
                                                      result.get("arrays"))
-                progress.update(describe(cell), row)
+                progress.update(describe(cell), row, cell)
     except KeyboardInterrupt:
         interrupted = True
     finally:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from evobench.errors import EvobenchError
+from evobench.live import report_progress
 from evobench.patches import extract_patches, merge_patches
 from evobench.tvae.config import TVAEConfig, make_config
 from evobench.tvae.model import Decoder, TVAEModel
@@ -196,6 +197,8 @@ def _fit(corrupted: np.ndarray, mask: np.ndarray | None, *, sigma, preset, seed,
             est, _ = trainer.estimate()
             row["psnr"] = _psnr(clean, to_image(est))
         trace.append(row)
+        report_progress(epoch=e, epochs=cfg.epochs, free_energy=row["free_energy"],
+                        psnr=row.get("psnr"))  # to the harness's live display, if any
 
     epochs_run = run_epochs(trainer, cfg.epochs, cfg.budget_s, on_epoch)
     time_fit = trace[-1]["seconds"] if trace else 0.0
