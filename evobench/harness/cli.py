@@ -117,7 +117,7 @@ def run(suite_name, profile, methods, datasets, sigma, missing, repetitions, see
     finally:
         signal.signal(signal.SIGTERM, previous)
         engine.close()
-    _summary(result)
+    _summary(result, quiet)
     if result.interrupted:
         click.echo(f"interrupted: finished cells are stored in {result.store.root}; run the same "
                    "command again to resume", err=True)
@@ -148,7 +148,7 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt
 
 
-def _summary(result) -> None:
+def _summary(result, quiet: bool = False) -> None:
     import pandas as pd
 
     from evobench.harness.store import results_frame
@@ -161,6 +161,8 @@ def _summary(result) -> None:
         except Exception as exc:  # noqa: BLE001 - the rows are stored; a table bug must not hide that
             click.echo(f"note: no summary table ({type(exc).__name__}: {exc}); the results are "
                        f"stored, see `evobench report {result.store.root}`", err=True)
+    if quiet:  # only the table (failures and interruptions are still reported after it)
+        return
     counts = result.counts
     click.echo(f"cells: {counts['ok']} run, {counts['cached']} cached, {counts['failed']} failed, "
                f"{counts['skipped']} skipped -> {result.store.root}", err=True)

@@ -117,13 +117,21 @@ def compare(ctx, baseline, candidate, fail_on, show, fmt, time_floor, output):
 
     Missing or failed cells in the candidate are regressions; new cells are listed.
     """
-    from evobench.reports.compare import compare_frames, parse_fail_on, render
-    from evobench.reports.load import read_results
+    from evobench.reports.compare import (
+        compare_frames,
+        environment_warnings,
+        parse_fail_on,
+        render,
+    )
+    from evobench.reports.load import read_manifest, read_results
 
     base = read_results(baseline)
     cand = read_results(candidate)
     thresholds = parse_fail_on(fail_on, set(base.columns) | set(cand.columns))
     comp = compare_frames(base, cand, thresholds, time_floor_s=time_floor)
+    for line in environment_warnings(base, cand, read_manifest(baseline),
+                                     read_manifest(candidate), comp):
+        click.echo(f"warning: {line}", err=True)
     text = render(comp, fmt=fmt, show=show)
     click.echo(text, nl=False)
     if output:

@@ -139,7 +139,13 @@ def test_jobs_auto_and_bad_values(fakes, invoke, tmp_path):
     from evobench.harness.executors import available_cores
 
     args = ["run", "-m", "fake-ok", "-d", TINY, "--out", tmp_path, "--run-name", "j", "--quiet"]
-    assert invoke(*args).exit_code == 0  # default: -j auto
+    quiet = invoke(*args)  # default: -j auto
+    assert quiet.exit_code == 0
+    # --quiet: only the table, no progress, no summary line, no hint
+    assert quiet.output.startswith("PSNR (dB)") and "cells:" not in quiet.output
+    assert "evobench report" not in quiet.output and "running" not in quiet.output
+    loud = invoke(*args[:-1], "--force")
+    assert "cells: 6 run, 0 cached" in loud.output and "evobench report" in loud.output
     df = _results(tmp_path / "j")
     assert (df.jobs == available_cores()).all() and (df.threads == 1).all()
     for bad in ("0", "-2", "many"):
