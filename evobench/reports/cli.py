@@ -33,10 +33,20 @@ def _table_formats(text: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def default_out(runs) -> Path:
+    """``reports/<run_id>``: the run folder's name, or several joined by '+'; each run's
+    report has its own folder, so reporting one run never overwrites or mixes with another's."""
+    from evobench.reports.load import run_folder
+
+    names = list(dict.fromkeys(run_folder(r).name for r in runs))
+    name = "+".join(names) if len(names) <= 3 else "+".join(names[:3]) + f"+{len(names) - 3}-more"
+    return Path("reports") / name
+
+
 @click.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path())
-@click.option("--out", "-o", default="reports", show_default=True, type=click.Path(),
-              help="Folder for the tables, figures and index.html.")
+@click.option("--out", "-o", default=None, type=click.Path(),
+              help="Folder for the tables, figures and index.html  [default: reports/RUN_ID]")
 @click.option("--format", "formats", default="md,csv,latex,html", show_default=True,
               help="Comma-separated: md, csv, latex, html (text also possible).")
 @click.option("--metrics", default="psnr,ssim,time_total_s", show_default=True,
@@ -56,7 +66,7 @@ def report(runs, out, formats, metrics, per_image, with_figures, image):
     fmts = _table_formats(formats)
     metric_list = _split(metrics)
     data = load_runs(runs)
-    out = Path(out)
+    out = Path(out) if out else default_out(runs)
     out.mkdir(parents=True, exist_ok=True)
     written, notes, figure_files = [], [], []
     if with_figures:
@@ -80,8 +90,8 @@ def report(runs, out, formats, metrics, per_image, with_figures, image):
 
 @click.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path())
-@click.option("--out", "-o", default="reports/figures", show_default=True, type=click.Path(),
-              help="Folder for the figure files.")
+@click.option("--out", "-o", default=None, type=click.Path(),
+              help="Folder for the figure files  [default: reports/RUN_ID/figures]")
 @click.option("--format", "formats", default="png", show_default=True,
               help="Comma-separated: png, pdf, svg.")
 @click.option("--image", default=None, help="Image id for training curves, fields and panels.")
@@ -91,6 +101,7 @@ def figures(runs, out, formats, image):
     from evobench.reports.load import load_runs
 
     data = load_runs(runs)
+    out = Path(out) if out else default_out(runs) / "figures"
     files, notes = make_figures(data, out, formats=_split(formats) or [""], image=image)
     for note in notes:
         click.echo(f"note: {note}", err=True)

@@ -89,3 +89,21 @@ def test_figures_cli(make, invoke, tmp_path):
     for stem in stems:
         assert (tmp_path / "f" / f"{stem}.pdf").is_file() and (tmp_path / "f" / f"{stem}.svg").is_file()
     assert len(list((tmp_path / "f").iterdir())) == 2 * len(stems)
+
+
+def test_report_and_figures_default_to_one_folder_per_run(make, invoke, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    a = make("runs/alpha", **SMALL)
+    b = make("runs/beta", **{**SMALL, "methods": ("tvae",)})
+    assert invoke("report", a, "--no-figures").exit_code == 0
+    assert invoke("report", b, "--no-figures").exit_code == 0
+    assert (tmp_path / "reports/alpha/summary.md").is_file()
+    assert "bm3d" not in (tmp_path / "reports/beta/summary.md").read_text()  # nothing mixed
+    both = invoke("report", a, b, "--no-figures")
+    assert both.exit_code == 0 and "reports/alpha+beta/" in both.output
+    figs = invoke("figures", b)
+    assert figs.exit_code == 0 and "reports/beta/figures/" in figs.output
+    assert list((tmp_path / "reports/beta/figures").glob("*.png"))
+    assert not (tmp_path / "reports/alpha/figures").exists()
+    assert invoke("report", a, "--no-figures", "--out", "elsewhere").exit_code == 0
+    assert (tmp_path / "elsewhere/summary.md").is_file()  # --out still wins
