@@ -111,15 +111,18 @@ def figures(runs, out, formats, image):
 @click.command()
 @click.argument("baseline", type=click.Path())
 @click.argument("candidate", type=click.Path())
-@click.option("--fail-on", default="psnr:-0.05,ssim:-0.002", show_default=True,
-              help="Gates COLUMN:[+|-]AMOUNT[%], comma-separated; e.g. time_total_s:+25%.")
+@click.option("--fail-on", default="psnr:-0.05,ssim:-0.002,cpu_s:+50%", show_default=True,
+              help="Gates COLUMN:[+|-]AMOUNT[%], comma-separated. Time gates are noisy: CPU "
+                   "time (cpu_s) varies far less than wall time (time_total_s) between "
+                   "identical runs.")
 @click.option("--show", default="auto", show_default=True,
               type=click.Choice(["auto", "all", "changed", "regressions"]),
               help="Which cells the diff table lists (auto: all up to 40 cells, else changed).")
 @click.option("--format", "fmt", default="text", show_default=True,
               type=click.Choice(["text", "markdown"]), help="Diff table format.")
 @click.option("--time-floor", default=0.1, show_default=True, type=float,
-              help="Relative time gates ignore changes smaller than this many seconds.")
+              help="Relative time gates (time_*, cpu_s) ignore changes smaller than this "
+                   "many seconds.")
 @click.option("--output", type=click.Path(), default=None,
               help="Also write the diff to this file (e.g. a CI job summary).")
 @click.pass_context

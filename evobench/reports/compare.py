@@ -35,6 +35,11 @@ def higher_is_better(column: str) -> bool | None:
     return None
 
 
+def is_time(column: str) -> bool:
+    """Wall or CPU seconds: relative gates on these ignore changes below the time floor."""
+    return column.startswith("time_") or column == "cpu_s"
+
+
 @dataclass(frozen=True)
 class Threshold:
     """How much a column may get worse: absolute (``-0.05``) or relative (``+25%``)."""
@@ -217,7 +222,7 @@ def _verdict(rec: dict, thresholds: list[Threshold], time_floor_s: float) -> tup
             reasons.append(f"{t.column} missing")
             continue
         worse = t.worsening(bv, cv)
-        if t.relative and t.column.startswith("time_") and abs(cv - bv) < time_floor_s:
+        if t.relative and is_time(t.column) and abs(cv - bv) < time_floor_s:
             continue
         if worse > t.limit(bv) + 1e-12:
             change = f"{(cv - bv) / abs(bv):+.1%}" if t.relative and bv else f"{cv - bv:+.4g}"

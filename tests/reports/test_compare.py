@@ -163,3 +163,14 @@ def test_environment_warnings_one_line_each(make, invoke, tmp_path):
     disjoint = invoke("compare", a, other)
     assert disjoint.exit_code == 1
     assert "warning: the runs share no cells" in disjoint.output
+
+
+def test_default_gates_include_cpu_time_with_its_floor(make, invoke):
+    a = make("a", **SMALL)
+    assert invoke("compare", a, make("noisy", time_scale=1.3, **SMALL)).exit_code == 0
+    slow = invoke("compare", a, make("slow", time_scale=2.0, **SMALL))
+    assert slow.exit_code == 1 and "cpu_s +100.0%" in slow.output
+    assert "gates: psnr:-0.05, ssim:-0.002, cpu_s:+50%" in slow.output
+    # changes below the time floor are timer noise, for CPU time as for wall time
+    assert invoke("compare", a, make("s2", time_scale=2.0, **SMALL), "--time-floor",
+                  "1000").exit_code == 0
