@@ -227,5 +227,5 @@ class Progress:
                   row.get("error", ""))
         click.echo(f"[{self.finished}/{self.total}] {status:<7} {label}  {detail}  "
                    f"({row.get('time_total_s', 0.0):.1f}s"
-                   + (f", eta {eta:.0f}s)" if eta is not None else ")"), err=True)
+                   + (f", eta {_clock(eta)})" if eta is not None else ")"), err=True)
         self._heartbeat()

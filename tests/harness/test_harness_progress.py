@@ -20,7 +20,8 @@ def test_plain_lines(capsys):
     err = capsys.readouterr().err.splitlines()
     assert err[0] == "running 2 cell(s); 5 already done, 1 skipped"
     assert err[1].startswith("[1/2] ok      tv skimage/camera  psnr=28.12  (1.0s, eta ")
-    assert err[2].startswith("[2/2] timeout x skimage/camera  killed after 3 s  (3.0s, eta 0s)")
+    assert err[2].startswith("[2/2] timeout x skimage/camera  killed after 3 s  (3.0s, "
+                             "eta 0:00:00)")
     assert p.counts == {"ok": 1, "cached": 5, "failed": 1, "skipped": 1}
 
 
