@@ -39,7 +39,8 @@ def _split(values: tuple[str, ...]) -> list[str] | None:
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N].")
 @click.option("-j", "--jobs", default="auto", show_default=True, metavar="N|auto",
               help="Cells in parallel (local executor); threads per cell = cores // jobs. "
-                   "auto: one cell per core, one thread each.")
+                   "auto: one cell per core, one thread each (one cell at a time with "
+                   "--device cuda).")
 @click.option("--timeout", default=None, metavar="DURATION",
               help="Hard wall-clock limit per cell, e.g. 90s, 10m, 2h (default: the profile's, "
                    "else none).")
@@ -81,7 +82,7 @@ def run(suite_name, profile, methods, datasets, sigma, missing, repetitions, see
         repetitions=repetitions, seed=seed, device=device)
     if overrides.missing and not all(0 < m < 1 for m in overrides.missing):
         raise EvobenchError("--missing values are fractions between 0 and 1 (e.g. 0.5,0.8)")
-    jobs = _jobs(jobs)
+    jobs = _jobs(jobs, device)
     suite = grid_mod.load_suite(suite_name, registry)
     grid = grid_mod.build_grid(suite, profile, overrides, registry)
     if run_name is None:
@@ -128,13 +129,14 @@ def run(suite_name, profile, methods, datasets, sigma, missing, repetitions, see
         sys.exit(3)
 
 
-def _jobs(value) -> int:
-    """``auto`` (one cell per core) or a positive integer."""
+def _jobs(value, device: str = "cpu") -> int:
+    """``auto`` (one cell per core; one at a time on a GPU, which the cells would share) or a
+    positive integer."""
     from evobench.harness.executors import available_cores
 
     text = str(value).strip().lower()
     if text == "auto":
-        return available_cores()
+        return 1 if str(device).startswith("cuda") else available_cores()
     try:
         jobs = int(text)
     except ValueError:

@@ -148,6 +148,10 @@ def test_jobs_auto_and_bad_values(fakes, invoke, tmp_path):
     assert "cells: 6 run, 0 cached" in loud.output and "evobench report" in loud.output
     df = _results(tmp_path / "j")
     assert (df.jobs == available_cores()).all() and (df.threads == 1).all()
+    from evobench.harness.cli import _jobs
+
+    assert _jobs("auto", "cuda:0") == 1 and _jobs("3", "cuda") == 3  # a GPU is not shared
+    assert _jobs(" AUTO ") == available_cores()
     for bad in ("0", "-2", "many"):
         result = invoke(*args, "-j", bad)
         assert result.exit_code == 2 and result.output.startswith("error: --jobs "), result.output
