@@ -24,6 +24,7 @@ import numpy as np
 
 from evobench.errors import EvobenchError
 from evobench.hookspecs import hookimpl
+from evobench.live import report_progress
 from evobench.registry import Registry, get_registry
 from evobench.specs import (
     DatasetSpec,
@@ -57,6 +58,7 @@ __all__ = [
     "color_of",
     "get_registry",
     "hookimpl",
+    "report_progress",
     "run_method",
 ]
 

@@ -139,7 +139,8 @@ def _download(entry: RemoteFile, path: Path, hint: str) -> None:
     except Exception as exc:  # noqa: BLE001 - requests/OS errors all mean "no file"
         raise EvobenchError(
             f"could not download {entry.path} from {url} ({type(exc).__name__}); check the "
-            f"network and {hint}"
+            f"network, or put the file there by hand: {path} (that is {ENV_DIR}/{entry.path}) "
+            f"with SHA-256 {entry.sha256}, from {entry.url}"
         ) from None
     st = path.stat()
     _VERIFIED[(str(path.resolve()), st.st_size, st.st_mtime_ns)] = entry.sha256

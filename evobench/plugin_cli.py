@@ -128,7 +128,9 @@ def list_items(kind: str, as_json: bool) -> None:
             lines += [f"licence: {s.licence}"] if s.licence else []
             lines += _param_lines(s.params)
         elif kind == "datasets":
-            head = f"{s.name}  {s.color}, {len(s.images)} images"
+            count = (f"{len(s.images)} image{'s' * (len(s.images) != 1)}" if s.images
+                     else "your images" if s.lister else "no images")
+            head = f"{s.name}  {s.color}, {count}"
             lines += [f"images: {_images_text(s)}"] if s.images else []
             lines += (
                 [f"aliases: {', '.join(f'{a}={i}' for a, i in s.aliases.items())}"]

@@ -49,7 +49,8 @@ class PluginInfo:
     register_errors: list[str] = field(default_factory=list)  # rebuilt on every collect()
     warnings: list[str] = field(default_factory=list)  # rebuilt on every collect()
     provides: dict[str, list[str]] = field(default_factory=dict)
-    licences: list[str] = field(default_factory=list)
+    licences: list[str] = field(default_factory=list)  # "name, name: licence text"
+    licence_owners: dict[str, list[str]] = field(default_factory=dict)  # text -> spec names
 
     @property
     def status(self) -> str:
@@ -167,6 +168,7 @@ class Registry:
         self.owner = {}
         for info in self.plugins.values():
             info.register_errors, info.warnings, info.provides, info.licences = [], [], {}, []
+            info.licence_owners = {}
         for kind, hook_name in _REGISTER_HOOKS.items():
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
                 info = self.plugins.setdefault(impl.plugin_name, PluginInfo(name=impl.plugin_name))
@@ -196,8 +198,10 @@ class Registry:
             self.owner[(kind, spec.name)] = info.name
             info.provides.setdefault(kind, []).append(spec.name)
             licence = getattr(spec, "licence", None)
-            if licence and licence not in info.licences:
-                info.licences.append(licence)
+            if licence:  # each licence line says what it covers
+                info.licence_owners.setdefault(licence, []).append(spec.name)
+                info.licences = [f"{', '.join(names)}: {text}"
+                                 for text, names in info.licence_owners.items()]
 
         return register
 

@@ -40,14 +40,18 @@ def _split(values: tuple[str, ...]) -> list[str] | None:
 @click.option("-r", "--repetitions", type=int, default=None, help="Repetitions per cell.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Base seed.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N].")
-@click.option("-j", "--jobs", type=int, default=1, show_default=True,
-              help="Cells in parallel (local executor); threads per cell = cores // jobs.")
+@click.option("-j", "--jobs", default="auto", show_default=True, metavar="N|auto",
+              help="Cells in parallel (local executor); threads per cell = cores // jobs. "
+                   "auto: one cell per core, one thread each (one cell at a time with "
+                   "--device cuda).")
 @click.option("--timeout", default=None, metavar="DURATION",
               help="Hard wall-clock limit per cell, e.g. 90s, 10m, 2h (default: the profile's, "
                    "else none).")
 @click.option("--out", default="results", show_default=True, type=click.Path(path_type=Path),
               help="Folder holding run folders.")
-@click.option("--run-name", default=None, help="Run folder name (default: SUITE-PROFILE).")
+@click.option("--run-name", default=None,
+              help="Run folder name (default: SUITE-PROFILE; with -m/-d/--sigma/--missing/-r "
+                   "a name derived from that selection, so the same command resumes).")
 @click.option("--dry-run", is_flag=True, help="Print the expanded grid with done/todo and exit.")
 @click.option("--force", is_flag=True, help="Run cells again even if already done.")
 @click.option("--executor", type=click.Choice(["local", "dask"]), default="local",
@@ -94,8 +98,11 @@ def run(suite_name, profile, methods, datasets, sigma, missing, repetitions, see
         repetitions=repetitions, seed=seed, device=device)
     if overrides.missing and not all(0 < m < 1 for m in overrides.missing):
         raise EvobenchError("--missing values are fractions between 0 and 1 (e.g. 0.5,0.8)")
+    jobs = _jobs(jobs, device)
     suite = grid_mod.load_suite(suite_name, registry)
     grid = grid_mod.build_grid(suite, profile, overrides, registry)
+    if run_name is None:
+        run_name = runner.selection_run_id(grid, overrides)
     limit = grid_mod.parse_duration(timeout) if timeout is not None else grid.timeout
     from evobench.harness.checkpoints import Stopper
 
@@ -114,8 +121,6 @@ def run(suite_name, profile, methods, datasets, sigma, missing, repetitions, see
     if dry_run:
         _dry_run(grid, runner, options)
         return
-    if jobs < 1:
-        raise EvobenchError("--jobs must be >= 1")
     from evobench.harness.executors import DaskExecutor, LocalExecutor, available_cores
     from evobench.harness.progress import Progress
 
@@ -147,7 +152,7 @@ def run(suite_name, profile, methods, datasets, sigma, missing, repetitions, see
     finally:
         signal.signal(signal.SIGTERM, previous)
         engine.close()
-    _summary(result)
+    _summary(result, quiet)
     if result.stopped and not result.interrupted:
         click.echo(f"stopped ({result.stopped}): {result.unfinished} cell(s) not finished; "
                    f"running fits were checkpointed in {result.store.root / 'checkpoints'}; "
@@ -182,7 +187,25 @@ def _duration(text: str | None, option: str) -> float | None:
     return seconds if seconds > 0 else None
 
 
-def _summary(result) -> None:
+def _jobs(value, device: str = "cpu") -> int:
+    """``auto`` (one cell per core; one at a time on a GPU, which the cells would share) or a
+    positive integer."""
+    from evobench.harness.executors import available_cores
+
+    text = str(value).strip().lower()
+    if text == "auto":
+        return 1 if str(device).startswith("cuda") else available_cores()
+    try:
+        jobs = int(text)
+    except ValueError:
+        raise EvobenchError(f"--jobs {value!r} is not a number or 'auto'") from None
+    if jobs < 1:
+        raise EvobenchError("--jobs must be >= 1 (or 'auto': one cell per core)")
+    return jobs
+
+
+
+def _summary(result, quiet: bool = False) -> None:
     import pandas as pd
 
     from evobench.harness.store import results_frame
@@ -195,6 +218,8 @@ def _summary(result) -> None:
         except Exception as exc:  # noqa: BLE001 - the rows are stored; a table bug must not hide that
             click.echo(f"note: no summary table ({type(exc).__name__}: {exc}); the results are "
                        f"stored, see `evobench report {result.store.root}`", err=True)
+    if quiet:  # only the table (failures and interruptions are still reported after it)
+        return
     counts = result.counts
     click.echo(f"cells: {counts['ok']} run, {counts['cached']} cached, {counts['failed']} failed, "
                f"{counts['skipped']} skipped -> {result.store.root}", err=True)

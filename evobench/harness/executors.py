@@ -25,10 +25,18 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def _listener_for(on_event, cell):
+    """``listener(kind, fields)`` for one cell, or None when nobody listens."""
+    if on_event is None:
+        return None
+    return lambda kind, fields: on_event(cell, kind, fields)
+
+
 class LocalExecutor:
     """``jobs`` cells at a time, each in its own fresh process on this machine."""
 
     name = "local"
+    on_event = None  # on_event(cell, kind, fields): "start" / "progress" of running cells
 
     def __init__(self, jobs: int = 1):
         if jobs < 1:
@@ -51,7 +59,9 @@ class LocalExecutor:
                     if payload is None:
                         exhausted = True
                         break
-                    pending[pool.submit(isolate.run_isolated, payload, timeout)] = payload
+                    listener = _listener_for(self.on_event, payload["cell"])
+                    pending[pool.submit(isolate.run_isolated, payload, timeout,
+                                        listener)] = payload
                 if not pending:
                     break
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -93,6 +103,8 @@ class DaskExecutor:
     runs as many tasks as it has threads."""
 
     name = "dask"
+    on_event = None
+    TOPIC = "evobench-cell-events"
 
     def __init__(self, address: str):
         if not address:
@@ -119,9 +131,22 @@ class DaskExecutor:
         source = iter(payloads)
         futures: dict = {}  # key -> (future, payload) of cells in flight
 
+        cells = {}  # cell key -> cell, for the events Dask workers log
+        on_event = self.on_event
+        if on_event is not None:
+            def handler(event):
+                msg = event[1] if isinstance(event, tuple | list) else event
+                cell = cells.get(msg.get("key")) if isinstance(msg, dict) else None
+                if cell is not None:
+                    on_event(cell, msg.get("kind", ""), msg.get("fields") or {})
+
+            self.client.subscribe_topic(self.TOPIC, handler)
+
         def submit(payload):
-            future = self.client.submit(isolate.run_in_subprocess, payload, timeout, pure=False,
-                                        key=f"evobench-cell-{payload['cell'].key}")
+            cells[payload["cell"].key] = payload["cell"]
+            future = self.client.submit(run_on_dask_worker, payload, timeout,
+                                        self.TOPIC if on_event is not None else None,
+                                        pure=False, key=f"evobench-cell-{payload['cell'].key}")
             futures[future.key] = (future, payload)
             return future
 
@@ -146,6 +171,23 @@ class DaskExecutor:
         finally:
             if futures:  # interrupted: nothing more should run for this client
                 self.client.cancel([f for f, _ in futures.values()])
+            if on_event is not None:
+                self.client.unsubscribe_topic(self.TOPIC)
 
     def close(self) -> None:
         self.client.close()
+
+
+def run_on_dask_worker(payload: dict, timeout: float | None, topic: str | None) -> dict:
+    """A cell as a Dask task: in a subprocess of the worker, its start and progress logged as
+    events under ``topic`` (the client subscribes to them)."""
+    listener = None
+    if topic:
+        from distributed import get_worker
+
+        worker, key = get_worker(), payload["cell"].key
+
+        def listener(kind, fields):
+            worker.log_event(topic, {"key": key, "kind": kind, "fields": fields})
+
+    return isolate.run_in_subprocess(payload, timeout, listener)

@@ -78,10 +78,13 @@ def _child(payload: dict, conn, log_path: str) -> None:
 
     signal.signal(signal.SIGTERM, on_sigterm)  # checkpoint and stop (or end now)
     _redirect(log_path)
+    from evobench import live
     from evobench.harness.worker import execute
 
     conn.send("started")  # the timeout counts from here, not from the forkserver's start-up
+    live.set_sink(lambda event: conn.send(("progress", event)))
     result = execute(payload, notify=lambda text: conn.send(("note", text)))
+    live.set_sink(None)
     conn.send(result)
     conn.close()
 
@@ -176,10 +179,20 @@ def warm_up() -> None:
         _context()
 
 
-def run_isolated(payload: dict, timeout: float | None) -> dict:
-    """Run ``payload`` in a fresh process; a timeout kills it and gives ``status=timeout``."""
+def _notify(listener, kind: str, fields: dict) -> None:
+    if listener is not None:
+        try:
+            listener(kind, fields)
+        except Exception:  # noqa: BLE001 - the display must never cost a cell
+            pass
+
+
+def run_isolated(payload: dict, timeout: float | None, listener=None) -> dict:
+    """Run ``payload`` in a fresh process; a timeout kills it and gives ``status=timeout``.
+    ``listener(kind, fields)`` hears ``start`` when the cell begins and ``progress`` with what
+    the method reports (:func:`evobench.api.report_progress`)."""
     if mp.current_process().daemon:
-        return run_in_subprocess(payload, timeout)
+        return run_in_subprocess(payload, timeout, listener)
     ctx = _context()
     fd, log_path = tempfile.mkstemp(prefix="evobench-cell-", suffix=".log")
     os.close(fd)
@@ -210,6 +223,10 @@ def run_isolated(payload: dict, timeout: float | None) -> dict:
                     start_by = None
                     if timeout is not None:
                         deadline = time.monotonic() + timeout
+                    _notify(listener, "start", {})
+                    continue
+                if isinstance(message, tuple) and message and message[0] == "progress":
+                    _notify(listener, "progress", message[1])
                     continue
                 result = message
                 break
@@ -241,8 +258,9 @@ def run_isolated(payload: dict, timeout: float | None) -> dict:
         os.unlink(log_path)
 
 
-def run_in_subprocess(payload: dict, timeout: float | None) -> dict:
-    """The same contract through ``python -m evobench.harness.isolate`` (for daemonic hosts)."""
+def run_in_subprocess(payload: dict, timeout: float | None, listener=None) -> dict:
+    """The same contract through ``python -m evobench.harness.isolate`` (for daemonic hosts).
+    Progress travels through a JSON-lines file next to the output, read while polling."""
     started = time.time()
     oom_before = oom_kills()
     with tempfile.TemporaryDirectory(prefix="evobench-cell-") as tmp:
@@ -263,6 +281,8 @@ def run_in_subprocess(payload: dict, timeout: float | None) -> dict:
 
                 deadline = None
                 checked = time.monotonic()
+                announced = False
+                events = _EventTail(out + ".progress")
                 while proc.poll() is None:
                     if time.monotonic() - checked > 0.5:
                         checked = time.monotonic()
@@ -270,8 +290,13 @@ def run_in_subprocess(payload: dict, timeout: float | None) -> dict:
                             proc.kill()
                             proc.wait()
                             return _failure("error", "cancelled by the Dask client", started)
-                    if deadline is None and timeout is not None and os.path.exists(out + ".started"):
-                        deadline = time.monotonic() + timeout  # counted from the cell's start
+                    if not announced and os.path.exists(out + ".started"):
+                        announced = True
+                        _notify(listener, "start", {})
+                        if timeout is not None:
+                            deadline = time.monotonic() + timeout  # from the cell's start
+                    for event in events.read():
+                        _notify(listener, "progress", event)
                     if deadline is not None and time.monotonic() >= deadline:
                         proc.kill()
                         proc.wait()
@@ -288,6 +313,32 @@ def run_in_subprocess(payload: dict, timeout: float | None) -> dict:
                             + (f": {tail}" if tail else ""), started)
         with open(out, "rb") as fh:
             return pickle.load(fh)
+
+
+class _EventTail:
+    """New complete JSON lines of a progress file, read incrementally."""
+
+    def __init__(self, path: str):
+        self.path, self.offset = path, 0
+
+    def read(self) -> list[dict]:
+        import json
+
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset)
+                chunk = fh.read()
+        except OSError:
+            return []
+        end = chunk.rfind(b"\n") + 1
+        self.offset += end
+        out = []
+        for line in chunk[:end].splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass
+        return out
 
 
 def kill_all() -> None:
@@ -319,7 +370,15 @@ def _main(argv: list[str]) -> int:
 
     payload = pickle.loads(blob)
     open(argv[1] + ".started", "w").close()
+    import json
+
+    from evobench import live
+
+    events = open(argv[1] + ".progress", "a", buffering=1)  # line-buffered JSON lines
+    live.set_sink(lambda event: events.write(json.dumps(event) + "\n"))
     result = execute(payload)
+    live.set_sink(None)
+    events.close()
     tmp = argv[1] + ".part"
     with open(tmp, "wb") as fh:
         pickle.dump(result, fh)

@@ -72,6 +72,26 @@ def default_run_id(grid: Grid) -> str:
     return f"{grid.suite}-{grid.profile}"
 
 
+def selection_run_id(grid: Grid, overrides) -> str | None:
+    """A run name for an ad-hoc selection (``-m/-d/--sigma/--missing/-r``), or None without one:
+    ``SUITE-PROFILE-<method and dataset names>-<hash of the selection>``. The same command gives
+    the same name (so it resumes), and never the suite's own folder."""
+    import re
+
+    selection = {"methods": overrides.methods, "datasets": overrides.datasets,
+                 "sigmas": overrides.sigmas, "missing": overrides.missing,
+                 "repetitions": overrides.repetitions}
+    if not any(v is not None for v in selection.values()):
+        return None
+    names = [sel.split("[")[0].strip().lower()
+             for sel in (overrides.methods or []) + (overrides.datasets or [])]
+    names = [re.sub(r"[^a-z0-9_.-]+", "_", n).strip("_.-") for n in dict.fromkeys(names)]
+    names = [n for n in names if n]
+    label = "-".join(names[:4]) + ("-etc" if len(names) > 4 else "")
+    tag = digest({k: v for k, v in selection.items() if v is not None})[:8]
+    return "-".join(p for p in (grid.suite, grid.profile, label, tag) if p)
+
+
 def plan(grid: Grid, store: RunStore, force: bool) -> tuple[dict, list[Cell], list[Cell]]:
     """(cached records of done cells, cells to run, cells to skip)."""
     stored = store.load_cells()
@@ -344,6 +364,9 @@ def execute(grid: Grid, registry, options: RunOptions, executor, progress_factor
                 continue
             yield payload_of(cell)
 
+    if hasattr(progress, "expect"):  # running cells, epochs and the ETA per method
+        progress.expect(todo, getattr(executor, "jobs", None) or options.jobs)
+        executor.on_event = progress.event
     try:
         with claims, progress:
             queue = list(todo)
@@ -371,7 +394,7 @@ def execute(grid: Grid, registry, options: RunOptions, executor, progress_factor
                     claims.release(cell.key)
                     if row.get("status") == "ok" and not options.keep_checkpoints:
                         checkpoints.remove(store.root, cell.key)
-                    progress.update(describe(cell), row)
+                    progress.update(describe(cell), row, cell)
                 queue = deferred
                 if queue and not stopper.requested:  # other runners hold these: wait until
                     time.sleep(min(2.0, claims.lease_s / 4))  # stored, or their lease expires

@@ -33,10 +33,20 @@ def _table_formats(text: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def default_out(runs) -> Path:
+    """``reports/<run_id>``: the run folder's name, or several joined by '+'; each run's
+    report has its own folder, so reporting one run never overwrites or mixes with another's."""
+    from evobench.reports.load import run_folder
+
+    names = list(dict.fromkeys(run_folder(r).name for r in runs))
+    name = "+".join(names) if len(names) <= 3 else "+".join(names[:3]) + f"+{len(names) - 3}-more"
+    return Path("reports") / name
+
+
 @click.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path())
-@click.option("--out", "-o", default="reports", show_default=True, type=click.Path(),
-              help="Folder for the tables, figures and index.html.")
+@click.option("--out", "-o", default=None, type=click.Path(),
+              help="Folder for the tables, figures and index.html  [default: reports/RUN_ID]")
 @click.option("--format", "formats", default="md,csv,latex,html", show_default=True,
               help="Comma-separated: md, csv, latex, html (text also possible).")
 @click.option("--metrics", default="psnr,ssim,time_total_s", show_default=True,
@@ -56,7 +66,7 @@ def report(runs, out, formats, metrics, per_image, with_figures, image):
     fmts = _table_formats(formats)
     metric_list = _split(metrics)
     data = load_runs(runs)
-    out = Path(out)
+    out = Path(out) if out else default_out(runs)
     out.mkdir(parents=True, exist_ok=True)
     written, notes, figure_files = [], [], []
     if with_figures:
@@ -80,8 +90,8 @@ def report(runs, out, formats, metrics, per_image, with_figures, image):
 
 @click.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path())
-@click.option("--out", "-o", default="reports/figures", show_default=True, type=click.Path(),
-              help="Folder for the figure files.")
+@click.option("--out", "-o", default=None, type=click.Path(),
+              help="Folder for the figure files  [default: reports/RUN_ID/figures]")
 @click.option("--format", "formats", default="png", show_default=True,
               help="Comma-separated: png, pdf, svg.")
 @click.option("--image", default=None, help="Image id for training curves, fields and panels.")
@@ -91,6 +101,7 @@ def figures(runs, out, formats, image):
     from evobench.reports.load import load_runs
 
     data = load_runs(runs)
+    out = Path(out) if out else default_out(runs) / "figures"
     files, notes = make_figures(data, out, formats=_split(formats) or [""], image=image)
     for note in notes:
         click.echo(f"note: {note}", err=True)
@@ -100,15 +111,18 @@ def figures(runs, out, formats, image):
 @click.command()
 @click.argument("baseline", type=click.Path())
 @click.argument("candidate", type=click.Path())
-@click.option("--fail-on", default="psnr:-0.05,ssim:-0.002", show_default=True,
-              help="Gates COLUMN:[+|-]AMOUNT[%], comma-separated; e.g. time_total_s:+25%.")
+@click.option("--fail-on", default="psnr:-0.05,ssim:-0.002,cpu_s:+50%", show_default=True,
+              help="Gates COLUMN:[+|-]AMOUNT[%], comma-separated. Time gates are noisy: CPU "
+                   "time (cpu_s) varies far less than wall time (time_total_s) between "
+                   "identical runs.")
 @click.option("--show", default="auto", show_default=True,
               type=click.Choice(["auto", "all", "changed", "regressions"]),
               help="Which cells the diff table lists (auto: all up to 40 cells, else changed).")
 @click.option("--format", "fmt", default="text", show_default=True,
               type=click.Choice(["text", "markdown"]), help="Diff table format.")
 @click.option("--time-floor", default=0.1, show_default=True, type=float,
-              help="Relative time gates ignore changes smaller than this many seconds.")
+              help="Relative time gates (time_*, cpu_s) ignore changes smaller than this "
+                   "many seconds.")
 @click.option("--output", type=click.Path(), default=None,
               help="Also write the diff to this file (e.g. a CI job summary).")
 @click.pass_context
@@ -117,13 +131,21 @@ def compare(ctx, baseline, candidate, fail_on, show, fmt, time_floor, output):
 
     Missing or failed cells in the candidate are regressions; new cells are listed.
     """
-    from evobench.reports.compare import compare_frames, parse_fail_on, render
-    from evobench.reports.load import read_results
+    from evobench.reports.compare import (
+        compare_frames,
+        environment_warnings,
+        parse_fail_on,
+        render,
+    )
+    from evobench.reports.load import read_manifest, read_results
 
     base = read_results(baseline)
     cand = read_results(candidate)
     thresholds = parse_fail_on(fail_on, set(base.columns) | set(cand.columns))
     comp = compare_frames(base, cand, thresholds, time_floor_s=time_floor)
+    for line in environment_warnings(base, cand, read_manifest(baseline),
+                                     read_manifest(candidate), comp):
+        click.echo(f"warning: {line}", err=True)
     text = render(comp, fmt=fmt, show=show)
     click.echo(text, nl=False)
     if output:

@@ -35,6 +35,11 @@ def higher_is_better(column: str) -> bool | None:
     return None
 
 
+def is_time(column: str) -> bool:
+    """Wall or CPU seconds: relative gates on these ignore changes below the time floor."""
+    return column.startswith("time_") or column == "cpu_s"
+
+
 @dataclass(frozen=True)
 class Threshold:
     """How much a column may get worse: absolute (``-0.05``) or relative (``+25%``)."""
@@ -217,7 +222,7 @@ def _verdict(rec: dict, thresholds: list[Threshold], time_floor_s: float) -> tup
             reasons.append(f"{t.column} missing")
             continue
         worse = t.worsening(bv, cv)
-        if t.relative and t.column.startswith("time_") and abs(cv - bv) < time_floor_s:
+        if t.relative and is_time(t.column) and abs(cv - bv) < time_floor_s:
             continue
         if worse > t.limit(bv) + 1e-12:
             change = f"{(cv - bv) / abs(bv):+.1%}" if t.relative and bv else f"{cv - bv:+.4g}"
@@ -298,3 +303,58 @@ def _summary(comp: Comparison, fmt: str) -> str:
     if fmt == "markdown":
         return "\n".join(f"- {line}" for line in lines)
     return "\n".join(lines)
+
+
+def _values(df: pd.DataFrame, column: str) -> set:
+    if column not in df.columns:
+        return set()
+    return {str(v) for v in df[column].dropna().unique() if str(v) not in ("", "nan")}
+
+
+def _machine(manifest: dict) -> str:
+    m = manifest.get("machine") or {}
+    if not m:
+        return ""
+    ram = f", {m['ram_gb']:g} GB" if isinstance(m.get("ram_gb"), int | float) else ""
+    return f"{m.get('host', '?')} ({m.get('cpu', '?')}, {m.get('cores', '?')} cores{ram})"
+
+
+def environment_warnings(base: pd.DataFrame, cand: pd.DataFrame, base_manifest: dict,
+                         cand_manifest: dict, comp: Comparison | None = None) -> list[str]:
+    """One line per difference between the two runs that makes timings (or, for threads, some
+    results) incomparable: threads per cell, jobs, executor, device, evobench and torch
+    versions, machine; and a line when the runs share no cell."""
+    out = []
+
+    def differ(what: str, a: set, b: set, why: str) -> None:
+        if a and b and a != b:
+            out.append(f"{what} differ: baseline {', '.join(sorted(a))}, candidate "
+                       f"{', '.join(sorted(b))} ({why})")
+
+    ok_b, ok_c = base[base.get("status", "ok") == "ok"], cand[cand.get("status", "ok") == "ok"]
+    differ("threads per cell", _values(ok_b, "threads"), _values(ok_c, "threads"),
+           "timings differ, and TVAE's results depend on the thread count")
+    differ("jobs", _values(ok_b, "jobs"), _values(ok_c, "jobs"),
+           "cells in parallel compete for cores: timings are not comparable")
+    differ("executors", _values(ok_b, "executor"), _values(ok_c, "executor"),
+           "timings are not comparable")
+    differ("devices", _values(ok_b, "device"), _values(ok_c, "device"),
+           "results and timings are not comparable")
+    differ("evobench versions", _values(base, "evobench_version") or
+           {str(base_manifest.get("evobench_version", ""))} - {""},
+           _values(cand, "evobench_version") or
+           {str(cand_manifest.get("evobench_version", ""))} - {""}, "expected after an upgrade")
+    torch_b = str((base_manifest.get("versions") or {}).get("torch", ""))
+    torch_c = str((cand_manifest.get("versions") or {}).get("torch", ""))
+    differ("torch versions", {torch_b} - {""}, {torch_c} - {""},
+           "learned methods may give other numbers")
+    mach_b, mach_c = _machine(base_manifest), _machine(cand_manifest)
+    differ("machines", {mach_b} - {""}, {mach_c} - {""}, "timings are not comparable")
+    if comp is not None and len(base) and len(cand):
+        cells = comp.cells
+        shared = int(((cells["base_status"] != "") & (cells["cand_status"] != "")).sum()) \
+            if "base_status" in cells else 0
+        if not shared:
+            out.append("the runs share no cells: every baseline cell is missing from the candidate "
+                       "(compare runs of the same suite and profile)")
+    return out

@@ -25,7 +25,15 @@ from evobench.reports.tables import REFERENCE_METHODS, level_label, levels, row_
 
 STYLE = Path(__file__).with_name("paper.mplstyle")
 FORMATS = ("png", "pdf", "svg")
-PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
+# Okabe-Ito (colour-blind safe) without its yellow, which vanishes on white; then Tol's wine.
+PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#882255"]
+# Methods also differ in marker and line style, so they stay apart in grayscale print and where
+# points overlap; reference rows (the noisy input) are gray and dotted.
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+LINESTYLES = ["-", "--", "-.", (0, (5, 1, 1, 1, 1, 1))]
+HATCHES = ["", "//", "..", "xx", "\\\\", "++"]
+REFERENCE_STYLE = {"color": "#666666", "marker": "x", "linestyle": ":"}
+FIRST_STYLES = ("tvae", "gsvae", "bm3d")  # the strongest colours go to the methods compared
 MISSING_COLOR = (0.85, 0.15, 0.15)  # missing pixels in corrupted inpainting inputs
 FIELD_GAP_COLOR = (0.55, 0.70, 0.85)
 MAX_FIELDS = 144
@@ -36,8 +44,20 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower().replace("σ", "sigma")).strip("-")
 
 
-def _colors(labels) -> dict[str, str]:
-    return {lab: PALETTE[i % len(PALETTE)] for i, lab in enumerate(dict.fromkeys(labels))}
+def _styles(labels) -> dict[str, dict]:
+    """Colour, marker and line style per method label (the same label gets the same style in
+    every figure drawn from the same runs); reference methods are gray and dotted."""
+    out, i = {}, 0
+    ordered = sorted(dict.fromkeys(labels), key=lambda lab: FIRST_STYLES.index(
+        str(lab).split("[")[0]) if str(lab).split("[")[0] in FIRST_STYLES else len(FIRST_STYLES))
+    for lab in ordered:
+        if str(lab).split("[")[0] in REFERENCE_METHODS:
+            out[lab] = dict(REFERENCE_STYLE)
+            continue
+        out[lab] = {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[i % len(MARKERS)],
+                    "linestyle": LINESTYLES[i % len(LINESTYLES)]}
+        i += 1
+    return out
 
 
 def _wrap(label: str, width: int = 24) -> str:
@@ -53,12 +73,23 @@ def _wrap(label: str, width: int = 24) -> str:
     return "\n".join([*lines, line])
 
 
-def _legend_right(fig: Figure, axes, title: str = "method") -> None:
-    """One legend for all panels, outside the axes, so it never covers data."""
+def _edge(style: dict, width: float = 0.6) -> dict:
+    """Marker edges: a thin white rim for filled markers (overlaps stay readable); line-only
+    markers such as the reference's 'x' need their own colour, or they vanish."""
+    if style["marker"] in ("x", "+", "1", "2", "3", "4", "|", "_"):
+        return {"markeredgecolor": style["color"], "markeredgewidth": 1.3}
+    return {"markeredgecolor": "white", "markeredgewidth": width}
+
+
+def _legend_right(fig: Figure, axes, title: str = "method", extra=()) -> None:
+    """One legend for all panels, outside the axes, so it never covers data; ``extra`` adds
+    (handle, label) pairs that explain the marks (instead of a title that could collide)."""
     handles, labels = {}, {}
     for ax in axes:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
+    for h, lab in extra:
+        handles.setdefault(lab, h)
     labels = list(handles)
     fig.legend([handles[k] for k in labels], [_wrap(k) for k in labels],
                loc="outside right upper", title=title)
@@ -86,7 +117,7 @@ def psnr_vs_level(data: RunData, task: str) -> list[tuple[str, Figure]] | str:
         return f"no ok {task} results with a {what}"
     if df["_x"].nunique() < 2:
         return f"only one {what} in the {task} results (a curve needs two)"
-    colors = _colors(data.results["method_label"])
+    styles = _styles(data.results["method_label"])
     datasets = list(dict.fromkeys(df[DATASET_LABEL]))
     fig = Figure(figsize=(4.2 * len(datasets) + 2.2, 3.4))
     axes = fig.subplots(1, len(datasets), squeeze=False)[0]
@@ -95,10 +126,14 @@ def psnr_vs_level(data: RunData, task: str) -> list[tuple[str, Figure]] | str:
         n_images = sub["image"].nunique()
         per_rep = sub.groupby(["method_label", "_x", "rep"], sort=False)["psnr"].mean().reset_index()
         stats = per_rep.groupby(["method_label", "_x"], sort=False)["psnr"].agg(["mean", "std"])
-        for label in dict.fromkeys(sub["method_label"]):
+        labels = list(dict.fromkeys(sub["method_label"]))
+        # a small sideways shift per method, so equal values do not hide each other's markers
+        span = float(sub["_x"].max() - sub["_x"].min()) or 1.0
+        for i, label in enumerate(labels):
             s = stats.loc[label].sort_index()
-            ax.errorbar(s.index, s["mean"], yerr=s["std"].fillna(0), marker="o", label=label,
-                        color=colors[label], linestyle="--" if label in REFERENCE_METHODS else "-")
+            shift = (i - (len(labels) - 1) / 2) * 0.012 * span
+            ax.errorbar(s.index + shift, s["mean"], yerr=s["std"].fillna(0), label=label,
+                        markersize=6, **_edge(styles[label]), **styles[label])
         ax.set_xlabel("noise level σ (0–255 scale)" if task == "denoise" else "missing pixels (%)")
         ax.set_ylabel("PSNR (dB)")
         ax.set_title(f"{dataset}: mean over {n_images} image{'s' * (n_images > 1)}")
@@ -113,21 +148,24 @@ def psnr_vs_time(data: RunData) -> list[tuple[str, Figure]] | str:
     df = df[df["time_total_s"] > 0]
     if df.empty:
         return "no ok results with a positive wall time"
-    colors = _colors(data.results["method_label"])
+    styles = _styles(data.results["method_label"])
     tasks = list(dict.fromkeys(df["task"]))
-    fig = Figure(figsize=(4.4 * len(tasks) + 2.2, 3.6))
+    fig = Figure(figsize=(4.4 * len(tasks) + 2.4, 3.6))
     axes = fig.subplots(1, len(tasks), squeeze=False)[0]
     for ax, task in zip(axes, tasks):
         sub = df[df["task"] == task]
-        ax.scatter(sub["time_total_s"], sub["psnr"], s=10, alpha=0.25,
-                   c=[colors[m] for m in sub["method_label"]], linewidths=0)
+        for label, cells in sub.groupby("method_label", sort=False):
+            st = styles[label]
+            ax.plot(cells["time_total_s"], cells["psnr"], linestyle="none", marker=st["marker"],
+                    color=st["color"], markersize=3.5, alpha=0.35, **_edge(st, 0.0))
         groups = sub.groupby(["method_label", "p_deg_sigma", "p_deg_missing"], sort=False,
                              dropna=False)
         means = groups[["time_total_s", "psnr"]].mean().reset_index()
         for label in dict.fromkeys(sub["method_label"]):
             m = means[means["method_label"] == label]
-            ax.plot(m["time_total_s"], m["psnr"], marker="o", linestyle="none", label=label,
-                    color=colors[label], markeredgecolor="white", markersize=7)
+            st = styles[label]
+            ax.plot(m["time_total_s"], m["psnr"], marker=st["marker"], linestyle="none",
+                    label=label, color=st["color"], markersize=8, **_edge(st))
         ax.set_xscale("log")
         lo, hi = sub["time_total_s"].min(), sub["time_total_s"].max()
         if hi / lo < 10:  # less than a decade: label plain seconds, not 2×10^1
@@ -137,9 +175,13 @@ def psnr_vs_time(data: RunData) -> list[tuple[str, Figure]] | str:
         ax.set_xlabel("wall time per image (s, log scale)")
         ax.set_ylabel("PSNR (dB)")
         ax.set_title("denoising" if task == "denoise" else "inpainting")
-    _legend_right(fig, axes)
-    fig.suptitle("PSNR against wall time: large markers = mean per method and level, "
-                 "small = single cells", fontsize=10)
+    from matplotlib.lines import Line2D
+
+    key = [(Line2D([], [], linestyle="none", marker="o", color="#666666", markersize=8),
+            "mean per level"),
+           (Line2D([], [], linestyle="none", marker="o", color="#666666", markersize=3.5,
+                   alpha=0.35), "single cell")]
+    _legend_right(fig, axes, extra=key)
     return [("psnr_vs_time", fig)]
 
 
@@ -170,13 +212,16 @@ def training_curves(data: RunData, image: str | None = None) -> list[tuple[str, 
         panels.append(("psnr", "PSNR (dB)"))
     fig = Figure(figsize=(4.0 * len(panels) + 0.6, 3.4))
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    colors = _colors(tr["_line"])
+    styles = _styles(tr["_line"])
     for ax, (col, ylabel) in zip(axes, panels):
         curves = tr.groupby(["_line", "epoch"], sort=False)[col].mean().reset_index()
         for line in dict.fromkeys(tr["_line"]):
             # PSNR exists only at evaluation epochs (1, 21, ...): join those points
             c = curves[curves["_line"] == line].sort_values("epoch").dropna(subset=[col])
-            ax.plot(c["epoch"], c[col], label=line, color=colors[line])
+            st = styles[line]
+            ax.plot(c["epoch"], c[col], label=line, color=st["color"],
+                    linestyle=st["linestyle"], marker=st["marker"], markersize=3.5,
+                    markevery=1 if col == "psnr" else max(1, len(c) // 10))
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
         ax.set_ylabel(ylabel)
@@ -208,7 +253,7 @@ def sparsity(data: RunData) -> list[tuple[str, Figure]] | str:
         return "no artifacts with active_hist"
     levels = list(dict.fromkeys(k[0] for k in hists))[:MAX_LEVEL_PANELS]
     labels = list(dict.fromkeys(k[1] for k in hists))
-    colors = _colors(data.results["method_label"])
+    styles = _styles(data.results["method_label"])
     ncols = min(3, len(levels))
     nrows = math.ceil(len(levels) / ncols)
     fig = Figure(figsize=(3.8 * ncols + 2.4, 3.0 * nrows + 0.3))
@@ -224,9 +269,12 @@ def sparsity(data: RunData) -> list[tuple[str, Figure]] | str:
             mean = np.mean([np.pad(h, (0, n - len(h))) for h in group], axis=0)
             k = np.arange(n)
             active = float((k * mean).sum())
-            ax.bar(k + (i - (len(labels) - 1) / 2) * width, mean, width=width, color=colors[label],
-                   label=label)
-            ax.axvline(active, color=colors[label], linestyle="--", linewidth=1.2)
+            color = styles[label]["color"]
+            ax.bar(k + (i - (len(labels) - 1) / 2) * width, mean, width=width, color=color,
+                   label=label, hatch=HATCHES[i % len(HATCHES)], edgecolor="white",
+                   linewidth=0)
+            ax.axvline(active, color=color, linestyle=styles[label]["linestyle"],
+                       linewidth=1.2)
             nz = np.nonzero(mean > 1e-3)[0]
             top = max(top, int(nz.max()) if len(nz) else 0)
         ax.set_xlim(-0.7, top + 0.7)
@@ -235,7 +283,7 @@ def sparsity(data: RunData) -> list[tuple[str, Figure]] | str:
         ax.set_title(level)
     for ax in axes[len(levels):]:
         ax.set_visible(False)
-    _legend_right(fig, axes[:len(levels)], title="method\n(dashed line: mean)")
+    _legend_right(fig, axes[:len(levels)], title="method\n(vertical line: mean)")
     return [("sparsity", fig)]
 
 
@@ -387,9 +435,12 @@ def make_figures(data: RunData, out: str | Path, *, formats=("png",), image: str
         raise EvobenchError(f"image {image!r} is not in the results (images: {known})")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    builders = [
-        ("PSNR vs noise level", lambda: psnr_vs_level(data, "denoise")),
-        ("PSNR vs missing fraction", lambda: psnr_vs_level(data, "inpaint")),
+    tasks = set(data.results["task"])
+    builders = [  # a figure for a task the runs do not have is left out without a note
+        *([("PSNR vs noise level", lambda: psnr_vs_level(data, "denoise"))]
+          if "denoise" in tasks else []),
+        *([("PSNR vs missing fraction", lambda: psnr_vs_level(data, "inpaint"))]
+          if "inpaint" in tasks else []),
         ("PSNR vs wall time", lambda: psnr_vs_time(data)),
         ("TVAE training curves", lambda: training_curves(data, image)),
         ("sparsity histograms", lambda: sparsity(data)),

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from evobench.errors import EvobenchError
+from evobench.live import report_progress
 from evobench.patches import extract_patches, merge_patches
 from evobench.tvae.config import TVAEConfig, make_config
 from evobench.tvae.model import Decoder, TVAEModel
@@ -233,6 +234,8 @@ def _fit(corrupted: np.ndarray, mask: np.ndarray | None, *, sigma, preset, seed,
         trace.append(row)
         if saver is not None:
             saver.after_epoch(e, cfg.epochs, fit_s, trainer, trace, snapshots)
+        report_progress(epoch=e, epochs=cfg.epochs, free_energy=row["free_energy"],
+                        psnr=row.get("psnr"))  # to the harness's live display, if any
 
     epochs_run = run_epochs(trainer, cfg.epochs, cfg.budget_s, on_epoch, start=start, fit=fit0)
     time_fit = trace[-1]["seconds"] if trace else 0.0

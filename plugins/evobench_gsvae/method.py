@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from evobench.api import MethodOutput, check_method_input
+from evobench.api import MethodOutput, check_method_input, report_progress
 from evobench.errors import EvobenchError
 from evobench.patches import extract_patches, merge_patches
 from evobench_gsvae import SPEC
@@ -213,6 +213,7 @@ def fit(image, *, mask=None, sigma=None, seed=0, device="cpu", budget_s=None, cl
             row["psnr"] = float(10 * np.log10(1.0 / np.mean((to_image(est) - clean) ** 2)))
             eval_s += time.perf_counter() - t_eval
         trace.append(row)
+        report_progress(epoch=epoch, epochs=epochs, loss=row["loss"], psnr=row.get("psnr"))
         if stopped:
             break
         if saver is not None:

@@ -136,3 +136,16 @@ def test_unknown_list_kind_is_a_usage_error():
     proc = evobench("list", "method", check=False)
     assert proc.returncode == 2
     assert "Invalid value" in proc.stderr
+
+
+def test_licence_lines_name_what_they_cover_and_counts_read_well(invoke):
+    out = invoke("plugins").output
+    standard = out.split("standard  [")[1].split("\n\n")[0] if "\n\n" in out else out
+    assert "licence: set12, bsd68: research test images, no licence stated" in standard
+    assert "licence: castle: research test image, no licence stated" in standard
+    assert "licence: bm3d: free for non-commercial use only" in out
+    heads = {line.split()[0]: line for line in invoke("list", "datasets").output.splitlines()
+             if line and not line.startswith(" ")}
+    assert heads["castle"].startswith("castle  rgb, 1 image  (") and "images" not in heads["castle"]
+    assert heads["set12"].startswith("set12  gray, 12 images")
+    assert heads["folder"].startswith("folder  gray, your images")

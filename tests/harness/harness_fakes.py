@@ -11,7 +11,7 @@ import time
 import numpy as np
 from scipy import ndimage
 
-from evobench.api import MethodOutput, MethodSpec, Param, hookimpl
+from evobench.api import MethodOutput, MethodSpec, Param, hookimpl, report_progress
 
 BOTH = frozenset({"denoise", "inpaint"})
 
@@ -41,6 +41,15 @@ def run_snapshots(image, *, task, mask, sigma, seed, device, budget_s):
         steps.append(0.5 * ndimage.uniform_filter(steps[-1], size=size) + 0.5 * steps[-1])
     return MethodOutput(steps[3], trace=[{"epoch": e} for e in (1, 2, 3)],
                         snapshots={1: steps[1], 2: steps[2]})
+
+
+def run_epochs(image, *, task, mask, sigma, seed, device, budget_s, epochs=4):
+    """A 'learned' method: reports epoch k/N and a PSNR while it runs, like tvae and gsvae."""
+    for k in range(1, epochs + 1):
+        time.sleep(0.3)  # above report_progress's rate limit: every epoch arrives
+        report_progress(epoch=k, epochs=epochs, psnr=20.0 + k, loss=np.float64(1.0 / k))
+    return run_ok(image, task=task, mask=mask, sigma=sigma, seed=seed, device=device,
+                  budget_s=budget_s)
 
 
 def run_crash(image, **kwargs):
@@ -75,6 +84,8 @@ def run_logged(image, *, task, mask, sigma, seed, device, budget_s, **kwargs):
 SPECS = (
     MethodSpec(name="fake-ok", factory="harness_fakes:run_ok", tasks=BOTH,
                params=(Param("strength", 0.5, float, low=0.0, high=1.0),), version="1"),
+    MethodSpec(name="fake-epochs", factory="harness_fakes:run_epochs", tasks=BOTH,
+               params=(Param("epochs", 4, int, low=1),)),
     MethodSpec(name="fake-crash", factory="harness_fakes:run_crash", tasks=BOTH),
     MethodSpec(name="fake-snapshots", factory="harness_fakes:run_snapshots", tasks=BOTH),
     MethodSpec(name="fake-hang", factory="harness_fakes:run_hang", tasks=BOTH),

@@ -1,31 +1,28 @@
 """The dataset cache: verification, tampering, offline errors and real downloads from a local
-HTTP server (no internet)."""
+HTTP server (no internet). The files are small stand-ins the tests make (``fixture_cache`` in
+tests/conftest.py); only the first test reads the real Set12/BSD68/Castle, and skips without them."""
 
 from __future__ import annotations
 
 import functools
 import http.server
-import os
 import shutil
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
 from evobench_standard import datasets as ds
+from fixture_data import FIXTURE_SHAPES, REAL_DATA_HINT, real_data_dir
 
 from evobench import data
 from evobench.errors import EvobenchError
 
-SHARED = Path(os.environ["EVOBENCH_DATA_DIR"])  # set by tests/conftest.py
-
-
-def _entry(dataset, rel):
-    return next(e for e in ds.remote_files()[dataset] if e.path == rel)
-
 
 def test_shared_folder_is_an_already_filled_cache(monkeypatch):
-    monkeypatch.setenv("EVOBENCH_DATA_DIR", str(SHARED))
+    shared = real_data_dir()
+    if shared is None:
+        pytest.skip(REAL_DATA_HINT)
+    monkeypatch.setenv("EVOBENCH_DATA_DIR", str(shared))
     files = [e for entries in ds.remote_files().values() for e in entries]
     assert len(files) == 12 + 68 + 1
     assert all(data.status(e) == "ok" for e in files)
@@ -39,13 +36,15 @@ def test_shared_folder_is_an_already_filled_cache(monkeypatch):
 
 
 @pytest.fixture
-def cache(tmp_path, monkeypatch):
-    """A writable cache holding copies of House and Castle."""
-    (tmp_path / "set12").mkdir()
-    shutil.copy(SHARED / "set12" / "02.png", tmp_path / "set12" / "02.png")
-    shutil.copy(SHARED / "castle.jpg", tmp_path / "castle.jpg")
-    monkeypatch.setenv("EVOBENCH_DATA_DIR", str(tmp_path))
-    return tmp_path
+def cache(fixture_cache):
+    """A writable cache holding copies of (stand-ins of) House and Castle."""
+    return fixture_cache[0]
+
+
+@pytest.fixture
+def pristine(fixture_cache):
+    """The untouched stand-in files, laid out as the cache."""
+    return fixture_cache[1]
 
 
 def _tamper(path):
@@ -54,12 +53,12 @@ def _tamper(path):
     path.write_bytes(bytes(raw))
 
 
-def test_tampered_file_offline_names_the_fetch_command(cache, monkeypatch):
+def test_tampered_file_offline_names_the_fetch_command(cache, pristine, monkeypatch):
     monkeypatch.setenv("EVOBENCH_OFFLINE", "1")
     _tamper(cache / "set12" / "02.png")
     with pytest.raises(EvobenchError, match=r"corrupted .*evobench data fetch set12"):
         ds.load_set12("02")
-    (cache / "castle.jpg").write_bytes((SHARED / "castle.jpg").read_bytes()[:1000])  # truncated
+    (cache / "castle.jpg").write_bytes((pristine / "castle.jpg").read_bytes()[:300])  # truncated
     with pytest.raises(EvobenchError, match="evobench data fetch castle"):
         ds.load_castle("castle")
 
@@ -70,10 +69,10 @@ def test_missing_file_offline(cache, monkeypatch):
         ds.load_set12("09")
 
 
-def test_read_only_cache_is_never_written(tmp_path, monkeypatch):
+def test_read_only_cache_is_never_written(fixture_cache, tmp_path, monkeypatch):
     ro = tmp_path / "ro"
     (ro / "set12").mkdir(parents=True)
-    shutil.copy(SHARED / "set12" / "02.png", ro / "set12" / "02.png")
+    shutil.copy(fixture_cache[1] / "set12" / "02.png", ro / "set12" / "02.png")
     _tamper(ro / "set12" / "02.png")
     before = (ro / "set12" / "02.png").read_bytes()
     for folder in (ro / "set12", ro):
@@ -84,17 +83,17 @@ def test_read_only_cache_is_never_written(tmp_path, monkeypatch):
         with pytest.raises(EvobenchError, match=r"not writable.*evobench data fetch set12"):
             ds.load_set12("02")
         assert (ro / "set12" / "02.png").read_bytes() == before
-        assert not data.writable(SHARED)  # read-only bits are honoured even for root
+        assert not data.writable(ro)  # read-only bits are honoured even for root
     finally:
         for folder in (ro, ro / "set12"):
             folder.chmod(0o755)
 
 
 @pytest.fixture
-def mirror(tmp_path, monkeypatch):
-    """A real HTTP server on 127.0.0.1 serving a copy of the shared files."""
+def mirror(pristine, tmp_path, monkeypatch):
+    """A real HTTP server on 127.0.0.1 serving a copy of the stand-in files."""
     root = tmp_path / "www"
-    shutil.copytree(SHARED, root, ignore=shutil.ignore_patterns("bsd68"))
+    shutil.copytree(pristine, root, ignore=shutil.ignore_patterns("bsd68"))
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
 
     class Quiet(handler.func):
@@ -112,15 +111,15 @@ def mirror(tmp_path, monkeypatch):
     server.server_close()
 
 
-def test_download_and_refetch_of_a_tampered_file(cache, mirror):
+def test_download_and_refetch_of_a_tampered_file(cache, pristine, mirror):
     house = cache / "set12" / "02.png"
     _tamper(house)
     img = ds.load_set12("02")  # detected, downloaded again, verified
-    assert house.read_bytes() == (SHARED / "set12" / "02.png").read_bytes()
-    assert img.shape == (256, 256)
+    assert house.read_bytes() == (pristine / "set12" / "02.png").read_bytes()
+    assert img.shape == FIXTURE_SHAPES["set12/02.png"]
     img = ds.load_set12("09")  # missing: downloaded
-    assert (cache / "set12" / "09.png").read_bytes() == (SHARED / "set12" / "09.png").read_bytes()
-    assert img.shape == (512, 512)
+    assert (cache / "set12" / "09.png").read_bytes() == (pristine / "set12" / "09.png").read_bytes()
+    assert img.shape == FIXTURE_SHAPES["set12/09.png"]
 
 
 def test_download_with_wrong_content_keeps_nothing(cache, mirror):
@@ -134,9 +133,12 @@ def test_download_with_wrong_content_keeps_nothing(cache, mirror):
 def test_unreachable_server_message(cache, monkeypatch):
     monkeypatch.delenv("EVOBENCH_OFFLINE", raising=False)
     monkeypatch.setenv("EVOBENCH_DATA_MIRROR", "http://127.0.0.1:9")  # discard port: refused
-    with pytest.raises(EvobenchError, match=r"could not download set12/03.png .*evobench data "
-                                            r"fetch set12"):
+    with pytest.raises(EvobenchError, match=r"could not download set12/03.png .*put the file "
+                                            r"there by hand: .*set12/03.png .*SHA-256 [0-9a-f]{64}"
+                                            r", from https://raw.githubusercontent.com/.*/Set12/03"
+                                            r".png$") as err:
         ds.load_set12("03")
+    assert "evobench data fetch" not in str(err.value)  # the command that just failed
 
 
 def test_data_cli_fetch_and_list(cache, mirror, invoke):
@@ -153,9 +155,10 @@ def test_data_cli_fetch_and_list(cache, mirror, invoke):
     assert "embedded" in lines["skimage"]
 
 
-def test_data_cli_errors(invoke, monkeypatch, tmp_path):
+def test_data_cli_errors(pristine, invoke, monkeypatch, tmp_path):
     monkeypatch.setenv("EVOBENCH_OFFLINE", "1")
-    result = invoke("data", "fetch", "set12", "castle")  # the shared cache verifies: fine
+    monkeypatch.setenv("EVOBENCH_DATA_DIR", str(pristine))
+    result = invoke("data", "fetch", "set12", "castle")  # a full cache verifies: fine
     assert result.exit_code == 0 and "set12: 12 present" in result.output
     monkeypatch.setenv("EVOBENCH_DATA_DIR", str(tmp_path))
     result = invoke("data", "fetch", "set12")
@@ -167,10 +170,10 @@ def test_data_cli_errors(invoke, monkeypatch, tmp_path):
     assert result.exit_code == 2 and "needs no download" in result.output
 
 
-def test_data_cli_force_refetch(cache, mirror, invoke):
+def test_data_cli_force_refetch(cache, pristine, mirror, invoke):
     castle = cache / "castle.jpg"
     old_mtime = castle.stat().st_mtime_ns
     result = invoke("data", "fetch", "castle", "--force")
     assert result.exit_code == 0 and "castle: 1 re-downloaded" in result.output
     assert castle.stat().st_mtime_ns != old_mtime
-    assert castle.read_bytes() == (SHARED / "castle.jpg").read_bytes()
+    assert castle.read_bytes() == (pristine / "castle.jpg").read_bytes()

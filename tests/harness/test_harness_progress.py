@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from evobench.harness.progress import Progress
 
 
@@ -18,14 +20,154 @@ def test_plain_lines(capsys):
     err = capsys.readouterr().err.splitlines()
     assert err[0] == "running 2 cell(s); 5 already done, 1 skipped"
     assert err[1].startswith("[1/2] ok      tv skimage/camera  psnr=28.12  (1.0s, eta ")
-    assert err[2].startswith("[2/2] timeout x skimage/camera  killed after 3 s  (3.0s, eta 0s)")
+    assert err[2].startswith("[2/2] timeout x skimage/camera  killed after 3 s  (3.0s, "
+                             "eta 0:00:00)")
     assert p.counts == {"ok": 1, "cached": 5, "failed": 1, "skipped": 1}
 
 
 def test_rich_bar_and_quiet(capsys):
     _feed(Progress(2, cached=5, skipped=0, tty=True))
     err = capsys.readouterr().err
-    assert "done 1  cached 5  failed 1  skipped 0" in err and "2/2" in err
+    assert "done 1 cached 5 failed 1 skipped 0" in err and "2/2" in err  # fits 80 columns
     assert "timeout x skimage/camera: killed after 3 s" in err
     _feed(Progress(2, cached=0, skipped=0, quiet=True, tty=False))
     assert capsys.readouterr().err == ""
+
+
+class _Cell:
+    """Just what the display reads of a grid cell."""
+
+    def __init__(self, key, method, image="camera"):
+        self.key, self.method, self.method_label = key, method, method
+        self.dataset, self.image, self.image_name = "skimage", image, image
+        self.deg_label, self.rep = "gaussian[sigma=25]", 0
+
+
+def _clock(monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr("evobench.harness.progress.time.monotonic", lambda: now[0])
+    return now
+
+
+def test_eta_per_method_grows_past_the_estimate_and_uses_epochs(monkeypatch):
+    now = _clock(monkeypatch)
+    cells = [_Cell("a", "slow"), _Cell("b", "slow"), _Cell("c", "fast"), _Cell("d", "fast")]
+    p = Progress(4, 0, 0, tty=False, quiet=True, slots=1)
+    p.expect(cells)
+    assert p.eta() is None  # nothing known yet
+    p.event(cells[2], "start", {})
+    now[0] += 2.0
+    p.update("fast", {"status": "ok"}, cells[2])  # fast: 2 s
+    p.event(cells[0], "start", {})
+    # slow has no estimate yet: the overall mean (2 s) stands in for b; a is assumed half-way
+    now[0] += 10.0
+    assert p.eta() == 10.0 + 2.0 + 2.0  # a: 10 more, b: 2 (fallback), d: 2 (fast's mean)
+    now[0] += 10.0  # a ran 20 s: the ETA grows with it, never freezes
+    assert p.eta() == 20.0 + 2.0 + 2.0
+    now[0] += 20.0
+    p.update("slow", {"status": "ok"}, cells[0])  # slow: 40 s
+    p.event(cells[1], "start", {})
+    now[0] += 10.0
+    assert p.eta() == 30.0 + 2.0  # b: 40 - 10 more; d: 2
+    now[0] += 40.0  # b ran 50 s, past its 40 s estimate: a fifth of its elapsed time remains
+    assert p.eta() == 10.0 + 2.0
+    now[0] += 10.0
+    assert p.eta() == 12.0 + 2.0
+    p.event(cells[1], "progress", {"epoch": 3, "epochs": 4})  # epochs beat the estimate
+    assert p.eta() == 60.0 / 3 + 2.0
+    p.update("slow", {"status": "ok"}, cells[1])
+    p.event(cells[3], "start", {})
+    assert p.running() == [("fast skimage/camera gaussian[sigma=25]", 0.0, "")]
+    p.update("fast", {"status": "ok"}, cells[3])
+    assert p.eta() == 0.0
+
+
+def test_eta_spreads_over_slots(monkeypatch):
+    now = _clock(monkeypatch)
+    cells = [_Cell(str(i), "m") for i in range(5)]
+    p = Progress(5, 0, 0, tty=False, quiet=True)
+    p.expect(cells, slots=2)
+    p.event(cells[0], "start", {})
+    now[0] += 4.0
+    p.update("m", {"status": "ok"}, cells[0])
+    assert p.eta() == 4 * 4.0 / 2
+
+
+def test_live_display_names_running_cells_with_epoch_and_psnr(monkeypatch):
+    from rich.console import Console
+
+    now = _clock(monkeypatch)
+    a, b = _Cell("a", "tvae[epochs=20]"), _Cell("b", "bm3d", image="coins")
+    p = Progress(3, 1, 0, tty=True)
+    p.expect([a, b, _Cell("c", "bm3d")], slots=2)
+    p.event(a, "start", {})
+    p.event(b, "start", {})
+    now[0] += 65.0
+    p.event(a, "progress", {"epoch": 7, "epochs": 20, "psnr": 27.314, "free_energy": -1.5})
+    p.event(b, "progress", {"loss": 0.25})
+    console = Console(record=True, width=140)
+    console.print(p._render())
+    text = console.export_text()
+    lines = [line for line in text.splitlines() if "running" in line]
+    assert len(lines) == 2
+    assert "tvae[epochs=20] skimage/camera gaussian[sigma=25]" in lines[0]
+    assert "0:01:05" in lines[0] and "epoch 7/20  PSNR 27.31" in lines[0]
+    assert "bm3d skimage/coins" in lines[1] and "loss 0.25" in lines[1]
+    assert "0/3" in text and "ETA 0:02:" in text  # 65 * 13/7 = 121 s for tvae
+
+
+def test_plain_output_prints_running_cells(monkeypatch, capsys):
+    monkeypatch.setattr("evobench.harness.progress.HEARTBEAT_S", 0.0)
+    a = _Cell("a", "gsvae")
+    p = Progress(1, 0, 0, tty=False)
+    with p:
+        p.expect([a])
+        p.event(a, "start", {})
+        p.event(a, "progress", {"epoch": 2, "epochs": 5, "loss": 0.5})
+        p.update("gsvae skimage/camera", {"status": "ok", "psnr": 30.0, "time_total_s": 1.0}, a)
+    err = capsys.readouterr().err.splitlines()
+    assert err[1].startswith("running: gsvae skimage/camera gaussian[sigma=25] 0:00:00")
+    assert err[2].endswith("epoch 2/5  loss 0.5  (eta 0:00:00)")
+    assert err[3].startswith("[1/1] ok      gsvae skimage/camera  psnr=30.00")
+
+
+@pytest.mark.parametrize("executor", ["local", "dask"])
+def test_events_stream_from_workers(fakes, invoke, tmp_path, monkeypatch, executor, request):
+    """Start and epoch events reach the parent from real worker processes, under -j 2 and
+    under Dask, and the display hears every cell."""
+    import evobench.harness.progress as progress_mod
+
+    heard = []
+
+    class Recording(progress_mod.Progress):
+        def event(self, cell, kind, fields):
+            heard.append((cell.method, kind, dict(fields)))
+            super().event(cell, kind, fields)
+
+    monkeypatch.setattr(progress_mod, "Progress", Recording)
+    args = ["run", "--suite", "denoise", "--profile", "smoke", "-d",
+            "skimage[images=camera,coins,crop=32]", "-m", "fake-epochs[epochs=3]", "-m", "tv",
+            "--out", tmp_path, "--run-name", executor, "--quiet"]
+    if executor == "dask":
+        distributed = pytest.importorskip("distributed")
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                           host="127.0.0.1", dashboard_address=None)
+        request.addfinalizer(cluster.close)
+        args += ["--executor", "dask", "--scheduler", cluster.scheduler_address]
+    else:
+        args += ["-j", "2"]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    if executor == "dask":  # events travel through the scheduler: give the last ones a moment
+        import time
+
+        for _ in range(50):
+            if sum(k == "progress" for _, k, _ in heard) >= 6:
+                break
+            time.sleep(0.1)
+    starts = sorted(m for m, k, _ in heard if k == "start")
+    assert starts == ["fake-epochs", "fake-epochs", "tv", "tv"]
+    epochs = [f for m, k, f in heard if k == "progress"]
+    assert all(set(f) == {"epoch", "epochs", "psnr", "loss"} for f in epochs), epochs
+    assert sorted((f["epoch"], f["psnr"]) for f in epochs) == [(1, 21.0), (1, 21.0), (2, 22.0),
+                                                             (2, 22.0), (3, 23.0), (3, 23.0)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,7 @@ def test_outcomes_resume_and_store(fakes, invoke, tmp_path):
     args = ["run", "--suite", "denoise", "--profile", "smoke", "-d", TINY, "--out", tmp_path,
             "-m", "fake-ok", "-m", "fake-ok[strength=1]", "-m", "fake-crash", "-m", "fake-die",
             "-m", "fake-hang", "-m", "fake-nan", "-m", "fake-needs", "--timeout", "3s",
-            "-j", "2", "--quiet"]
+            "-j", "2", "--quiet", "--run-name", "denoise-smoke"]
     result = invoke(*args)
     assert result.exit_code == 3, result.output
     run = tmp_path / "denoise-smoke"
@@ -123,27 +124,71 @@ def test_resume_after_interrupt_and_force(fakes, invoke, tmp_path):
     assert "4 cells: 0 done, 4 todo" in forced.output
 
 
+def test_ad_hoc_selections_get_their_own_stable_run_folder(fakes, invoke, tmp_path):
+    def folder(*extra):
+        result = invoke("run", "--out", tmp_path, "--dry-run", *extra)
+        assert result.exit_code == 0, result.output
+        return Path(result.output.split(" -> ", 1)[1].splitlines()[0]).name
+
+    assert folder() == "denoise-quick" == folder("--seed", "3")  # the suite's own folder
+    adhoc = folder("-m", "tvae[epochs=3]", "-m", "bm3d", "-d", TINY, "--sigma", "15,25")
+    assert adhoc.startswith("denoise-quick-tvae-bm3d-skimage-") and len(adhoc.split("-")[-1]) == 8
+    assert folder("-m", "tvae[epochs=3]", "-m", "bm3d", "-d", TINY, "--sigma", "15,25") == adhoc
+    others = {folder("-m", "tvae[epochs=3]", "-m", "bm3d", "-d", TINY, "--sigma", "15"),
+              folder("-m", "tvae[epochs=4]", "-m", "bm3d", "-d", TINY, "--sigma", "15,25"),
+              folder("--sigma", "15"), folder("-r", "2"), folder("-d", TINY)}
+    assert len(others) == 5 and adhoc not in others and "denoise-quick" not in others
+    assert folder("-m", "noisy", "--run-name", "mine") == "mine"  # --run-name still wins
+    # a run really lands there, and the same command resumes it
+    args = ["run", "-m", "fake-ok", "-d", TINY, "--out", tmp_path, "--quiet", "-j", "1"]
+    assert invoke(*args).exit_code == 0
+    run = tmp_path / folder("-m", "fake-ok", "-d", TINY)
+    assert len(_results(run)) == 6 and not (tmp_path / "denoise-quick").exists()  # 2 x 3 sigmas
+    assert "6 cells: 6 done, 0 todo" in invoke(*args, "--dry-run").output
+
+
+def test_jobs_auto_and_bad_values(fakes, invoke, tmp_path):
+    from evobench.harness.executors import available_cores
+
+    args = ["run", "-m", "fake-ok", "-d", TINY, "--out", tmp_path, "--run-name", "j", "--quiet"]
+    quiet = invoke(*args)  # default: -j auto
+    assert quiet.exit_code == 0
+    # --quiet: only the table, no progress, no summary line, no hint
+    assert quiet.output.startswith("PSNR (dB)") and "cells:" not in quiet.output
+    assert "evobench report" not in quiet.output and "running" not in quiet.output
+    loud = invoke(*args[:-1], "--force")
+    assert "cells: 6 run, 0 cached" in loud.output and "evobench report" in loud.output
+    df = _results(tmp_path / "j")
+    assert (df.jobs == available_cores()).all() and (df.threads == 1).all()
+    from evobench.harness.cli import _jobs
+
+    assert _jobs("auto", "cuda:0") == 1 and _jobs("3", "cuda") == 3  # a GPU is not shared
+    assert _jobs(" AUTO ") == available_cores()
+    for bad in ("0", "-2", "many"):
+        result = invoke(*args, "-j", bad)
+        assert result.exit_code == 2 and result.output.startswith("error: --jobs "), result.output
+        assert "auto" in result.output
+
+
 def test_inpainting_and_rgb(fakes, invoke, tmp_path):
     result = invoke("run", "--suite", "inpaint", "--profile", "smoke", "--out", tmp_path,
                     "-d", "skimage-rgb[images=astronaut,crop=32]", "-m", "fake-ok", "-m", "noisy",
                     "-m", "fake-grayonly", "--missing", "0.5", "--quiet")
     assert result.exit_code == 0, result.output
-    df = _results(tmp_path / "inpaint-smoke").set_index("method")
+    (run,) = tmp_path.iterdir()  # a folder named after the selection
+    assert run.name.startswith("inpaint-smoke-fake-ok-noisy-fake-grayonly-skimage-rgb-")
+    df = _results(run).set_index("method")
     assert df.loc["fake-grayonly", "status"] == "skipped"
     assert df.loc["noisy", "color"] == "rgb" and df.loc["noisy", "p_deg_per"] == "pixel"
     # the noisy method fills like the input metric does: identical PSNR
     assert df.loc["noisy", "psnr"] == pytest.approx(df.loc["noisy", "psnr_input"])
     assert df.loc["noisy", "p_deg_missing"] == 0.5 and np.isnan(df.loc["noisy", "p_deg_sigma"])
-    npz = np.load(tmp_path / "inpaint-smoke" / df.loc["noisy", "artifact"])
+    npz = np.load(run / df.loc["noisy", "artifact"])
     assert npz["mask"].shape == (32, 32) and 0.4 < npz["mask"].mean() < 0.6
 
 
-def test_bad_input_exits_2_and_keeps_stored_rows(fakes, invoke, tmp_path, monkeypatch):
-    data = tmp_path / "data"
-    (data / "set12").mkdir(parents=True)
-    shared = os.environ["EVOBENCH_DATA_DIR"]
-    (data / "set12" / "02.png").write_bytes(open(f"{shared}/set12/02.png", "rb").read())
-    monkeypatch.setenv("EVOBENCH_DATA_DIR", str(data))
+def test_bad_input_exits_2_and_keeps_stored_rows(fakes, invoke, fixture_cache, tmp_path):
+    data = fixture_cache[0]  # a cache with (a stand-in of) House
     args = ["run", "-d", "set12[images=house,crop=32]", "-m", "fake-ok", "--out", tmp_path,
             "--run-name", "keep", "--quiet"]
     assert invoke(*args).exit_code == 0

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from conftest import SIGMA, noisy_of, psnr
+from fixture_data import REAL_DATA_HINT, real_data_dir
 
 from evobench.api import EvobenchError, run_method
 
 bm3d = pytest.importorskip("bm3d")
 
 from evobench_bm3d.method import run as bm3d_run  # noqa: E402
-
-HOUSE = Path("/work/shared/data/set12/02.png")
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +65,13 @@ def test_rejections(crop, gray_mask):
         run_method("bm3d", noisy, task="denoise", sigma=SIGMA, profile="refilter")
 
 
-@pytest.mark.skipif(not HOUSE.exists(), reason="shared Set12 data not present")
 def test_reproduces_published_house_sigma25():
     """BM3D (Dabov et al. 2007) reports 32.86 dB on House at sigma 25."""
-    from skimage.io import imread
+    from evobench_standard.datasets import load_set12
 
-    clean = imread(HOUSE).astype(np.float64) / 255.0
+    if real_data_dir() is None:
+        pytest.skip(REAL_DATA_HINT)
+    clean = load_set12("02")  # verified against files.toml's SHA-256
     noisy = clean + SIGMA * np.random.default_rng(0).standard_normal(clean.shape)
     out = run_method("bm3d", noisy, task="denoise", sigma=SIGMA)
     assert 32.75 < psnr(clean, out.image) < 33.0

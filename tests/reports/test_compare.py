@@ -124,3 +124,53 @@ def test_cli_exit_codes(make, invoke, tmp_path):
     assert invoke("compare", a, tmp_path / "missing").exit_code == 2
     unknown = invoke("compare", a, a, "--fail-on", "lpips:-1")
     assert unknown.exit_code == 2 and "unknown column" in unknown.output
+
+
+def test_environment_warnings_one_line_each(make, invoke, tmp_path):
+    import json
+
+    def edit(run, torch, **columns):
+        df = pd.read_parquet(run / "results.parquet")
+        for key, value in columns.items():
+            df[key] = value
+        write_table(df, run / "results.parquet")
+        manifest = json.loads((run / "manifest.json").read_text())
+        manifest["versions"] = {"torch": torch}
+        if torch != "2.13.0":
+            manifest["machine"] |= {"cpu": "Other CPU", "cores": 16}
+        (run / "manifest.json").write_text(json.dumps(manifest))
+        return run
+
+    a = edit(make("a", **SMALL), "2.13.0", jobs=1, executor="local")
+    same = invoke("compare", a, a)
+    assert same.exit_code == 0 and "warning:" not in same.output  # identical set-ups: silence
+    b = edit(make("b", **SMALL), "9.0.0", threads=1, jobs=2, executor="dask",
+             evobench_version="9.9.9")
+    result = invoke("compare", a, b)
+    assert result.exit_code == 0
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 6, warnings
+    text = "\n".join(warnings)
+    assert "warning: threads per cell differ: baseline 2, candidate 1 (" in text
+    assert "jobs differ: baseline 1, candidate 2" in text
+    assert "executors differ: baseline local, candidate dask" in text
+    assert "evobench versions differ" in text and "candidate 9.9.9" in text
+    assert "torch versions differ" in text and "candidate 9.0.0" in text
+    assert "machines differ" in text and "Other CPU, 16 cores" in text
+    # no shared cells: said once, besides the regressions it implies
+    other = make("o", images=("02",), sigmas=(15.0,), missing=(), reps=1, methods=("noisy",),
+                 artifacts=False)
+    disjoint = invoke("compare", a, other)
+    assert disjoint.exit_code == 1
+    assert "warning: the runs share no cells" in disjoint.output
+
+
+def test_default_gates_include_cpu_time_with_its_floor(make, invoke):
+    a = make("a", **SMALL)
+    assert invoke("compare", a, make("noisy", time_scale=1.3, **SMALL)).exit_code == 0
+    slow = invoke("compare", a, make("slow", time_scale=2.0, **SMALL))
+    assert slow.exit_code == 1 and "cpu_s +100.0%" in slow.output
+    assert "gates: psnr:-0.05, ssim:-0.002, cpu_s:+50%" in slow.output
+    # changes below the time floor are timer noise, for CPU time as for wall time
+    assert invoke("compare", a, make("s2", time_scale=2.0, **SMALL), "--time-floor",
+                  "1000").exit_code == 0

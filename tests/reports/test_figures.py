@@ -67,9 +67,42 @@ def test_missing_data_skips_with_notes(make, tmp_path):
     files, notes = make_figures(load_runs(bare), tmp_path / "f")
     assert {p.stem for p in files} == {"psnr_vs_noise", "psnr_vs_time"}
     text = " | ".join(notes)
-    for what in ("missing fraction", "training curves", "sparsity", "generative fields",
-                 "restoration panels"):
+    for what in ("training curves", "sparsity", "generative fields", "restoration panels"):
         assert what in text
+    assert "missing fraction" not in text  # a denoise-only run has no inpainting to miss
+
+
+def test_methods_differ_in_colour_marker_and_line_style(small_run):
+    from matplotlib.colors import to_rgb
+
+    data = load_runs(small_run)
+    with style.context(STYLE):
+        (_, noise), = psnr_vs_level(data, "denoise")
+        (_, timing), = psnr_vs_time(data)
+    lines = {c.get_label(): c.lines[0] for c in noise.axes[0].containers}  # errorbar data
+    assert set(lines) == {"noisy", "bm3d", "tvae[S=64]", "gsvae"}
+    learned = [lines[m] for m in ("bm3d", "tvae[S=64]", "gsvae")]
+    for attr in ("get_color", "get_marker", "get_linestyle"):
+        assert len({str(getattr(ln, attr)()) for ln in learned}) == 3, attr
+    assert lines["noisy"].get_linestyle() == ":" and lines["noisy"].get_marker() == "x"
+    # equal values do not hide each other: each method's points sit at their own x
+    xs = {m: tuple(ln.get_xdata()) for m, ln in lines.items()}
+    assert len(set(xs.values())) == 4
+    # colour-blind-safe palette without yellow; no colour too light for a white page
+    for ln in lines.values():
+        r, g, b = to_rgb(ln.get_color())
+        assert 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.6, ln.get_label()
+    # psnr_vs_time: no figure title that could run into the legend; the legend explains marks
+    assert timing._suptitle is None
+    legend_texts = [t.get_text() for t in timing.legends[0].get_texts()]
+    assert legend_texts[-2:] == ["mean per level", "single cell"]
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(timing)
+    canvas.draw()  # constrained layout done: the legend lies right of every panel's content
+    renderer = canvas.get_renderer()
+    right = max(ax.get_tightbbox(renderer).x1 for ax in timing.axes)
+    assert timing.legends[0].get_window_extent(renderer).x0 >= right - 1
 
 
 def test_chosen_image_and_bad_input(small_run, tmp_path):

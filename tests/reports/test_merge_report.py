@@ -82,10 +82,28 @@ def test_figures_cli(make, invoke, tmp_path):
     run = make("t", sigmas=(25.0,), missing=(), methods=("tvae",), reps=1)
     res = invoke("figures", run, "--out", tmp_path / "f", "--format", "pdf,svg", "--image", "02")
     assert res.exit_code == 0, res.output
-    assert "skipped PSNR vs missing fraction" in res.output
+    assert "missing fraction" not in res.output  # a denoise-only run: no inpainting figure, no note
     assert "skipped PSNR vs noise level: only one noise level" in res.output
     stems = {p.stem for p in (tmp_path / "f").iterdir()}
     assert {"fields_02", "training_curves_02", "sparsity", "psnr_vs_time"} <= stems
     for stem in stems:
         assert (tmp_path / "f" / f"{stem}.pdf").is_file() and (tmp_path / "f" / f"{stem}.svg").is_file()
     assert len(list((tmp_path / "f").iterdir())) == 2 * len(stems)
+
+
+def test_report_and_figures_default_to_one_folder_per_run(make, invoke, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    a = make("runs/alpha", **SMALL)
+    b = make("runs/beta", **{**SMALL, "methods": ("tvae",)})
+    assert invoke("report", a, "--no-figures").exit_code == 0
+    assert invoke("report", b, "--no-figures").exit_code == 0
+    assert (tmp_path / "reports/alpha/summary.md").is_file()
+    assert "bm3d" not in (tmp_path / "reports/beta/summary.md").read_text()  # nothing mixed
+    both = invoke("report", a, b, "--no-figures")
+    assert both.exit_code == 0 and "reports/alpha+beta/" in both.output
+    figs = invoke("figures", b)
+    assert figs.exit_code == 0 and "reports/beta/figures/" in figs.output
+    assert list((tmp_path / "reports/beta/figures").glob("*.png"))
+    assert not (tmp_path / "reports/alpha/figures").exists()
+    assert invoke("report", a, "--no-figures", "--out", "elsewhere").exit_code == 0
+    assert (tmp_path / "elsewhere/summary.md").is_file()  # --out still wins
