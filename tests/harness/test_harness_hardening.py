@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 
 TINY = "skimage[images=camera,crop=32]"
-BASE = ["run", "-d", TINY, "--sigma", "25", "-m", "noisy", "--no-save-images", "--quiet"]
+BASE = ["run", "-d", TINY, "--sigma", "25", "-m", "noisy", "--no-save-images", "--quiet",
+        "--run-name", "base"]
 
 
 def _one_error_line(result, code: int = 2) -> str:
@@ -129,7 +130,7 @@ def test_ulimit_f_gives_one_line_and_exit_4(tmp_path):
 def test_seed_out_of_int64_is_rejected(invoke, tmp_path, seed):
     line = _one_error_line(invoke(*BASE, "--out", tmp_path, "--seed", seed))
     assert "2**63-1" in line
-    assert not (tmp_path / "denoise-quick").exists()
+    assert not (tmp_path / "base").exists()
 
 
 def test_largest_seed_is_stored_exactly(invoke, tmp_path):
@@ -146,7 +147,7 @@ def test_malformed_device_is_rejected_before_any_cell(invoke, tmp_path, device):
     for extra in ([], ["--dry-run"]):
         line = _one_error_line(invoke(*BASE, "--out", tmp_path, "--device", device, *extra))
         assert "unknown device" in line
-    assert not tmp_path.joinpath("denoise-quick").exists()
+    assert not tmp_path.joinpath("base").exists()
 
 
 def test_cuda_without_cuda_is_rejected_like_the_api(invoke, tmp_path):
@@ -221,12 +222,12 @@ def test_unreachable_scheduler_is_quick_and_quiet():
 def test_nan_and_inf_are_rejected_naming_the_option(invoke, tmp_path, extra, message):
     line = _one_error_line(invoke(*BASE, "--out", tmp_path, *extra))
     assert message in line
-    assert not (tmp_path / "denoise-quick").exists()
+    assert not (tmp_path / "base").exists()
 
 
 def test_manifest_is_strict_json(invoke, tmp_path):
     assert invoke(*BASE, "--out", tmp_path, "--timeout", "30s").exit_code == 0
-    text = (tmp_path / "denoise-quick" / "manifest.json").read_text()
+    text = (tmp_path / "base" / "manifest.json").read_text()
     json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in manifest.json"))
 
 
@@ -355,7 +356,7 @@ def test_an_evobench_folder_in_the_cwd_does_not_shadow_the_package(tmp_path):
                           capture_output=True, text=True, timeout=300, cwd=tmp_path,
                           env={**os.environ, "PYTHONPATH": ""})
     assert proc.returncode == 0, proc.stderr
-    df = pd.read_parquet(tmp_path / "R" / "denoise-quick" / "results.parquet")
+    df = pd.read_parquet(tmp_path / "R" / "base" / "results.parquet")
     assert set(df.status) == {"ok"} and len(df) == 2
 
 
