@@ -122,11 +122,11 @@ def estep(model: TVAEModel, Y: torch.Tensor, obs: torch.Tensor | None,
     """
     B, S, _ = keys.shape
     H = model.H
-    dtype = next(model.decoder.parameters()).dtype
     states = unpack(keys, H, torch.uint8)
-    lpj, _, _ = chunked_log_joint(model, Y, states.to(dtype), obs, dobs, max_rows)
+    # every distinct state of the chunk goes through the decoder once (chunked_log_joint)
+    lpj, _, _ = chunked_log_joint(model, Y, states, obs, dobs, max_rows, keys=keys)
     pool, pool_lpj = states, lpj
-    new_states, new_lpj = [], []
+    new_states, new_keys, new_lpj = [], [], []
     for _ in range(G):
         idx = select_parents(pool_lpj, P, selection, gen)
         parents = take_rows(pool, idx)
@@ -139,12 +139,14 @@ def estep(model: TVAEModel, Y: torch.Tensor, obs: torch.Tensor | None,
             children = randflip(parents, n_per, gen)
         else:
             children = sparseflip(parents, n_per, model.pi, p_bf, gen)
-        clpj, _, _ = chunked_log_joint(model, Y, children.to(dtype), obs, dobs, max_rows)
+        ckeys = pack(children)
+        clpj, _, _ = chunked_log_joint(model, Y, children, obs, dobs, max_rows, keys=ckeys)
         new_states.append(children)
+        new_keys.append(ckeys)
         new_lpj.append(clpj)
         pool, pool_lpj = children, clpj
     all_states = torch.cat([states, *new_states], 1)
-    all_keys = torch.cat([keys, pack(all_states[:, S:])], 1)
+    all_keys = torch.cat([keys, *new_keys], 1)
     all_lpj = torch.cat([lpj, *new_lpj], 1)
     all_lpj = torch.where(first_occurrence(all_keys), all_lpj,
                           torch.full_like(all_lpj, -torch.inf))

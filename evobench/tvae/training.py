@@ -29,7 +29,14 @@ import torch
 from evobench.tvae.adam import FlatAdam, flatten_params
 from evobench.tvae.config import TVAEConfig
 from evobench.tvae.evolution import estep
-from evobench.tvae.model import TVAEModel, chunked_log_joint
+from evobench.tvae.model import (
+    TVAEModel,
+    backward_distinct,
+    chunked_log_joint,
+    distinct_states,
+    forward_distinct,
+    sparse_pays,
+)
 from evobench.tvae.states import unpack
 
 PI_CLAMP = 1e-5
@@ -61,6 +68,18 @@ def one_thread_math():
 def worker_threads() -> int:
     """The torch thread count the caller asked for (outside any one_thread_math block)."""
     return _OUTER_THREADS[-1] if _OUTER_THREADS else torch.get_num_threads()
+
+
+def _compact(vals: torch.Tensor, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distinct values of ``vals`` (ints < len(pos)), increasing, and each entry's index
+    among them, like torch.unique(vals, return_inverse=True) but by marking instead of sorting;
+    ``pos`` is scratch space, returned zeroed."""
+    pos[vals] = 1
+    uniq = pos.nonzero().squeeze(1)
+    pos[uniq] = torch.arange(uniq.numel(), device=pos.device)
+    inv = pos[vals]
+    pos[uniq] = 0
+    return uniq, inv
 
 
 def triangular_lr(step: int, lr_min: float, lr_max: float, half: int) -> float:
@@ -171,21 +190,34 @@ class Trainer:
             dc = None if self.dobs is None else self.dobs[idx]
             self.keys[idx] = keys
             n_new += new.sum()
-            states = kept.to(dtype)  # (n, S, H)
+            n, H, D = len(idx), cfg.H, self.D
             if self.impute:  # reference: fill missing entries with the current estimate
-                _, _, est = chunked_log_joint(model, Yc, states, oc, dc, cfg.max_rows,
-                                              want_mean=True)
+                _, _, est = chunked_log_joint(model, Yc, kept, oc, dc, cfg.max_rows,
+                                              want_mean=True, keys=keys)
                 Yc = torch.where(oc.bool(), Yc, est)
                 oc = dc = None
+            # the chunk's distinct states: their prior terms once, and per mini-batch the
+            # decoder runs once per distinct state of the batch (exact: gradients of repeated
+            # states are summed before the backward pass)
+            ust, inv_c = distinct_states(kept.reshape(n * S, H), keys.reshape(n * S, -1))
+            pos = torch.zeros(ust.shape[0], dtype=torch.int64, device=dev)
             dn = self.D if dc is None else dc.unsqueeze(1)
-            base = states @ logit + const - dn * half_log  # (n, S): fixed during the epoch
-            q_all = torch.empty(len(idx), S, dtype=dtype, device=dev)
-            err_all = torch.empty(len(idx), S, dtype=dtype, device=dev)
-            lse_all = torch.empty(len(idx), 1, dtype=dtype, device=dev)
-            for a in range(0, len(idx), cfg.batch_size):  # M-step (no autograd: see model)
-                b = min(len(idx), a + cfg.batch_size)
+            ust_f = ust.to(dtype)
+            active = ust_f.sum(1)
+            sparse = sparse_pays(float(active[inv_c].mean()), H, dev)  # from measured density
+            base = (ust_f @ logit)[inv_c].view(n, S) + const - dn * half_log  # fixed in epoch
+            q_all = torch.empty(n, S, dtype=dtype, device=dev)
+            err_all = torch.empty(n, S, dtype=dtype, device=dev)
+            lse_all = torch.empty(n, 1, dtype=dtype, device=dev)
+            for a in range(0, n, cfg.batch_size):  # M-step (no autograd: see model)
+                b = min(n, a + cfg.batch_size)
                 lr = triangular_lr(self.step, cfg.lr_min, cfg.lr_max, self.half)
-                o, acts = dec.residual(states[a:b], Yc[a:b], None if oc is None else oc[a:b])
+                uidx, inv = _compact(inv_c[a * S:b * S], pos)
+                o, acts = forward_distinct(dec, ust.index_select(0, uidx), inv, sparse)
+                o = o.view(b - a, S, D)
+                o.sub_(Yc[a:b].unsqueeze(1))
+                if oc is not None:
+                    o.mul_(oc[a:b].unsqueeze(1))
                 err, q, lse = err_all[a:b], q_all[a:b], lse_all[a:b]  # written in place
                 torch.sum(o.square(), -1, out=err)
                 torch.add(base[a:b], err, alpha=-inv2s2_f, out=q)  # log-joints
@@ -193,11 +225,13 @@ class Trainer:
                 q.sub_(lse).exp_()  # truncated posteriors
                 # d(-F_batch/B)/d mu = q (mu - y) / (sigma2 B), masked like o
                 g = o.mul_(torch.mul(q, 2.0 * inv2s2_f / (b - a)).unsqueeze(-1))
-                dec.backward_from_output(g.view(-1, self.D), acts)
+                backward_distinct(dec, g.view(-1, D), inv, acts)
                 self.opt.step(lr)
                 self.step += 1
             F += lse_all.sum()
-            A_pi += torch.einsum("ns,nsh->h", q_all, states)
+            qu = torch.zeros(ust.shape[0], dtype=dtype, device=dev)
+            qu.index_add_(0, inv_c, q_all.view(-1))
+            A_pi += qu @ ust_f
             A_sig += (q_all * err_all).sum()
 
     def _map_chunks(self, fn) -> list:
@@ -217,14 +251,13 @@ class Trainer:
         """
         cfg, model = self.cfg, self.model
         H = cfg.H
-        dtype = self.Y.dtype
 
         def one(idx):
-            states = unpack(self.keys[idx], H, dtype)
+            states = unpack(self.keys[idx], H, torch.uint8)
             oc = None if self.obs is None else self.obs[idx]
             dc = None if self.dobs is None else self.dobs[idx]
             lpj, _, est = chunked_log_joint(model, self.Y[idx], states, oc, dc, cfg.max_rows,
-                                            want_mean=True)
+                                            want_mean=True, keys=self.keys[idx])
             if not want_stats:
                 return est, None, None
             q = torch.softmax(lpj, 1).double()
@@ -245,11 +278,11 @@ class Trainer:
         """F/N of the current sets and parameters (internal units)."""
 
         def one(idx):
-            states = unpack(self.keys[idx], self.cfg.H, self.Y.dtype)
+            states = unpack(self.keys[idx], self.cfg.H, torch.uint8)
             oc = None if self.obs is None else self.obs[idx]
             dc = None if self.dobs is None else self.dobs[idx]
             lpj, _, _ = chunked_log_joint(self.model, self.Y[idx], states, oc, dc,
-                                          self.cfg.max_rows)
+                                          self.cfg.max_rows, keys=self.keys[idx])
             return torch.logsumexp(lpj, 1).sum().item()
 
         return sum(self._map_chunks(one)) / self.N
