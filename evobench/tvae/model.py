@@ -254,11 +254,12 @@ class TVAEModel(nn.Module):
         return self.decoder(states)
 
 
-def distinct_states(states: torch.Tensor, keys: torch.Tensor | None = None
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
+def distinct_states(states: torch.Tensor | None, keys: torch.Tensor | None = None,
+                    H: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The distinct rows of binary states (R, H) as (u, H) uint8 and the index (R,) of each
-    row's distinct state; ``keys`` (R, n_words), the rows' packed keys, if already known."""
-    H = states.shape[-1]
+    row's distinct state; ``keys`` (R, n_words), the rows' packed keys, if already known (then
+    ``states`` may be None, given ``H``)."""
+    H = states.shape[-1] if H is None else H
     if keys is None:
         keys = pack(states)
     if keys.shape[1] == 1:
@@ -273,7 +274,8 @@ def chunked_log_joint(model: TVAEModel, Y: torch.Tensor, states: torch.Tensor,
                       obs: torch.Tensor | None, dobs: torch.Tensor | None,
                       max_rows: int, want_mean: bool = False, keys: torch.Tensor | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """log_joint of states (B, S, H) (0/1 of any dtype) for data Y (B, D), memory-bounded.
+    """log_joint of states (B, S, H) (0/1 of any dtype; None if ``keys`` are given) for data
+    Y (B, D), memory-bounded.
 
     Each distinct state of the whole batch goes through the decoder once (in slices of at
     most ``max_rows``; first layer sparse where that pays), then its output is gathered for
@@ -281,10 +283,11 @@ def chunked_log_joint(model: TVAEModel, Y: torch.Tensor, states: torch.Tensor,
     the states' packed keys, if known. Returns log-joints (B, S), squared errors (B, S) and,
     with ``want_mean``, the posterior means sum_s q(s) mu(s) (B, D) over the given states.
     """
-    B, S, H = states.shape
+    B, S = (states if keys is None else keys).shape[:2]
+    H = model.H
     dec = model.decoder
-    ust, inv = distinct_states(states.reshape(B * S, H),
-                               None if keys is None else keys.reshape(B * S, -1))
+    ust, inv = distinct_states(None if states is None else states.reshape(B * S, H),
+                               None if keys is None else keys.reshape(B * S, -1), H)
     inv = inv.view(B, S)
     mus, priors = [], []
     logit = torch.log(model.pi) - torch.log1p(-model.pi)

@@ -144,7 +144,7 @@ class Trainer:
                          None if self.dobs is None else self.dobs[idx], self.keys[idx],
                          P=cfg.P, C=cfg.C, G=cfg.G, selection=cfg.selection,
                          mutation=cfg.mutation, cross=cfg.crossover, p_bf=self.p_bf,
-                         gen=gen, max_rows=cfg.max_rows)
+                         gen=gen, max_rows=cfg.max_rows, want_states=False)
 
         self.shadow_flat.copy_(self.opt.flat)
         with one_thread_math():
@@ -178,10 +178,10 @@ class Trainer:
         pending = pool.submit(run_estep, 0, self.shadow) if pool is not None else None
         for i, idx in enumerate(chunks):
             if pool is None:
-                keys, _, new, kept = run_estep(i, self.shadow)
+                keys, _, new, _ = run_estep(i, self.shadow)
                 self.shadow_flat.copy_(self.opt.flat)
             else:
-                keys, _, new, kept = pending.result()
+                keys, _, new, _ = pending.result()
                 if i + 1 < len(chunks):
                     self.shadow_flat.copy_(self.opt.flat)
                     pending = pool.submit(run_estep, i + 1, self.shadow)
@@ -192,14 +192,14 @@ class Trainer:
             n_new += new.sum()
             n, H, D = len(idx), cfg.H, self.D
             if self.impute:  # reference: fill missing entries with the current estimate
-                _, _, est = chunked_log_joint(model, Yc, kept, oc, dc, cfg.max_rows,
+                _, _, est = chunked_log_joint(model, Yc, None, oc, dc, cfg.max_rows,
                                               want_mean=True, keys=keys)
                 Yc = torch.where(oc.bool(), Yc, est)
                 oc = dc = None
             # the chunk's distinct states: their prior terms once, and per mini-batch the
             # decoder runs once per distinct state of the batch (exact: gradients of repeated
             # states are summed before the backward pass)
-            ust, inv_c = distinct_states(kept.reshape(n * S, H), keys.reshape(n * S, -1))
+            ust, inv_c = distinct_states(None, keys.reshape(n * S, -1), H)
             pos = torch.zeros(ust.shape[0], dtype=torch.int64, device=dev)
             dn = self.D if dc is None else dc.unsqueeze(1)
             ust_f = ust.to(dtype)
@@ -253,15 +253,14 @@ class Trainer:
         H = cfg.H
 
         def one(idx):
-            states = unpack(self.keys[idx], H, torch.uint8)
             oc = None if self.obs is None else self.obs[idx]
             dc = None if self.dobs is None else self.dobs[idx]
-            lpj, _, est = chunked_log_joint(model, self.Y[idx], states, oc, dc, cfg.max_rows,
+            lpj, _, est = chunked_log_joint(model, self.Y[idx], None, oc, dc, cfg.max_rows,
                                             want_mean=True, keys=self.keys[idx])
             if not want_stats:
                 return est, None, None
             q = torch.softmax(lpj, 1).double()
-            k = states.sum(-1).long()
+            k = unpack(self.keys[idx], H, torch.uint8).sum(-1)
             hist = torch.zeros(H + 1, dtype=torch.float64, device=self.Y.device)
             hist.scatter_add_(0, k.flatten(), q.flatten())
             return est, (q * k).sum(), hist
@@ -278,10 +277,9 @@ class Trainer:
         """F/N of the current sets and parameters (internal units)."""
 
         def one(idx):
-            states = unpack(self.keys[idx], self.cfg.H, torch.uint8)
             oc = None if self.obs is None else self.obs[idx]
             dc = None if self.dobs is None else self.dobs[idx]
-            lpj, _, _ = chunked_log_joint(self.model, self.Y[idx], states, oc, dc,
+            lpj, _, _ = chunked_log_joint(self.model, self.Y[idx], None, oc, dc,
                                           self.cfg.max_rows, keys=self.keys[idx])
             return torch.logsumexp(lpj, 1).sum().item()
 
