@@ -223,3 +223,19 @@ def test_sparse_and_shared_paths_on_cuda_match_cpu():
                                      want_mean=True)
     torch.testing.assert_close(lpj.cpu(), ref, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(mean.cpu(), mref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("H", [64, 200])
+def test_unique_keys_is_exact(H):
+    """Distinct rows of multi-word keys equal torch.unique(dim=0)'s (as sets, with a valid
+    inverse), including rows that differ only in a later word."""
+    from evobench.tvae.model import unique_keys
+
+    rng = np.random.default_rng(H)
+    s = _sparse_states(rng, 400, H, 2.0)
+    s[1] = s[0]
+    s[1, H - 1] ^= 1  # same first word(s), different last word
+    keys = pack(s)
+    uk, inv = unique_keys(keys)
+    assert torch.equal(uk[inv], keys)
+    assert uk.shape[0] == torch.unique(keys, dim=0).shape[0]
