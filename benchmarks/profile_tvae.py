@@ -49,6 +49,8 @@ def main() -> None:
     ap.add_argument("--timing", action="store_true",
                     help="no phase wrappers: the engine as it runs (worker overlap with >= 2 "
                          "threads); reports wall and CPU s/epoch and peak RSS only")
+    ap.add_argument("--patches", type=int, default=0,
+                    help="use only a random subset of this many patches (quicker profiles)")
     ap.add_argument("--barbara", action="store_true", help="use Barbara (Set12 08.png)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -70,6 +72,8 @@ def main() -> None:
     ov = {k: v for k, v in ov.items() if hasattr(base, k)}  # older engines lack some fields
     cfg = make_config(base, ov)
     Y = extract_patches(noisy, cfg.patch_size, cfg.stride) * cfg.scale
+    if args.patches:
+        Y = Y[np.random.default_rng(1).permutation(len(Y))[:args.patches]]
     tr = build_trainer(Y, None, cfg, torch.Generator().manual_seed(0),
                        float(np.var(Y, 0).mean()))
     if args.timing:
