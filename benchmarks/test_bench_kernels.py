@@ -83,3 +83,28 @@ def test_epoch_on_crop(benchmark, trainer):
     stats = benchmark.pedantic(trainer.epoch, rounds=3, iterations=1)
     assert np.isfinite(stats["F"])
     benchmark.extra_info.update(patches=trainer.N)
+
+
+@pytest.mark.parametrize("sparse", [True, False], ids=["gather-sum", "dense"])
+@pytest.mark.parametrize("H,width,k", [(64, 64, 1.6), (512, 512, 1.6)])
+def test_first_layer(benchmark, sparse, H, width, k):
+    """First decoder layer of 8,192 binary states with k active units on average (plus W1's
+    gradient): gather-sum over active units vs the dense product. The engine picks by measured
+    density (evobench.tvae.model.sparse_pays)."""
+    from evobench.tvae.model import Codes, Decoder
+
+    g = torch.Generator().manual_seed(0)
+    dec = Decoder(H, (width,), 64, generator=g)
+    for p in dec.parameters():
+        p.requires_grad_(False)
+        p.grad = torch.zeros_like(p)
+    s = (torch.rand(8192, H, generator=g) < k / H).to(torch.uint8)
+    grad_out = torch.randn(8192, 64, generator=g)
+
+    def run():
+        acts = dec.hidden(Codes(s, sparse))
+        dec.backward_from_output(grad_out, acts)
+        return acts
+
+    benchmark.pedantic(run, rounds=10, iterations=1, warmup_rounds=1)
+    benchmark.extra_info.update(H=H, width=width, mean_active=k, chosen=Codes(s).sparse)

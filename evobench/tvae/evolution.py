@@ -103,6 +103,21 @@ def randflip(parents: torch.Tensor, C: int, gen: torch.Generator) -> torch.Tenso
     return (parents.unsqueeze(2) ^ flips).reshape(B, P * C, H)
 
 
+def randflip_keys(keys: torch.Tensor, H: int, C: int, gen: torch.Generator) -> torch.Tensor:
+    """``pack(randflip(unpack(keys), C, gen))`` without the states: (B, P, nw) -> (B, P*C, nw).
+
+    Same draws as randflip; a child's key is its parent's with one bit toggled (XOR), bit h
+    being bit h % 64 of word h // 64 (the layout of states.pack).
+    """
+    B, P, nw = keys.shape
+    bits = distinct_bits(B, P, H, C, keys.device, gen)  # (B, P, C)
+    one = torch.ones((), dtype=torch.int64, device=keys.device)
+    mask = torch.zeros(B, P, C, nw, dtype=torch.int64, device=keys.device)
+    mask.scatter_(3, (bits // 64).unsqueeze(-1), torch.bitwise_left_shift(one, bits % 64)
+                  .unsqueeze(-1))
+    return (keys.unsqueeze(2) ^ mask).reshape(B, P * C, nw)
+
+
 def sparseflip(parents: torch.Tensor, C: int, pi: torch.Tensor, p_bf: float,
                gen: torch.Generator) -> torch.Tensor:
     """(B, P, H) -> (B, P*C, H): independent flips that keep about H*mean(pi) ones.
@@ -150,50 +165,56 @@ def children_per_generation(P: int, C: int, cross: bool) -> int:
 def estep(model: TVAEModel, Y: torch.Tensor, obs: torch.Tensor | None,
           dobs: torch.Tensor | None, keys: torch.Tensor, *, P: int, C: int, G: int,
           selection: str, mutation: str, cross: bool, p_bf: float, gen: torch.Generator,
-          max_rows: int, block: int = 32
-          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+          max_rows: int, want_states: bool = True, block: int = 32
+          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """One evolutionary update of the sets ``keys`` (B, S, n_words) for fixed parameters.
 
     The sets are stored best first (descending log-joint). ``block`` is the mini-batch size the
     ``tvo`` selection normalises over (rows 0..block-1, block..2 block-1, ... of this batch).
 
-    Returns the new keys, their log-joints (B, S), the number of new states per patch and the
-    new states themselves (B, S, H) uint8 (so callers need not unpack the keys again).
+    Returns the new keys, their log-joints (B, S), the number of new states per patch and (with
+    ``want_states``) the new states themselves (B, S, H) uint8, else None.
     Children that repeat each other or a state already in K_n are discarded before the top-S
     choice, and the old states compete too, so no patch's truncated free energy decreases.
+
+    Works on packed keys: each distinct state of the chunk is unpacked and run through the
+    decoder once (chunked_log_joint); randflip children are their parents' keys with one bit
+    toggled, so only the P parents per patch are ever unpacked (for the other operators).
     """
     B, S, _ = keys.shape
     H = model.H
-    dtype = next(model.decoder.parameters()).dtype
-    states = unpack(keys, H, torch.uint8)
-    lpj, _, _ = chunked_log_joint(model, Y, states.to(dtype), obs, dobs, max_rows)
-    pool, pool_lpj = states, lpj
-    new_states, new_lpj = [], []
+    lpj, _, _ = chunked_log_joint(model, Y, None, obs, dobs, max_rows, keys=keys)
+    pool, pool_lpj = keys, lpj
+    new_keys, new_lpj = [], []
     for g in range(G):
         # generation 1 selects from K_n (stored best first), later ones from the previous
         # generation's children, in generation order
         idx = select_parents(pool_lpj, P, selection, gen, block=block,
                              stored_best_first=g == 0)
-        parents = take_rows(pool, idx)
-        if cross:
-            parents = crossover(parents, gen)
-            n_per = 1
+        pkeys = take_rows(pool, idx)
+        if mutation == "randflip" and not cross:
+            ckeys = randflip_keys(pkeys, H, C, gen)
         else:
-            n_per = C
-        if mutation == "randflip":
-            children = randflip(parents, n_per, gen)
-        else:
-            children = sparseflip(parents, n_per, model.pi, p_bf, gen)
-        clpj, _, _ = chunked_log_joint(model, Y, children.to(dtype), obs, dobs, max_rows)
-        new_states.append(children)
+            parents = unpack(pkeys, H, torch.uint8)
+            if cross:
+                parents = crossover(parents, gen)
+                n_per = 1
+            else:
+                n_per = C
+            if mutation == "randflip":
+                children = randflip(parents, n_per, gen)
+            else:
+                children = sparseflip(parents, n_per, model.pi, p_bf, gen)
+            ckeys = pack(children)
+        clpj, _, _ = chunked_log_joint(model, Y, None, obs, dobs, max_rows, keys=ckeys)
+        new_keys.append(ckeys)
         new_lpj.append(clpj)
-        pool, pool_lpj = children, clpj
-    all_states = torch.cat([states, *new_states], 1)
-    all_keys = torch.cat([keys, pack(all_states[:, S:])], 1)
+        pool, pool_lpj = ckeys, clpj
+    all_keys = torch.cat([keys, *new_keys], 1)
     all_lpj = torch.cat([lpj, *new_lpj], 1)
     all_lpj = torch.where(first_occurrence(all_keys), all_lpj,
                           torch.full_like(all_lpj, -torch.inf))
     top = torch.topk(all_lpj, S, dim=1)
-    new_keys = take_rows(all_keys, top.indices)
-    kept = take_rows(all_states, top.indices)
-    return new_keys, top.values, (top.indices >= S).sum(1), kept
+    kept_keys = take_rows(all_keys, top.indices)
+    kept = unpack(kept_keys, H, torch.uint8) if want_states else None
+    return kept_keys, top.values, (top.indices >= S).sum(1), kept

@@ -4,6 +4,15 @@ log p(s, y) = s . log(pi/(1-pi)) + sum_h log(1-pi_h) - D_obs/2 log(2 pi sigma2)
               - 1/(2 sigma2) sum_{d observed} (y_d - mu_d(s))^2
 Missing entries (inpainting) are left out per patch: ``obs`` masks them and ``dobs`` counts the
 observed ones, so a patch's likelihood only depends on what was seen.
+
+Binary codes are very sparse (1-2 active units of 64 or 512), so two things are exploited, both
+exact in math (only the summation order changes):
+- the first layer of a state s is b1 + sum of W1's columns of s's active units: a gather-sum
+  over active indices (``Codes``, ``embedding_bag``), and W1's gradient a scatter-add over them;
+  the dense product is kept where the measured density makes it cheaper (``Codes.sparse``);
+- many patches of a chunk share states (the all-zero and single-unit states are everywhere), so
+  ``chunked_log_joint`` runs each distinct state of a chunk through the decoder once and
+  gathers its output for every patch that holds it.
 """
 
 from __future__ import annotations
@@ -12,6 +21,57 @@ import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
+
+from evobench.tvae.states import pack, unpack
+
+# A gather-sum costs about this many dense multiply-adds per active entry and output unit
+# (measured on a 2-core x86 CPU: an M-step batch with H = 64 is faster dense at 1.6 active units,
+# with H = 512 twice as fast sparse); the sparse first layer is used when
+# (1 + mean active units) * SPARSE_COST < H. On CUDA dense products are relatively cheaper.
+SPARSE_COST = {"cpu": 32.0, "cuda": 64.0}
+
+
+def sparse_pays(mean_active: float, H: int, device: torch.device) -> bool:
+    return (1.0 + mean_active) * SPARSE_COST.get(device.type, 64.0) < H
+
+
+class Codes:
+    """Active-unit lists of binary states (R, H): ``cols`` (nnz,) the active units row by row,
+    ``rows`` (nnz,) their row, ``offsets`` (R + 1,) where each row's list starts. ``sparse``
+    (None: decided from the states' density) says whether the first layer uses them; when it
+    does not, only the dense states are kept."""
+
+    def __init__(self, states: torch.Tensor, sparse: bool | None = None):
+        R, H = states.shape
+        self.R, self.H = R, H
+        if sparse is None:
+            nnz = int(states.sum(dtype=torch.int64)) if R else 0
+            sparse = sparse_pays(nnz / max(R, 1), H, states.device)
+        self.sparse = sparse
+        self._dense = None if sparse else states
+        if sparse:
+            self.rows, self.cols = states.nonzero(as_tuple=True)
+            self.offsets = torch.zeros(R + 1, dtype=torch.int64, device=states.device)
+            torch.cumsum(torch.bincount(self.rows, minlength=R), 0, out=self.offsets[1:])
+
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        """s . v for every row, (R,)."""
+        if self.sparse:
+            return self.weighted_sum(v.unsqueeze(1)).squeeze(1)
+        return self.dense(v.dtype) @ v
+
+    def dense(self, dtype: torch.dtype) -> torch.Tensor:
+        if self._dense is None:
+            d = torch.zeros(self.R, self.H, dtype=dtype, device=self.cols.device)
+            d[self.rows, self.cols] = 1
+            return d
+        return self._dense.to(dtype)
+
+    def weighted_sum(self, table: torch.Tensor) -> torch.Tensor:
+        """sum over active units of ``table`` rows, (R, K), for a table (H, K)."""
+        return F.embedding_bag(self.cols, table, self.offsets, mode="sum",
+                               include_last_offset=True)
 
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.01)}
 
@@ -48,22 +108,45 @@ class Decoder(nn.Module):
     def _act(self, h: torch.Tensor) -> torch.Tensor:
         return h.relu_() if self.slope == 0.0 else nn.functional.leaky_relu_(h, self.slope)
 
-    def hidden(self, s: torch.Tensor) -> list[torch.Tensor]:
-        """Inputs of every linear layer for rows s (R, H): [s, a1, ..., a_L] (no autograd)."""
-        acts = [s]
-        h = s
-        for lin in self.linears[:-1]:
+    def first_layer(self, s: torch.Tensor | Codes) -> torch.Tensor:
+        """Pre-activation of the first layer for states s (R, H) or their Codes (no autograd):
+        a gather-sum of W1's columns over active units when the codes are sparse."""
+        lin = self.linears[0]
+        if isinstance(s, Codes):
+            if s.sparse:
+                out = s.weighted_sum(lin.weight.t().contiguous())
+                return out.add_(lin.bias)
+            s = s.dense(lin.weight.dtype)
+        return torch.addmm(lin.bias, s, lin.weight.t())
+
+    def hidden(self, s: torch.Tensor | Codes) -> list[torch.Tensor]:
+        """Inputs of every linear layer for rows s (R, H) or Codes: [s, a1, ..., a_L]
+        (no autograd). With one layer (linear decoder) the output is computed by the caller."""
+        if isinstance(s, Codes) and not s.sparse:
+            s = s.dense(self.linears[0].weight.dtype)
+        acts: list = [s]
+        if len(self.linears) == 1:
+            return acts
+        h = self._act(self.first_layer(s))
+        acts.append(h)
+        for lin in self.linears[1:-1]:
             h = self._act(torch.addmm(lin.bias, h, lin.weight.t()))
             acts.append(h)
         return acts
+
+    def output(self, acts: list) -> torch.Tensor:
+        """mu for the layer inputs ``acts`` of ``hidden``: (R, D)."""
+        if len(self.linears) == 1:
+            return self.first_layer(acts[0])
+        last = self.linears[-1]
+        return torch.addmm(last.bias, acts[-1], last.weight.t())
 
     def residual(self, states: torch.Tensor, Y: torch.Tensor, obs: torch.Tensor | None
                  ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """(mu(s) - y) * obs as (B, S, D) for states (B, S, H), plus the layer inputs."""
         B, S, H = states.shape
         acts = self.hidden(states.reshape(B * S, H))
-        last = self.linears[-1]
-        o = torch.addmm(last.bias, acts[-1], last.weight.t()).view(B, S, -1)
+        o = self.output(acts).view(B, S, -1)
         o.sub_(Y.unsqueeze(1))
         if obs is not None:
             o.mul_(obs.unsqueeze(1))
@@ -73,13 +156,21 @@ class Decoder(nn.Module):
         """Write d loss / d parameters into ``.grad`` given g = d loss / d output (R, D).
 
         Hand-written backprop for the MLP: far fewer tensor ops per Adam step than autograd.
+        With sparse Codes as the first layer's input, W1's gradient is a scatter-add of g over
+        the active units instead of the dense product g^T s.
         """
         for k in range(len(self.linears) - 1, -1, -1):
             lin, a = self.linears[k], acts[k]
             if lin.weight.grad is None:
                 lin.weight.grad = torch.empty_like(lin.weight)
                 lin.bias.grad = torch.empty_like(lin.bias)
-            torch.mm(g.t(), a, out=lin.weight.grad)
+            if isinstance(a, Codes):
+                gt = torch.zeros(lin.weight.shape[1], lin.weight.shape[0], dtype=g.dtype,
+                                 device=g.device)
+                gt.index_add_(0, a.cols, g.index_select(0, a.rows))
+                lin.weight.grad.copy_(gt.t())
+            else:
+                torch.mm(g.t(), a, out=lin.weight.grad)
             torch.sum(g, 0, out=lin.bias.grad)
             if k > 0:
                 g = torch.mm(g, lin.weight)
@@ -87,6 +178,23 @@ class Decoder(nn.Module):
                     g = torch.ops.aten.threshold_backward(g, a, 0.0)
                 else:
                     g.mul_(torch.where(a > 0, 1.0, self.slope).to(g.dtype))
+
+
+def forward_distinct(dec: Decoder, states: torch.Tensor, inv: torch.Tensor,
+                     sparse: bool | None = None) -> tuple[torch.Tensor, list]:
+    """Decoder outputs (R, D) for rows whose states are ``states[inv]``, with each of the u
+    distinct ``states`` (u, H) run through the decoder once; plus the u rows' layer inputs."""
+    acts = dec.hidden(Codes(states, sparse))
+    return dec.output(acts).index_select(0, inv), acts
+
+
+def backward_distinct(dec: Decoder, g: torch.Tensor, inv: torch.Tensor, acts: list) -> None:
+    """``backward_from_output`` for the outputs of ``forward_distinct``: the gradients g (R, D)
+    of rows sharing a state are summed first (exact), so backprop runs on u rows."""
+    gu = torch.zeros(acts[0].R if isinstance(acts[0], Codes) else acts[0].shape[0], g.shape[1],
+                     dtype=g.dtype, device=g.device)
+    gu.index_add_(0, inv, g)
+    dec.backward_from_output(gu, acts)
 
 
 class TVAEModel(nn.Module):
@@ -129,37 +237,93 @@ class TVAEModel(nn.Module):
             norm_term = dobs * norm
         return states @ logit + (const - norm_term) - err / (2 * s2)
 
+    def lpj_from_prior(self, prior: torch.Tensor, err: torch.Tensor,
+                       dobs: torch.Tensor | int) -> torch.Tensor:
+        """Log-joints from prior = s . logit(pi) (B, S) and squared errors (B, S)."""
+        pi = self.pi
+        const = torch.log1p(-pi).sum()
+        s2 = self.sigma2
+        norm = torch.log(2 * math.pi * s2) * 0.5
+        if isinstance(dobs, torch.Tensor):
+            norm_term = (dobs * norm).unsqueeze(1)
+        else:
+            norm_term = dobs * norm
+        return prior + (const - norm_term) - err / (2 * s2)
+
     def mean(self, states: torch.Tensor) -> torch.Tensor:
         return self.decoder(states)
 
 
+def distinct_states(states: torch.Tensor | None, keys: torch.Tensor | None = None,
+                    H: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distinct rows of binary states (R, H) as (u, H) uint8 and the index (R,) of each
+    row's distinct state; ``keys`` (R, n_words), the rows' packed keys, if already known (then
+    ``states`` may be None, given ``H``)."""
+    H = states.shape[-1] if H is None else H
+    if keys is None:
+        keys = pack(states)
+    uk, inv = unique_keys(keys)
+    return unpack(uk, H, torch.uint8), inv
+
+
+def unique_keys(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distinct rows of keys (R, n_words) and each row's index among them, exactly.
+
+    One word: torch.unique. Several: torch.unique(dim=0) sorts rows with a comparator (~20x
+    slower), so the rows' dense ranks are built word by word from 1-D uniques instead: the
+    rank of (rank so far, rank of the next word) as one integer < R^2 < 2^63.
+    """
+    if keys.shape[1] == 1:
+        uk, inv = torch.unique(keys[:, 0], return_inverse=True)
+        return uk.unsqueeze(1), inv
+    R = keys.shape[0]
+    _, code = torch.unique(keys[:, 0], return_inverse=True)
+    for w in range(1, keys.shape[1]):
+        _, r = torch.unique(keys[:, w], return_inverse=True)
+        _, code = torch.unique(code * R + r, return_inverse=True)
+    u = int(code.max()) + 1 if R else 0
+    first = torch.full((u,), R, dtype=torch.int64, device=keys.device)
+    first.scatter_reduce_(0, code, torch.arange(R, device=keys.device), "amin")
+    return keys.index_select(0, first), code
+
+
 def chunked_log_joint(model: TVAEModel, Y: torch.Tensor, states: torch.Tensor,
                       obs: torch.Tensor | None, dobs: torch.Tensor | None,
-                      max_rows: int, want_mean: bool = False
+                      max_rows: int, want_mean: bool = False, keys: torch.Tensor | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """log_joint over (B, S, H) in slices of at most ``max_rows`` decoder rows.
+    """log_joint of states (B, S, H) (0/1 of any dtype; None if ``keys`` are given) for data
+    Y (B, D), memory-bounded.
 
-    Bounds memory for any N x S. With ``want_mean`` also returns the posterior means
-    sum_s q(s) mu(s) (B, D) under the truncated posterior over the given states.
+    Each distinct state of the whole batch goes through the decoder once (in slices of at
+    most ``max_rows``; first layer sparse where that pays), then its output is gathered for
+    every patch holding it, ``max_rows`` (patch, state) pairs at a time. ``keys`` (B, S, nw):
+    the states' packed keys, if known. Returns log-joints (B, S), squared errors (B, S) and,
+    with ``want_mean``, the posterior means sum_s q(s) mu(s) (B, D) over the given states.
     """
-    B, S, _ = states.shape
+    B, S = (states if keys is None else keys).shape[:2]
+    H = model.H
+    dec = model.decoder
+    ust, inv = distinct_states(None if states is None else states.reshape(B * S, H),
+                               None if keys is None else keys.reshape(B * S, -1), H)
+    inv = inv.view(B, S)
+    mus, priors = [], []
+    logit = torch.log(model.pi) - torch.log1p(-model.pi)
+    for a in range(0, ust.shape[0], max_rows):
+        c = Codes(ust[a:a + max_rows])
+        mus.append(dec.output(dec.hidden(c)))
+        priors.append(c.matvec(logit))
+    mu_u = torch.cat(mus)
+    prior = torch.cat(priors)[inv]  # (B, S)
     step = max(1, max_rows // max(S, 1))
     lpjs, errs, means = [], [], []
     for a in range(0, B, step):
         b = min(B, a + step)
-        st = states[a:b]
-        o = None if obs is None else obs[a:b]
-        do = None if dobs is None else dobs[a:b]
-        if want_mean:
-            mu = model.decoder(st)
-            diff = Y[a:b].unsqueeze(1) - mu
-            if o is not None:
-                diff = diff * o.unsqueeze(1)
-            err = (diff * diff).sum(-1)
-        else:
-            r, _ = model.decoder.residual(st, Y[a:b], o)
-            err = r.square_().sum(-1)
-        lpj = model.lpj_from_err(st, err, Y.shape[1] if do is None else do)
+        mu = mu_u.index_select(0, inv[a:b].reshape(-1)).view(b - a, S, -1)
+        diff = mu - Y[a:b].unsqueeze(1) if want_mean else mu.sub_(Y[a:b].unsqueeze(1))
+        if obs is not None:
+            diff.mul_(obs[a:b].unsqueeze(1))
+        err = diff.square_().sum(-1)
+        lpj = model.lpj_from_prior(prior[a:b], err, Y.shape[1] if dobs is None else dobs[a:b])
         lpjs.append(lpj)
         errs.append(err)
         if want_mean:

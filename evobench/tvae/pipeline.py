@@ -22,7 +22,7 @@ from evobench.tvae.config import TVAEConfig, make_config
 from evobench.tvae.model import Decoder, TVAEModel
 from evobench.tvae.presets import get_preset
 from evobench.tvae.states import initial_states, pack
-from evobench.tvae.training import Trainer, run_epochs
+from evobench.tvae.training import Trainer, one_thread_math, run_epochs
 
 
 @dataclass
@@ -96,6 +96,7 @@ def _psnr(clean: np.ndarray, est: np.ndarray) -> float:
 FIELD_INIT = 0.2  # initial generative-field scale, as a fraction of the data's std
 
 
+@one_thread_math()  # full sums depend on the intra-op thread count otherwise
 def init_output_layer(decoder: Decoder, Y: torch.Tensor, obs: torch.Tensor | None) -> None:
     """Put the decoder's output layer on the data's scale: bias = per-entry mean of the observed
     data, weights (Xavier, made for unit-scale data) times FIELD_INIT * data std.

@@ -4,11 +4,16 @@ closed-form pi and sigma2 once per epoch.
 Per epoch the patches are shuffled and processed in chunks of ``chunk_size``: one vectorised
 E-step on the whole chunk (parameters fixed during it, so its monotonicity holds exactly), then
 Adam mini-batches of ``batch_size`` over the chunk. Compared with the reference (an E-step per
-mini-batch of 32), an E-step sees parameters that are up to chunk_size/batch_size Adam steps
-older; the gradient itself is recomputed with the current parameters for every mini-batch.
-With >= 2 torch threads on CPU the next chunk's E-step runs in a worker thread (on a snapshot
-of the parameters, one chunk older still) while this chunk's M-step runs: two single-threaded
-streams use two cores better than small two-thread ops (Trainer._chunks).
+mini-batch of 32), an E-step sees older parameters; the gradient itself is recomputed with the
+current parameters for every mini-batch.
+
+The parameter lag is part of the algorithm, not of the scheduling: the E-step of chunk i always
+uses the parameters as they were before the M-step of chunk i-1 (chunks 0 and 1: the epoch's
+start), held in a snapshot decoder. With >= 2 torch threads on CPU that E-step runs in a worker
+thread while chunk i-1's M-step runs here (two single-threaded streams use two cores better than
+small two-thread ops); otherwise it runs in line. Both give bit-identical results, because every
+epoch's arithmetic runs at one intra-op thread (reductions and BLAS kernels then do not depend
+on the thread count) and only the E-step draws from the generator.
 """
 
 from __future__ import annotations
@@ -17,17 +22,64 @@ import copy
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import torch
 
 from evobench.tvae.adam import FlatAdam, flatten_params
 from evobench.tvae.config import TVAEConfig
 from evobench.tvae.evolution import estep
-from evobench.tvae.model import TVAEModel, chunked_log_joint
+from evobench.tvae.model import (
+    TVAEModel,
+    backward_distinct,
+    chunked_log_joint,
+    distinct_states,
+    forward_distinct,
+    sparse_pays,
+)
 from evobench.tvae.states import unpack
 
 PI_CLAMP = 1e-5
 ACT_BUDGET = 2**24  # entries per (chunk, S, layer width) activation tensor (64 MB in float32)
+
+
+_OUTER_THREADS: list[int] = []
+
+
+@contextmanager
+def one_thread_math():
+    """Run torch's intra-op arithmetic at one thread inside the block (restored after).
+
+    Results of full reductions (two-pass sums over per-thread partials) and of some BLAS
+    kernels depend on the intra-op thread count; at one thread they do not. Parallelism comes
+    from running independent, single-threaded streams in threads instead (see Trainer).
+    Nested use is fine; ``worker_threads()`` reports the count the outermost caller had.
+    """
+    before = torch.get_num_threads()
+    _OUTER_THREADS.append(_OUTER_THREADS[-1] if _OUTER_THREADS else before)
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        _OUTER_THREADS.pop()
+        torch.set_num_threads(before)
+
+
+def worker_threads() -> int:
+    """The torch thread count the caller asked for (outside any one_thread_math block)."""
+    return _OUTER_THREADS[-1] if _OUTER_THREADS else torch.get_num_threads()
+
+
+def _compact(vals: torch.Tensor, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distinct values of ``vals`` (ints < len(pos)), increasing, and each entry's index
+    among them, like torch.unique(vals, return_inverse=True) but by marking instead of sorting;
+    ``pos`` is scratch space, returned zeroed."""
+    pos[vals] = 1
+    uniq = pos.nonzero().squeeze(1)
+    pos[uniq] = torch.arange(uniq.numel(), device=pos.device)
+    inv = pos[vals]
+    pos[uniq] = 0
+    return uniq, inv
 
 
 def triangular_lr(step: int, lr_min: float, lr_max: float, half: int) -> float:
@@ -46,13 +98,12 @@ class Trainer:
         self.N, self.D = Y.shape
         self.dobs = None if obs is None else obs.sum(1)
         self.impute = obs is not None and cfg.inpaint_mstep == "impute"
-        # E-step/M-step overlap (see epoch): a second decoder holds the parameters the
-        # E-step of the next chunk uses while the M-step trains the live one
-        self.overlap = Y.device.type == "cpu" and torch.get_num_threads() >= 2
-        self.shadow = None
-        if self.overlap:
-            self.shadow = TVAEModel(copy.deepcopy(model.decoder), model.pi, model.sigma2)
-            self.shadow_flat = flatten_params(list(self.shadow.decoder.parameters()))
+        # the E-step's parameters (see the module doc): a snapshot decoder, always; with >= 2
+        # threads on CPU the E-step of the next chunk runs beside the M-step (overlap)
+        self.workers = worker_threads() if Y.device.type == "cpu" else 1
+        self.overlap = self.workers >= 2
+        self.shadow = TVAEModel(copy.deepcopy(model.decoder), model.pi, model.sigma2)
+        self.shadow_flat = flatten_params(list(self.shadow.decoder.parameters()))
         self.opt = FlatAdam(list(model.decoder.parameters()))
         steps_per_epoch = math.ceil(self.N / cfg.batch_size)
         self.half = max(1, round(steps_per_epoch * cfg.half_cycle))
@@ -93,47 +144,45 @@ class Trainer:
                          None if self.dobs is None else self.dobs[idx], self.keys[idx],
                          P=cfg.P, C=cfg.C, G=cfg.G, selection=cfg.selection,
                          mutation=cfg.mutation, cross=cfg.crossover, p_bf=self.p_bf,
-                         gen=gen, max_rows=cfg.max_rows, block=cfg.batch_size)
+                         gen=gen, max_rows=cfg.max_rows, want_states=False,
+                         block=cfg.batch_size)
 
-        pool = ThreadPoolExecutor(1) if self.overlap else None
-        threads = torch.get_num_threads()
-        if pool is not None:
-            # two single-threaded streams (E-step worker + M-step here) use the two cores
-            # better than one stream of many small two-thread ops
-            torch.set_num_threads(1)
-            self.shadow_flat.copy_(self.opt.flat)
-            pending = pool.submit(run_estep, 0, self.shadow)
-        try:
-            self._chunks(chunks, run_estep, pool, pending if pool is not None else None,
-                         F, n_new, A_pi, A_sig, logit, const, half_log, inv2s2_f)
-        finally:
-            if pool is not None:
-                pool.shutdown()
-                torch.set_num_threads(threads)
+        self.shadow_flat.copy_(self.opt.flat)
+        with one_thread_math():
+            if self.overlap:
+                with ThreadPoolExecutor(1) as pool:
+                    self._chunks(chunks, run_estep, pool, F, n_new, A_pi, A_sig, logit, const,
+                                 half_log, inv2s2_f)
+            else:
+                self._chunks(chunks, run_estep, None, F, n_new, A_pi, A_sig, logit, const,
+                             half_log, inv2s2_f)
         model.pi.copy_((A_pi / self.N).clamp(PI_CLAMP, 1 - PI_CLAMP))
         denom = self.N * self.D if (self.obs is None or self.impute) else self.dobs.sum()
         model.sigma2.copy_((A_sig / denom).clamp_min(1e-12))
         return {"F": F.item() / self.N, "sigma2": model.sigma2.item(),
                 "pi_sum": model.pi.sum().item(), "new_states": n_new.item() / self.N}
 
-    def _chunks(self, chunks, run_estep, pool, pending, F, n_new, A_pi, A_sig, logit, const,
+    def _chunks(self, chunks, run_estep, pool, F, n_new, A_pi, A_sig, logit, const,
                 half_log, inv2s2_f) -> None:
         """E-step then Adam mini-batches, chunk by chunk; accumulates into F, n_new, A_pi, A_sig.
 
-        With ``pool`` (overlap), chunk i+1's E-step runs in the worker thread on a snapshot of
-        the parameters taken before chunk i's M-step, while this thread trains on chunk i. The
-        snapshot is taken at a fixed point and only the worker draws from the generator, so
-        the result does not depend on thread timing; each E-step still sees fixed parameters
-        (monotone). The cost: E-step parameters are one chunk of Adam steps older.
+        The E-step of chunk i runs on the snapshot ``self.shadow``, which holds the parameters
+        from before chunk i-1's M-step (the epoch's start for i = 0, 1). With ``pool`` it runs
+        in the worker thread during chunk i-1's M-step, else in line; the snapshot is refreshed
+        at the same point of the schedule either way, and only the E-step draws from the
+        generator, so both orders give the same numbers. Each E-step sees fixed parameters
+        (monotone); the cost is that they are one chunk of Adam steps older.
         """
         cfg, model = self.cfg, self.model
         dtype, dev, S = self.Y.dtype, self.Y.device, cfg.S
         dec = model.decoder
+        pending = pool.submit(run_estep, 0, self.shadow) if pool is not None else None
         for i, idx in enumerate(chunks):
             if pool is None:
-                keys, _, new, kept = run_estep(i, model)
+                keys, _, new, _ = run_estep(i, self.shadow)
+                self.shadow_flat.copy_(self.opt.flat)
             else:
-                keys, _, new, kept = pending.result()
+                keys, _, new, _ = pending.result()
                 if i + 1 < len(chunks):
                     self.shadow_flat.copy_(self.opt.flat)
                     pending = pool.submit(run_estep, i + 1, self.shadow)
@@ -142,21 +191,34 @@ class Trainer:
             dc = None if self.dobs is None else self.dobs[idx]
             self.keys[idx] = keys
             n_new += new.sum()
-            states = kept.to(dtype)  # (n, S, H)
+            n, H, D = len(idx), cfg.H, self.D
             if self.impute:  # reference: fill missing entries with the current estimate
-                _, _, est = chunked_log_joint(model, Yc, states, oc, dc, cfg.max_rows,
-                                              want_mean=True)
+                _, _, est = chunked_log_joint(model, Yc, None, oc, dc, cfg.max_rows,
+                                              want_mean=True, keys=keys)
                 Yc = torch.where(oc.bool(), Yc, est)
                 oc = dc = None
+            # the chunk's distinct states: their prior terms once, and per mini-batch the
+            # decoder runs once per distinct state of the batch (exact: gradients of repeated
+            # states are summed before the backward pass)
+            ust, inv_c = distinct_states(None, keys.reshape(n * S, -1), H)
+            pos = torch.zeros(ust.shape[0], dtype=torch.int64, device=dev)
             dn = self.D if dc is None else dc.unsqueeze(1)
-            base = states @ logit + const - dn * half_log  # (n, S): fixed during the epoch
-            q_all = torch.empty(len(idx), S, dtype=dtype, device=dev)
-            err_all = torch.empty(len(idx), S, dtype=dtype, device=dev)
-            lse_all = torch.empty(len(idx), 1, dtype=dtype, device=dev)
-            for a in range(0, len(idx), cfg.batch_size):  # M-step (no autograd: see model)
-                b = min(len(idx), a + cfg.batch_size)
+            ust_f = ust.to(dtype)
+            active = ust_f.sum(1)
+            sparse = sparse_pays(float(active[inv_c].mean()), H, dev)  # from measured density
+            base = (ust_f @ logit)[inv_c].view(n, S) + const - dn * half_log  # fixed in epoch
+            q_all = torch.empty(n, S, dtype=dtype, device=dev)
+            err_all = torch.empty(n, S, dtype=dtype, device=dev)
+            lse_all = torch.empty(n, 1, dtype=dtype, device=dev)
+            for a in range(0, n, cfg.batch_size):  # M-step (no autograd: see model)
+                b = min(n, a + cfg.batch_size)
                 lr = triangular_lr(self.step, cfg.lr_min, cfg.lr_max, self.half)
-                o, acts = dec.residual(states[a:b], Yc[a:b], None if oc is None else oc[a:b])
+                uidx, inv = _compact(inv_c[a * S:b * S], pos)
+                o, acts = forward_distinct(dec, ust.index_select(0, uidx), inv, sparse)
+                o = o.view(b - a, S, D)
+                o.sub_(Yc[a:b].unsqueeze(1))
+                if oc is not None:
+                    o.mul_(oc[a:b].unsqueeze(1))
                 err, q, lse = err_all[a:b], q_all[a:b], lse_all[a:b]  # written in place
                 torch.sum(o.square(), -1, out=err)
                 torch.add(base[a:b], err, alpha=-inv2s2_f, out=q)  # log-joints
@@ -164,12 +226,24 @@ class Trainer:
                 q.sub_(lse).exp_()  # truncated posteriors
                 # d(-F_batch/B)/d mu = q (mu - y) / (sigma2 B), masked like o
                 g = o.mul_(torch.mul(q, 2.0 * inv2s2_f / (b - a)).unsqueeze(-1))
-                dec.backward_from_output(g.view(-1, self.D), acts)
+                backward_distinct(dec, g.view(-1, D), inv, acts)
                 self.opt.step(lr)
                 self.step += 1
             F += lse_all.sum()
-            A_pi += torch.einsum("ns,nsh->h", q_all, states)
+            qu = torch.zeros(ust.shape[0], dtype=dtype, device=dev)
+            qu.index_add_(0, inv_c, q_all.view(-1))
+            A_pi += qu @ ust_f
             A_sig += (q_all * err_all).sum()
+
+    def _map_chunks(self, fn) -> list:
+        """``fn(idx)`` for consecutive chunks of all patches, in order, at one intra-op thread
+        each; chunks are spread over ``self.workers`` threads (results do not depend on it)."""
+        chunks = torch.arange(self.N, device=self.Y.device).split(self.chunk)
+        with torch.no_grad(), one_thread_math():
+            if self.workers < 2 or len(chunks) < 2:
+                return [fn(idx) for idx in chunks]
+            with ThreadPoolExecutor(self.workers) as pool:
+                return list(pool.map(torch.no_grad()(fn), chunks))
 
     def estimate(self, want_stats: bool = False) -> tuple[torch.Tensor, dict | None]:
         """Posterior means sum_s q_n(s) mu(s) (N, D) with the current parameters and K_n.
@@ -178,40 +252,39 @@ class Trainer:
         """
         cfg, model = self.cfg, self.model
         H = cfg.H
-        dtype = self.Y.dtype
-        outs = []
-        active = torch.zeros((), dtype=torch.float64, device=self.Y.device)
-        hist = torch.zeros(H + 1, dtype=torch.float64, device=self.Y.device)
-        with torch.no_grad():
-            for idx in torch.arange(self.N, device=self.Y.device).split(self.chunk):
-                states = unpack(self.keys[idx], H, dtype)
-                oc = None if self.obs is None else self.obs[idx]
-                dc = None if self.dobs is None else self.dobs[idx]
-                lpj, _, est = chunked_log_joint(model, self.Y[idx], states, oc, dc,
-                                                cfg.max_rows, want_mean=True)
-                outs.append(est)
-                if want_stats:
-                    q = torch.softmax(lpj, 1).double()
-                    k = states.sum(-1).long()
-                    active += (q * k).sum()
-                    hist.scatter_add_(0, k.flatten(), q.flatten())
+
+        def one(idx):
+            oc = None if self.obs is None else self.obs[idx]
+            dc = None if self.dobs is None else self.dobs[idx]
+            lpj, _, est = chunked_log_joint(model, self.Y[idx], None, oc, dc, cfg.max_rows,
+                                            want_mean=True, keys=self.keys[idx])
+            if not want_stats:
+                return est, None, None
+            q = torch.softmax(lpj, 1).double()
+            k = unpack(self.keys[idx], H, torch.uint8).sum(-1)
+            hist = torch.zeros(H + 1, dtype=torch.float64, device=self.Y.device)
+            hist.scatter_add_(0, k.flatten(), q.flatten())
+            return est, (q * k).sum(), hist
+
+        parts = self._map_chunks(one)
         stats = None
-        if want_stats:
-            stats = {"active_mean": active.item() / self.N, "active_hist": hist.cpu().numpy()}
-        return torch.cat(outs), stats
+        if want_stats:  # summed in chunk order: the same numbers for any number of workers
+            active = sum(p[1].item() for p in parts)
+            hist = torch.stack([p[2] for p in parts]).sum(0)
+            stats = {"active_mean": active / self.N, "active_hist": hist.cpu().numpy()}
+        return torch.cat([p[0] for p in parts]), stats
 
     def free_energy(self) -> float:
         """F/N of the current sets and parameters (internal units)."""
-        total = 0.0
-        with torch.no_grad():
-            for idx in torch.arange(self.N, device=self.Y.device).split(self.chunk):
-                states = unpack(self.keys[idx], self.cfg.H, self.Y.dtype)
-                oc = None if self.obs is None else self.obs[idx]
-                dc = None if self.dobs is None else self.dobs[idx]
-                lpj, _, _ = chunked_log_joint(self.model, self.Y[idx], states, oc, dc,
-                                              self.cfg.max_rows)
-                total += torch.logsumexp(lpj, 1).sum().item()
-        return total / self.N
+
+        def one(idx):
+            oc = None if self.obs is None else self.obs[idx]
+            dc = None if self.dobs is None else self.dobs[idx]
+            lpj, _, _ = chunked_log_joint(self.model, self.Y[idx], None, oc, dc,
+                                          self.cfg.max_rows, keys=self.keys[idx])
+            return torch.logsumexp(lpj, 1).sum().item()
+
+        return sum(self._map_chunks(one)) / self.N
 
     # -- checkpoints (evobench.tvae.checkpoint): the whole state at an epoch boundary ----------
     def state_dict(self) -> dict:

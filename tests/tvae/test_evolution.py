@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from evobench.tvae.evolution import crossover, estep, randflip, select_parents, sparseflip
+from evobench.tvae.evolution import (
+    crossover,
+    estep,
+    randflip,
+    randflip_keys,
+    select_parents,
+    sparseflip,
+)
 from evobench.tvae.model import Decoder, TVAEModel, chunked_log_joint
 from evobench.tvae.states import initial_states, pack, unpack
 
@@ -120,3 +127,16 @@ def test_selection_operators():
     uni = torch.bincount(select_parents(lpj, 1, "uniform", g)[:, 0], minlength=5).double()
     torch.testing.assert_close(uni / uni.sum(), torch.full((5,), 0.2, dtype=torch.float64),
                                atol=0.012, rtol=0)
+
+
+@pytest.mark.parametrize("H", [8, 64, 130])
+def test_randflip_on_keys_equals_randflip_on_states(H):
+    """The E-step toggles bits of packed keys instead of flipping unpacked states: same children
+    from the same draws, for one and several key words (bit 63 included)."""
+    rng = np.random.default_rng(H)
+    parents = torch.as_tensor((rng.random((5, 3, H)) < 0.2).astype(np.uint8))
+    parents[0, 0, :] = 1  # every bit set, so the sign bit of each word is toggled too
+    C = min(4, H)
+    a = pack(randflip(parents, C, torch.Generator().manual_seed(1)))
+    b = randflip_keys(pack(parents), H, C, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b)

@@ -20,7 +20,7 @@ from evobench.tvae.presets import (
     PUBLISHED_SETTINGS,
     get_preset,
 )
-from evobench.tvae.states import initial_states, pack
+from evobench.tvae.states import initial_states, pack, unpack
 
 
 def _described_probabilities(lpj: torch.Tensor) -> torch.Tensor:
@@ -98,26 +98,26 @@ def test_later_generations_breed_from_the_previous_generations_children(monkeypa
     Y = torch.randn(N, 9, generator=g, dtype=torch.float64)
     keys = pack(initial_states(S, 10, g)).unsqueeze(0).expand(N, -1, -1).contiguous()
     calls, children = [], []
-    real_select, real_flip = evolution.select_parents, evolution.randflip
+    real_select, real_flip = evolution.select_parents, evolution.randflip_keys
 
     def spy_select(lpj, P_, method, gen, **kw):
         calls.append((lpj.clone(), kw["stored_best_first"]))
         return real_select(lpj, P_, method, gen, **kw)
 
-    def spy_flip(parents, c, gen):
-        out = real_flip(parents, c, gen)
-        children.append(out.clone())
+    def spy_flip(pkeys, H, c, gen):  # randflip children, made on the packed keys
+        out = real_flip(pkeys, H, c, gen)
+        children.append(unpack(out, H, torch.float64))
         return out
 
     monkeypatch.setattr(evolution, "select_parents", spy_select)
-    monkeypatch.setattr(evolution, "randflip", spy_flip)
+    monkeypatch.setattr(evolution, "randflip_keys", spy_flip)
     estep(model, Y, None, None, keys, P=P, C=C, G=G, selection=selection, mutation="randflip",
           cross=False, p_bf=0.1, gen=g, max_rows=10_000)
     assert len(calls) == G and [flag for _, flag in calls] == [True, False, False]
     assert calls[0][0].shape == (N, S)
     for gen_i in range(1, G):
         # the pool of generation g+1 is generation g's children, scored independently here
-        lpj, _ = model.log_joint(Y, children[gen_i - 1].double())
+        lpj, _ = model.log_joint(Y, children[gen_i - 1])
         torch.testing.assert_close(calls[gen_i][0], lpj)
 
 

@@ -1,5 +1,6 @@
 """Log-joints against the formula, and the truncated posterior against full enumeration."""
 
+import copy
 import itertools
 import math
 
@@ -7,8 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from evobench.tvae.model import Decoder, TVAEModel, chunked_log_joint
-from evobench.tvae.states import initial_states
+from evobench.tvae.model import (
+    Codes,
+    Decoder,
+    TVAEModel,
+    backward_distinct,
+    chunked_log_joint,
+    distinct_states,
+    forward_distinct,
+)
+from evobench.tvae.states import initial_states, pack
 
 
 @pytest.fixture(autouse=True)
@@ -108,3 +117,125 @@ def test_hand_written_gradient_equals_autograd(activation, hidden):
     dec.backward_from_output((o * (q / (model.sigma2 * B)).unsqueeze(-1)).view(-1, 6), acts)
     for p, a in zip(dec.parameters(), auto):
         torch.testing.assert_close(p.grad, a)
+
+
+def _sparse_states(rng, R, H, k):
+    """R states with about k active units each, many repeated (as in real K_n)."""
+    base = (rng.random((max(R // 4, 1), H)) < k / H).astype(np.uint8)
+    base[0] = 0  # the all-zero state is always among them
+    return torch.as_tensor(base[rng.integers(0, len(base), R)])
+
+
+@pytest.mark.parametrize("H,hidden", [(40, (9,)), (40, ()), (12, (6, 5))])
+def test_sparse_first_layer_and_its_gradient_equal_the_dense_ones(H, hidden):
+    """Gather-sum over active units == b1 + W1 s; scatter-add gradient == g^T s."""
+    model, _ = _model(H=H, D=6, hidden=hidden, activation="leaky_relu" if len(hidden) > 1
+                      else "relu")
+    dec = model.decoder
+    rng = np.random.default_rng(5)
+    s = _sparse_states(rng, 50, H, 2.0)
+    sparse, dense = Codes(s, sparse=True), Codes(s, sparse=False)
+    assert sparse.sparse and not dense.sparse and sparse.cols.numel() == int(s.sum())
+    ref = dec(s.double())
+    out_s = dec.output(dec.hidden(sparse))
+    torch.testing.assert_close(out_s, ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(dec.output(dec.hidden(dense)), ref, rtol=0, atol=0)
+    g = torch.as_tensor(rng.normal(size=(50, 6)))
+    grads = []
+    for c in (sparse, dense):
+        dec.backward_from_output(g, dec.hidden(c))
+        grads.append([p.grad.clone() for p in dec.parameters()])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    # matvec (the prior term s . logit) both ways
+    v = torch.as_tensor(rng.normal(size=H))
+    torch.testing.assert_close(sparse.matvec(v), s.double() @ v, rtol=1e-12, atol=1e-12)
+
+
+def test_sparse_path_is_chosen_from_the_measured_density():
+    rng = np.random.default_rng(0)
+    assert Codes(_sparse_states(rng, 64, 512, 2.0)).sparse  # 2 of 512: gather-sum
+    assert not Codes(_sparse_states(rng, 64, 64, 20.0)).sparse  # 20 of 64: dense product
+    assert not Codes(_sparse_states(rng, 64, 8, 1.0)).sparse  # tiny H: dense
+
+
+@pytest.mark.parametrize("want_mean", [False, True])
+def test_log_joints_of_shared_states_equal_the_per_row_pass(want_mean):
+    """chunked_log_joint runs each distinct state once and gathers: same numbers as running
+    every (patch, state) row through the decoder, for any max_rows and with missing data."""
+    model, _ = _model(H=70, D=6, hidden=(8,))  # 2 key words
+    rng = np.random.default_rng(2)
+    B, S = 9, 7
+    states = _sparse_states(rng, B * S, 70, 1.5).view(B, S, 70)
+    Y = torch.as_tensor(rng.normal(size=(B, 6)))
+    obs = torch.as_tensor(rng.random((B, 6)) > 0.3, dtype=torch.float64)
+    lpj, err = model.log_joint(Y * obs, states.double(), obs, obs.sum(1))
+    for max_rows in (5, 1000):
+        c_lpj, c_err, mean = chunked_log_joint(model, Y * obs, states, obs, obs.sum(1),
+                                               max_rows, want_mean=want_mean,
+                                               keys=pack(states) if max_rows == 5 else None)
+        torch.testing.assert_close(c_lpj, lpj, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(c_err, err, rtol=1e-12, atol=1e-12)
+        if want_mean:
+            mu = model.decoder(states.double())
+            ref = (torch.softmax(lpj, 1).unsqueeze(-1) * mu).sum(1)
+            torch.testing.assert_close(mean, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+def test_gradient_through_distinct_states_equals_autograd(sparse):
+    """The M-step runs each distinct state of a mini-batch once and sums the gradients of
+    repeated states before backprop: exactly the gradient of -F_batch/B over all rows."""
+    model, _ = _model(H=30, D=6, hidden=(7,))
+    dec = model.decoder
+    rng = np.random.default_rng(4)
+    B, S = 5, 8
+    states = _sparse_states(rng, B * S, 30, 1.5)
+    Y = torch.as_tensor(rng.normal(size=(B, 6)))
+    with torch.enable_grad():
+        lpj, _ = model.log_joint(Y, states.double().view(B, S, 30))
+        loss = -torch.logsumexp(lpj, 1).sum() / B
+        auto = torch.autograd.grad(loss, list(dec.parameters()))
+    ust, inv = distinct_states(states)
+    assert ust.shape[0] < B * S  # there are repeats to share
+    mu, acts = forward_distinct(dec, ust, inv, sparse)
+    torch.testing.assert_close(mu, dec(states.double()), rtol=1e-12, atol=1e-12)
+    o = (mu.view(B, S, 6) - Y.unsqueeze(1))
+    q = torch.softmax(lpj.detach(), 1)
+    backward_distinct(dec, (o * (q / (model.sigma2 * B)).unsqueeze(-1)).view(-1, 6), inv, acts)
+    for p, a in zip(dec.parameters(), auto):
+        torch.testing.assert_close(p.grad, a, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_sparse_and_shared_paths_on_cuda_match_cpu():
+    model, _ = _model(H=40, D=6, hidden=(9,))
+    rng = np.random.default_rng(6)
+    states = _sparse_states(rng, 60, 40, 2.0).view(6, 10, 40)
+    Y = torch.as_tensor(rng.normal(size=(6, 6)))
+    ref, _, mref = chunked_log_joint(model, Y, states, None, None, 17, want_mean=True)
+    gpu = TVAEModel(copy.deepcopy(model.decoder).cuda(), model.pi.cuda(), model.sigma2.cuda())
+    ref_mu = model.decoder(states.view(-1, 40).double())
+    for sp in (True, False):
+        out = gpu.decoder.output(gpu.decoder.hidden(Codes(states.view(-1, 40).cuda(), sp)))
+        torch.testing.assert_close(out.cpu(), ref_mu, rtol=1e-12, atol=1e-12)
+    lpj, _, mean = chunked_log_joint(gpu, Y.cuda(), states.cuda(), None, None, 17,
+                                     want_mean=True)
+    torch.testing.assert_close(lpj.cpu(), ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(mean.cpu(), mref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("H", [64, 200])
+def test_unique_keys_is_exact(H):
+    """Distinct rows of multi-word keys equal torch.unique(dim=0)'s (as sets, with a valid
+    inverse), including rows that differ only in a later word."""
+    from evobench.tvae.model import unique_keys
+
+    rng = np.random.default_rng(H)
+    s = _sparse_states(rng, 400, H, 2.0)
+    s[1] = s[0]
+    s[1, H - 1] ^= 1  # same first word(s), different last word
+    keys = pack(s)
+    uk, inv = unique_keys(keys)
+    assert torch.equal(uk[inv], keys)
+    assert uk.shape[0] == torch.unique(keys, dim=0).shape[0]
