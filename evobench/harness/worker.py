@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from evobench import __version__
+from evobench import __version__, live
 from evobench.errors import first_line
 from evobench.hookspecs import hookimpl
 from evobench.specs import load_object
@@ -115,6 +115,9 @@ def execute(payload: dict, notify=None) -> dict:
         torch.cuda.reset_peak_memory_stats()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     ctx = context_for(payload, notify)
+    if "psnr" in metrics:  # the live display's PSNR of a method's reported estimates
+        psnr = metrics["psnr"]
+        live.set_scorer(lambda image: {"psnr": float(psnr(clean, image, data_range=1.0))})
     try:
         from evobench.api import run_method
         from evobench.registry import Registry
@@ -131,6 +134,8 @@ def execute(payload: dict, notify=None) -> dict:
     except Exception as exc:  # noqa: BLE001 - a crashing method is a result, not a crash
         row.update(status="error", error=one_line(exc))
         out = None
+    finally:
+        live.set_scorer(None)
     row["resumes"] = ctx.resumes
     if ctx.resumed_at is not None:
         row["resumed_at_epoch"] = ctx.resumed_at

@@ -235,8 +235,9 @@ def _fit(corrupted: np.ndarray, mask: np.ndarray | None, *, sigma, preset, seed,
         trace.append(row)
         if saver is not None:
             saver.after_epoch(e, cfg.epochs, fit_s, trainer, trace, snapshots)
+        # to the harness's live display, if any (which scores the estimate of evaluation epochs)
         report_progress(epoch=e, epochs=cfg.epochs, free_energy=row["free_energy"],
-                        psnr=row.get("psnr"))  # to the harness's live display, if any
+                        psnr=row.get("psnr"), estimate=snapshots.get(e))
 
     epochs_run = run_epochs(trainer, cfg.epochs, cfg.budget_s, on_epoch, start=start, fit=fit0)
     time_fit = trace[-1]["seconds"] if trace else 0.0

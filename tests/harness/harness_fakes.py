@@ -52,6 +52,13 @@ def run_epochs(image, *, task, mask, sigma, seed, device, budget_s, epochs=4):
                   budget_s=budget_s)
 
 
+def run_estimates(image, *, task, mask, sigma, seed, device, budget_s):
+    """Reports its estimate (the input itself) each epoch; only the harness can score it."""
+    for k in (1, 2):
+        report_progress(epoch=k, epochs=2, estimate=image)
+    return MethodOutput(image)
+
+
 def run_crash(image, **kwargs):
     raise ValueError("boom: the fake method crashed\nsecond line is dropped")
 
@@ -87,6 +94,7 @@ SPECS = (
     MethodSpec(name="fake-epochs", factory="harness_fakes:run_epochs", tasks=BOTH,
                params=(Param("epochs", 4, int, low=1),)),
     MethodSpec(name="fake-crash", factory="harness_fakes:run_crash", tasks=BOTH),
+    MethodSpec(name="fake-estimates", factory="harness_fakes:run_estimates", tasks=BOTH),
     MethodSpec(name="fake-snapshots", factory="harness_fakes:run_snapshots", tasks=BOTH),
     MethodSpec(name="fake-hang", factory="harness_fakes:run_hang", tasks=BOTH),
     MethodSpec(name="fake-die", factory="harness_fakes:run_die", tasks=BOTH),

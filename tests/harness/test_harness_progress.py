@@ -171,3 +171,28 @@ def test_events_stream_from_workers(fakes, invoke, tmp_path, monkeypatch, execut
     assert all(set(f) == {"epoch", "epochs", "psnr", "loss"} for f in epochs), epochs
     assert sorted((f["epoch"], f["psnr"]) for f in epochs) == [(1, 21.0), (1, 21.0), (2, 22.0),
                                                              (2, 22.0), (3, 23.0), (3, 23.0)]
+
+
+def test_a_reported_estimate_is_scored_by_the_worker(fakes, invoke, tmp_path, monkeypatch):
+    """A method reports its estimate, never sees the clean image, and the display gets the PSNR
+    the worker computed (here the input's own PSNR, which the result row also stores)."""
+    import pandas as pd
+
+    import evobench.harness.progress as progress_mod
+
+    heard = []
+
+    class Recording(progress_mod.Progress):
+        def event(self, cell, kind, fields):
+            heard.append((kind, dict(fields)))
+            super().event(cell, kind, fields)
+
+    monkeypatch.setattr(progress_mod, "Progress", Recording)
+    result = invoke("run", "-d", "skimage[images=camera,crop=32]", "-m", "fake-estimates",
+                    "--sigma", "25", "--out", tmp_path, "--run-name", "est", "-j", "1")
+    assert result.exit_code == 0, result.output
+    row = pd.read_parquet(tmp_path / "est" / "results.parquet").iloc[0]
+    scored = [f for k, f in heard if k == "progress"]
+    assert [f["epoch"] for f in scored] == [1, 2]  # never dropped by the rate limit
+    assert all(f["psnr"] == pytest.approx(row["psnr_input"]) for f in scored)
+    assert all("estimate" not in f for f in scored)
