@@ -226,16 +226,8 @@ class TVAEModel(nn.Module):
 
     def lpj_from_err(self, states: torch.Tensor, err: torch.Tensor,
                      dobs: torch.Tensor | int) -> torch.Tensor:
-        pi = self.pi
-        logit = torch.log(pi) - torch.log1p(-pi)
-        const = torch.log1p(-pi).sum()
-        s2 = self.sigma2
-        norm = torch.log(2 * math.pi * s2) * 0.5
-        if isinstance(dobs, torch.Tensor):
-            norm_term = (dobs * norm).unsqueeze(1)
-        else:
-            norm_term = dobs * norm
-        return states @ logit + (const - norm_term) - err / (2 * s2)
+        logit = torch.log(self.pi) - torch.log1p(-self.pi)
+        return self.lpj_from_prior(states @ logit, err, dobs)
 
     def lpj_from_prior(self, prior: torch.Tensor, err: torch.Tensor,
                        dobs: torch.Tensor | int) -> torch.Tensor:
