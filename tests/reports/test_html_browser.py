@@ -68,7 +68,7 @@ def test_report_renders_in_chromium(small_run, invoke, tmp_path):
     assert min(probe["widths"]) > 300  # real figures, not broken-image icons
     assert probe["tables"] == html.count('<table class="results">') > 0
     assert probe["runs_rows"] == 1 and probe["bold"] > 0
-    assert any(c.startswith("PSNR (dB): denoise on set12") for c in probe["captions"])
+    assert any(c.startswith("PSNR (dB) of the final image: denoise on set12") for c in probe["captions"])
     assert not probe["overflow"]  # nothing wider than the window: no horizontal scrolling
     shot = tmp_path / "report.png"
     taken = _chromium(f"--user-data-dir={profile}", "--window-size=1280,1600",
