@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-SIGMA = 25 / 255
-
-
-def psnr(clean: np.ndarray, est: np.ndarray) -> float:
-    return float(10 * np.log10(1.0 / np.mean((np.asarray(est) - clean) ** 2)))
+from method_inputs import mask_of, noisy_of
 
 
 @pytest.fixture(scope="session")
@@ -25,14 +20,6 @@ def rgb_clean() -> np.ndarray:
     from skimage import data
 
     return data.astronaut()[30:78, 180:228] / 255.0
-
-
-def noisy_of(clean: np.ndarray, seed: int = 0) -> np.ndarray:
-    return clean + SIGMA * np.random.default_rng(seed).standard_normal(clean.shape)
-
-
-def mask_of(shape: tuple[int, ...], seed: int = 0, fraction: float = 0.5) -> np.ndarray:
-    return np.random.default_rng(seed + 1000).random(shape) < fraction
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import SIGMA, noisy_of, psnr
 from fixture_data import REAL_DATA_HINT, real_data_dir
+from method_inputs import SIGMA, noisy_of, psnr
 
 from evobench.api import EvobenchError, run_method
 

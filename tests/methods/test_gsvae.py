@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
-from conftest import SIGMA, noisy_of, psnr
+from method_inputs import SIGMA, noisy_of, psnr
 
 torch = pytest.importorskip("torch")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import SIGMA, mask_of, noisy_of, psnr
 from evobench_skimage import methods
+from method_inputs import SIGMA, mask_of, noisy_of, psnr
 
 from evobench.api import EvobenchError, run_method
 

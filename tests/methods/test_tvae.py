@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import SIGMA, psnr
+from method_inputs import SIGMA, psnr
 
 pytest.importorskip("torch")
 tvae_engine = pytest.importorskip("evobench.tvae")
