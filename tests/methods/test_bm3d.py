@@ -7,7 +7,7 @@ import pytest
 from fixture_data import REAL_DATA_HINT, real_data_dir
 from method_inputs import SIGMA, noisy_of, psnr
 
-from evobench.api import EvobenchError, run_method
+from evobench.api import EvobenchError, SpecError, run_method
 
 bm3d = pytest.importorskip("bm3d")
 
@@ -61,7 +61,7 @@ def test_rejections(crop, gray_mask):
         bm3d_run(noisy, task="denoise")
     with pytest.raises(EvobenchError, match="does not support task 'inpaint'"):
         bm3d_run(noisy, task="inpaint", mask=np.zeros(noisy.shape, bool), sigma=SIGMA)
-    with pytest.raises(Exception, match="refilter"):
+    with pytest.raises(SpecError, match="refilter"):
         run_method("bm3d", noisy, task="denoise", sigma=SIGMA, profile="refilter")
 
 
