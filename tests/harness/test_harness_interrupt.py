@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 
 HERE = Path(__file__).resolve().parent
@@ -44,6 +45,9 @@ def test_ctrl_c_keeps_finished_cells_and_resumes(tmp_path, signum, code, says, f
             break
         time.sleep(0.2)
     time.sleep(0.5)
+    # every process under the CLI (forkserver, the hanging cells), recorded before the signal
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    assert len(workers) >= 2, workers  # at least the forkserver and a hanging cell
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
@@ -51,9 +55,10 @@ def test_ctrl_c_keeps_finished_cells_and_resumes(tmp_path, signum, code, says, f
     df = pd.read_parquet(tmp_path / "r" / "results.parquet")
     assert set(df.status) == {"ok"} and 2 <= len(df) <= 4
     assert set(df.method) <= {"noisy", "tv"}
-    # no worker left behind: the hanging cells' processes are gone
-    ps = subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True, text=True).stdout
-    assert str(proc.pid) not in {line.split()[1] for line in ps.splitlines()[1:]}
+    # no worker left behind: each process recorded above is gone (reaped or a zombie)
+    _, alive = psutil.wait_procs(workers, timeout=15)
+    alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not alive, [(p.pid, p.cmdline()) for p in alive]
     # the rerun (without the hanging method) runs only what is missing
     done = set(df.cell_key)
     again = invoke(*_args(tmp_path, "noisy", "tv"))
