@@ -59,6 +59,19 @@ def run_estimates(image, *, task, mask, sigma, seed, device, budget_s):
     return MethodOutput(image)
 
 
+def run_threads(image, *, task, mask, sigma, seed, device, budget_s):
+    """Reports the thread limits it sees from inside its worker: torch's, every BLAS/OpenMP
+    pool's (threadpoolctl) and the OpenMP variable."""
+    import torch
+    from threadpoolctl import threadpool_info
+
+    pools = [int(p["num_threads"]) for p in threadpool_info()]
+    return MethodOutput(image, extras={"torch_threads": torch.get_num_threads(),
+                                       "pool_threads_max": max(pools, default=-1),
+                                       "n_pools": len(pools),
+                                       "omp_env": int(os.environ.get("OMP_NUM_THREADS", -1))})
+
+
 def run_crash(image, **kwargs):
     raise ValueError("boom: the fake method crashed\nsecond line is dropped")
 
@@ -95,6 +108,7 @@ SPECS = (
                params=(Param("epochs", 4, int, low=1),)),
     MethodSpec(name="fake-crash", factory="harness_fakes:run_crash", tasks=BOTH),
     MethodSpec(name="fake-estimates", factory="harness_fakes:run_estimates", tasks=BOTH),
+    MethodSpec(name="fake-threads", factory="harness_fakes:run_threads", tasks=BOTH),
     MethodSpec(name="fake-snapshots", factory="harness_fakes:run_snapshots", tasks=BOTH),
     MethodSpec(name="fake-hang", factory="harness_fakes:run_hang", tasks=BOTH),
     MethodSpec(name="fake-die", factory="harness_fakes:run_die", tasks=BOTH),

@@ -11,6 +11,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from evobench.harness.executors import available_cores
+
 TINY = "skimage[images=camera,coins,crop=32]"
 
 
@@ -44,7 +46,7 @@ def test_outcomes_resume_and_store(fakes, invoke, tmp_path):
     assert (ok.data_range == 1.0).all() and ok.metric_variant.str.contains("data_range=1.0").all()
     assert (ok.p_deg_sigma == 25).all() and np.allclose(ok.sigma01, 25 / 255)
     assert ok.x_active_mean.notna().all() and (ok.x_pi_sum == 1.5).all()
-    assert (ok.threads == 1).all() and (ok.jobs == 2).all()  # 2 cores / 2 jobs
+    assert (ok.threads == max(1, available_cores() // 2)).all() and (ok.jobs == 2).all()
     assert (ok.peak_rss_mb > 10).all() and (ok.cpu_s >= 0).all() and (ok.time_total_s > 0).all()
     assert set(ok.p_method_strength) == {0.5, 1.0}
     # the same input for every method: equal noise seeds per image, and so equal input PSNR
@@ -98,6 +100,20 @@ def test_snapshots_are_scored_into_the_trace_and_last_eval_columns(fakes, invoke
     assert np.isnan(traces.loc[3, "psnr"])  # epoch 3 has no snapshot: the row's psnr is it
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_threads_are_limited_inside_each_worker(fakes, invoke, tmp_path, jobs):
+    """What the row records is what the method sees: torch, every BLAS/OpenMP pool and the
+    OpenMP variable are all held to cores // jobs inside the cell's process."""
+    result = invoke("run", "-d", "skimage[images=camera,crop=32]", "-m", "fake-threads",
+                    "--sigma", "20", "--out", tmp_path, "--run-name", "t", "-j", jobs, "--quiet")
+    assert result.exit_code == 0, result.output
+    row = _results(tmp_path / "t").iloc[0]
+    expected = max(1, available_cores() // int(jobs))
+    assert row["threads"] == expected
+    assert row["x_torch_threads"] == expected and row["x_omp_env"] == expected
+    assert row["x_n_pools"] >= 1 and row["x_pool_threads_max"] == expected
+
+
 def test_resume_after_interrupt_and_force(fakes, invoke, tmp_path):
     args = ["run", "-d", TINY, "-m", "fake-ok", "--sigma", "10,20", "--out", tmp_path,
             "--run-name", "r", "--quiet", "--no-save-images"]
@@ -148,8 +164,6 @@ def test_ad_hoc_selections_get_their_own_stable_run_folder(fakes, invoke, tmp_pa
 
 
 def test_jobs_auto_and_bad_values(fakes, invoke, tmp_path):
-    from evobench.harness.executors import available_cores
-
     args = ["run", "-m", "fake-ok", "-d", TINY, "--out", tmp_path, "--run-name", "j", "--quiet"]
     quiet = invoke(*args)  # default: -j auto
     assert quiet.exit_code == 0
