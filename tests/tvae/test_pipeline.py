@@ -145,3 +145,14 @@ def test_bad_input_fails_with_one_clear_line(noisy, call, match):
 def test_cuda_request_without_cuda_is_explained(noisy):
     with pytest.raises(EvobenchError, match="CUDA is not available"):
         denoise(noisy, device="cuda", **FAST)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_fit_denoises_like_the_cpu_one(crop, noisy):
+    """Runs where CUDA exists (the no-CUDA message test above skips there)."""
+    gpu = denoise(noisy, sigma=25 / 255, device="cuda", clean=crop, epochs=12)
+    cpu = denoise(noisy, sigma=25 / 255, device="cpu", clean=crop, epochs=12)
+    assert gpu.config["device"].startswith("cuda")
+    assert _psnr(crop, gpu.image) > _psnr(crop, noisy) + 6  # CPU: 8.0 dB
+    # the search branches on rounding-level differences: equal quality, not equal bits
+    assert abs(_psnr(crop, gpu.image) - _psnr(crop, cpu.image)) < 1.0
