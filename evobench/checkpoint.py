@@ -317,10 +317,11 @@ class Checkpointer:
                           + ("; checkpoint written" if self.path is not None else ""))
 
 
-def checkpointer(path, every_s, ident: dict, kind: str) -> Checkpointer | None:
-    """A fit's :class:`Checkpointer`, or None when neither the caller (``path``) nor the harness
-    (:func:`current`) asks for one. ``every_s`` None: the harness's interval, else 10 minutes;
-    0: no periodic checkpoints (a stop still ends the fit)."""
+def checkpointer(path, every_s, ident: dict, kind: str,
+                 cls: type[Checkpointer] = Checkpointer) -> Checkpointer | None:
+    """A fit's :class:`Checkpointer` (or subclass ``cls``), or None when neither the caller
+    (``path``) nor the harness (:func:`current`) asks for one. ``every_s`` None: the harness's
+    interval, else 10 minutes; 0: no periodic checkpoints (a stop still ends the fit)."""
     ctx = current()
     if path is None and ctx is None:
         return None
@@ -332,7 +333,7 @@ def checkpointer(path, every_s, ident: dict, kind: str) -> Checkpointer | None:
         from evobench.errors import EvobenchError
 
         raise EvobenchError(f"checkpoint_every must be >= 0 seconds (0 = off), got {every_s}")
-    return Checkpointer(None if every == 0 else path, every, ident, ctx, kind)
+    return cls(None if every == 0 else path, every, ident, ctx, kind)
 
 
 def input_digest(image: np.ndarray, mask: np.ndarray | None) -> str:

@@ -27,9 +27,6 @@ __all__ = ["KIND", "FitCheckpoint", "input_digest"]
 class FitCheckpoint(ckpt.Checkpointer):
     """:class:`evobench.checkpoint.Checkpointer` bound to a TVAE :class:`Trainer`."""
 
-    def __init__(self, path, every_s: float, ident: dict, ctx: ckpt.CellContext | None):
-        super().__init__(path, every_s, ident, ctx, KIND)
-
     def restore(self, trainer: Trainer):  # type: ignore[override]
         return super().restore(trainer.load_state_dict)
 

@@ -271,16 +271,13 @@ def _fit(corrupted: np.ndarray, mask: np.ndarray | None, *, sigma, preset, seed,
 def _checkpointer(path, every, cfg: TVAEConfig, preset, seed, dev, corrupted, mask):
     """The fit's checkpointing (evobench.tvae.checkpoint), or None when neither the caller
     (``checkpoint=PATH``) nor the harness (evobench.checkpoint.current()) asks for it."""
-    from evobench import checkpoint as ckpt_mod
-    from evobench.tvae.checkpoint import FitCheckpoint, input_digest
+    from evobench.checkpoint import checkpointer
+    from evobench.tvae.checkpoint import KIND, FitCheckpoint, input_digest
 
     ident = {"config": {k: v for k, v in cfg.as_dict().items() if k != "budget_s"},
              "preset": str(preset), "seed": int(seed), "device": str(dev),
              "input": input_digest(corrupted, mask)}
-    generic = ckpt_mod.checkpointer(path, every, ident, "tvae")
-    if generic is None:
-        return None
-    return FitCheckpoint(generic.path, generic.every_s, ident, generic.ctx)
+    return checkpointer(path, every, ident, KIND, cls=FitCheckpoint)
 
 
 def denoise(noisy, *, sigma=None, preset="quick", seed=0, device="cpu", clean=None,
