@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pytest
 from method_inputs import SIGMA, noisy_of, psnr
+from stopping import stop_at_epoch
 
 torch = pytest.importorskip("torch")
 
@@ -142,22 +143,8 @@ def test_checkpoint_resume_is_bit_identical(tmp_path, gray_clean, gray_noisy, ta
     full = gsvae_run(image, **kw)
     # stop after epoch 2 (the harness's --stop-after / SIGTERM), then rerun: it resumes
     ctx = ckpt.CellContext(path=tmp_path, every_s=600.0)
-    original = ckpt.Checkpointer.after_epoch
-
-    def stop_at_2(self, epoch, *args, **kwargs):
-        if epoch == 2:
-            ckpt.request_stop()
-        try:
-            return original(self, epoch, *args, **kwargs)
-        finally:
-            ckpt._STOP.clear()
-
-    ckpt.Checkpointer.after_epoch = stop_at_2
-    try:
-        with ckpt.use(ctx), pytest.raises(ckpt.Stopped):
-            gsvae_run(image, **kw)
-    finally:
-        ckpt.Checkpointer.after_epoch = original
+    with stop_at_epoch({"n": 2}), ckpt.use(ctx), pytest.raises(ckpt.Stopped):
+        gsvae_run(image, **kw)
     with ckpt.use(ckpt.CellContext(path=tmp_path, every_s=600.0)) as again:
         resumed = gsvae_run(image, **kw)
     assert again.resumes == 1 and again.resumed_at == 2

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from skimage import data
+from stopping import stop_at_epoch
 
 from evobench import checkpoint as ckpt
 from evobench.tvae import denoise, inpaint
@@ -27,22 +28,8 @@ def noisy(crop):
 @pytest.fixture
 def stop_after():
     """Make the fit stop (after checkpointing) once ``n`` epochs are done."""
-    from evobench.tvae import checkpoint as tck
-
-    original = tck.FitCheckpoint.after_epoch
-    state = {"n": None}
-
-    def patched(self, epoch, *args, **kwargs):
-        if state["n"] is not None and epoch >= state["n"]:
-            ckpt.request_stop()
-        try:
-            return original(self, epoch, *args, **kwargs)
-        finally:
-            ckpt._STOP.clear()
-
-    tck.FitCheckpoint.after_epoch = patched
-    yield state
-    tck.FitCheckpoint.after_epoch = original
+    with stop_at_epoch({"n": None}) as state:
+        yield state
 
 
 def _strip(trace):
