@@ -188,12 +188,33 @@ def forward_distinct(dec: Decoder, states: torch.Tensor, inv: torch.Tensor,
     return dec.output(acts).index_select(0, inv), acts
 
 
-def backward_distinct(dec: Decoder, g: torch.Tensor, inv: torch.Tensor, acts: list) -> None:
+# Backprop leaves out a batch's distinct states whose output gradient is below this in every
+# entry. Adam rescales gradients (step ~ g / (sqrt(v) + 1e-8)), so "negligible" has to be judged
+# against its eps, not against the batch's largest gradient: at 1e-6 * eps, the parameters'
+# steps change by ~1e-5 of eps's scale at most. Most states of a sparse code's K_n carry such
+# posterior weights (house-50: ~half of a batch's distinct states).
+TINY_GRAD = 1e-14
+
+
+def backward_distinct(dec: Decoder, g: torch.Tensor, inv: torch.Tensor, acts: list,
+                      states: torch.Tensor | None = None) -> None:
     """``backward_from_output`` for the outputs of ``forward_distinct``: the gradients g (R, D)
-    of rows sharing a state are summed first (exact), so backprop runs on u rows."""
-    gu = torch.zeros(acts[0].R if isinstance(acts[0], Codes) else acts[0].shape[0], g.shape[1],
-                     dtype=g.dtype, device=g.device)
+    of rows sharing a state are summed first (exact), so backprop runs on u rows.
+
+    Given the distinct ``states`` (u, H), those whose summed gradient is below TINY_GRAD in
+    every entry are left out of the backprop.
+    """
+    u = acts[0].R if isinstance(acts[0], Codes) else acts[0].shape[0]
+    gu = torch.zeros(u, g.shape[1], dtype=g.dtype, device=g.device)
     gu.index_add_(0, inv, g)
+    if states is not None:
+        keep = (gu.abs().amax(1) >= TINY_GRAD).nonzero().squeeze(1)
+        if keep.numel() < u:
+            first = acts[0]
+            first = (Codes(states.index_select(0, keep), first.sparse)
+                     if isinstance(first, Codes) else first.index_select(0, keep))
+            acts = [first] + [a.index_select(0, keep) for a in acts[1:]]
+            gu = gu.index_select(0, keep)
     dec.backward_from_output(gu, acts)
 
 

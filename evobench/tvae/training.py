@@ -23,6 +23,7 @@ import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 
@@ -82,6 +83,24 @@ def _compact(vals: torch.Tensor, pos: torch.Tensor) -> tuple[torch.Tensor, torch
     return uniq, inv
 
 
+@dataclass
+class _EpochTerms:
+    """What the log-joints need that is fixed during an epoch (pi and sigma2 change after it)."""
+    logit: torch.Tensor  # log(pi / (1 - pi)), (H,)
+    const: torch.Tensor  # sum log(1 - pi)
+    half_log: torch.Tensor  # log(2 pi sigma2) / 2
+    inv2s2: float  # 1 / (2 sigma2), a Python float: one sync per epoch, none per step
+
+
+@dataclass
+class _EpochSums:
+    """The epoch's running sums (0-d or (H,) tensors, added to in place)."""
+    F: torch.Tensor
+    n_new: torch.Tensor
+    A_pi: torch.Tensor
+    A_sig: torch.Tensor
+
+
 def triangular_lr(step: int, lr_min: float, lr_max: float, half: int) -> float:
     """torch's CyclicLR 'triangular' value after ``step`` scheduler steps."""
     cycle = math.floor(1 + step / (2 * half))
@@ -137,6 +156,8 @@ class Trainer:
         inv2s2_f = 0.5 / float(s2)  # a Python float: one sync per epoch, none per step
         half_log = 0.5 * torch.log(2 * math.pi * s2)
         chunks = perm.split(self.chunk)
+        terms = _EpochTerms(logit=logit, const=const, half_log=half_log, inv2s2=inv2s2_f)
+        sums = _EpochSums(F=F, n_new=n_new, A_pi=A_pi, A_sig=A_sig)
 
         def run_estep(i: int, m: TVAEModel):
             idx = chunks[i]
@@ -151,20 +172,17 @@ class Trainer:
         with one_thread_math():
             if self.overlap:
                 with ThreadPoolExecutor(1) as pool:
-                    self._chunks(chunks, run_estep, pool, F, n_new, A_pi, A_sig, logit, const,
-                                 half_log, inv2s2_f)
+                    self._chunks(chunks, run_estep, pool, terms, sums)
             else:
-                self._chunks(chunks, run_estep, None, F, n_new, A_pi, A_sig, logit, const,
-                             half_log, inv2s2_f)
+                self._chunks(chunks, run_estep, None, terms, sums)
         model.pi.copy_((A_pi / self.N).clamp(PI_CLAMP, 1 - PI_CLAMP))
         denom = self.N * self.D if (self.obs is None or self.impute) else self.dobs.sum()
         model.sigma2.copy_((A_sig / denom).clamp_min(1e-12))
         return {"F": F.item() / self.N, "sigma2": model.sigma2.item(),
                 "pi_sum": model.pi.sum().item(), "new_states": n_new.item() / self.N}
 
-    def _chunks(self, chunks, run_estep, pool, F, n_new, A_pi, A_sig, logit, const,
-                half_log, inv2s2_f) -> None:
-        """E-step then Adam mini-batches, chunk by chunk; accumulates into F, n_new, A_pi, A_sig.
+    def _chunks(self, chunks, run_estep, pool, terms: _EpochTerms, sums: _EpochSums) -> None:
+        """E-step then Adam mini-batches, chunk by chunk, accumulating into ``sums``.
 
         The E-step of chunk i runs on the snapshot ``self.shadow``, which holds the parameters
         from before chunk i-1's M-step (the epoch's start for i = 0, 1). With ``pool`` it runs
@@ -173,9 +191,6 @@ class Trainer:
         generator, so both orders give the same numbers. Each E-step sees fixed parameters
         (monotone); the cost is that they are one chunk of Adam steps older.
         """
-        cfg, model = self.cfg, self.model
-        dtype, dev, S = self.Y.dtype, self.Y.device, cfg.S
-        dec = model.decoder
         pending = pool.submit(run_estep, 0, self.shadow) if pool is not None else None
         for i, idx in enumerate(chunks):
             if pool is None:
@@ -186,54 +201,61 @@ class Trainer:
                 if i + 1 < len(chunks):
                     self.shadow_flat.copy_(self.opt.flat)
                     pending = pool.submit(run_estep, i + 1, self.shadow)
-            Yc = self.Y[idx]
-            oc = None if self.obs is None else self.obs[idx]
-            dc = None if self.dobs is None else self.dobs[idx]
             self.keys[idx] = keys
-            n_new += new.sum()
-            n, H, D = len(idx), cfg.H, self.D
-            if self.impute:  # reference: fill missing entries with the current estimate
-                _, _, est = chunked_log_joint(model, Yc, None, oc, dc, cfg.max_rows,
-                                              want_mean=True, keys=keys)
-                Yc = torch.where(oc.bool(), Yc, est)
-                oc = dc = None
-            # the chunk's distinct states: their prior terms once, and per mini-batch the
-            # decoder runs once per distinct state of the batch (exact: gradients of repeated
-            # states are summed before the backward pass)
-            ust, inv_c = distinct_states(None, keys.reshape(n * S, -1), H)
-            pos = torch.zeros(ust.shape[0], dtype=torch.int64, device=dev)
-            dn = self.D if dc is None else dc.unsqueeze(1)
-            ust_f = ust.to(dtype)
-            active = ust_f.sum(1)
-            sparse = sparse_pays(float(active[inv_c].mean()), H, dev)  # from measured density
-            base = (ust_f @ logit)[inv_c].view(n, S) + const - dn * half_log  # fixed in epoch
-            q_all = torch.empty(n, S, dtype=dtype, device=dev)
-            err_all = torch.empty(n, S, dtype=dtype, device=dev)
-            lse_all = torch.empty(n, 1, dtype=dtype, device=dev)
-            for a in range(0, n, cfg.batch_size):  # M-step (no autograd: see model)
-                b = min(n, a + cfg.batch_size)
-                lr = triangular_lr(self.step, cfg.lr_min, cfg.lr_max, self.half)
-                uidx, inv = _compact(inv_c[a * S:b * S], pos)
-                o, acts = forward_distinct(dec, ust.index_select(0, uidx), inv, sparse)
-                o = o.view(b - a, S, D)
-                o.sub_(Yc[a:b].unsqueeze(1))
-                if oc is not None:
-                    o.mul_(oc[a:b].unsqueeze(1))
-                err, q, lse = err_all[a:b], q_all[a:b], lse_all[a:b]  # written in place
-                torch.sum(o.square(), -1, out=err)
-                torch.add(base[a:b], err, alpha=-inv2s2_f, out=q)  # log-joints
-                torch.logsumexp(q, 1, keepdim=True, out=lse)
-                q.sub_(lse).exp_()  # truncated posteriors
-                # d(-F_batch/B)/d mu = q (mu - y) / (sigma2 B), masked like o
-                g = o.mul_(torch.mul(q, 2.0 * inv2s2_f / (b - a)).unsqueeze(-1))
-                backward_distinct(dec, g.view(-1, D), inv, acts)
-                self.opt.step(lr)
-                self.step += 1
-            F += lse_all.sum()
-            qu = torch.zeros(ust.shape[0], dtype=dtype, device=dev)
-            qu.index_add_(0, inv_c, q_all.view(-1))
-            A_pi += qu @ ust_f
-            A_sig += (q_all * err_all).sum()
+            sums.n_new += new.sum()
+            self._mstep_chunk(idx, keys, terms, sums)
+
+    def _mstep_chunk(self, idx, keys, terms: _EpochTerms, sums: _EpochSums) -> None:
+        """Adam mini-batches over one chunk given its new sets ``keys`` (n, S, nw); adds the
+        chunk's F and the pi, sigma2 statistics to ``sums``."""
+        cfg, model = self.cfg, self.model
+        dtype, dev, S, H, D = self.Y.dtype, self.Y.device, cfg.S, cfg.H, self.D
+        n = len(idx)
+        Yc = self.Y[idx]
+        oc = None if self.obs is None else self.obs[idx]
+        dc = None if self.dobs is None else self.dobs[idx]
+        if self.impute:  # reference: fill missing entries with the current estimate
+            _, _, est = chunked_log_joint(model, Yc, None, oc, dc, cfg.max_rows,
+                                          want_mean=True, keys=keys)
+            Yc = torch.where(oc.bool(), Yc, est)
+            oc = dc = None
+        # the chunk's distinct states: their prior terms once, and per mini-batch the decoder
+        # runs once per distinct state of the batch (exact: gradients of repeated states are
+        # summed before the backward pass)
+        ust, inv_c = distinct_states(None, keys.reshape(n * S, -1), H)
+        pos = torch.zeros(ust.shape[0], dtype=torch.int64, device=dev)
+        dn = self.D if dc is None else dc.unsqueeze(1)
+        ust_f = ust.to(dtype)
+        sparse = sparse_pays(float(ust_f.sum(1)[inv_c].mean()), H, dev)  # measured density
+        base = (ust_f @ terms.logit)[inv_c].view(n, S) + terms.const - dn * terms.half_log
+        q_all = torch.empty(n, S, dtype=dtype, device=dev)
+        err_all = torch.empty(n, S, dtype=dtype, device=dev)
+        lse_all = torch.empty(n, 1, dtype=dtype, device=dev)
+        for a in range(0, n, cfg.batch_size):  # M-step (no autograd: see model)
+            b = min(n, a + cfg.batch_size)
+            lr = triangular_lr(self.step, cfg.lr_min, cfg.lr_max, self.half)
+            uidx, inv = _compact(inv_c[a * S:b * S], pos)
+            states = ust.index_select(0, uidx)
+            o, acts = forward_distinct(model.decoder, states, inv, sparse)
+            o = o.view(b - a, S, D)
+            o.sub_(Yc[a:b].unsqueeze(1))
+            if oc is not None:
+                o.mul_(oc[a:b].unsqueeze(1))
+            err, q, lse = err_all[a:b], q_all[a:b], lse_all[a:b]  # written in place
+            torch.sum(o.square(), -1, out=err)
+            torch.add(base[a:b], err, alpha=-terms.inv2s2, out=q)  # log-joints
+            torch.logsumexp(q, 1, keepdim=True, out=lse)
+            q.sub_(lse).exp_()  # truncated posteriors
+            # d(-F_batch/B)/d mu = q (mu - y) / (sigma2 B), masked like o
+            g = o.mul_(torch.mul(q, 2.0 * terms.inv2s2 / (b - a)).unsqueeze(-1))
+            backward_distinct(model.decoder, g.view(-1, D), inv, acts, states)
+            self.opt.step(lr)
+            self.step += 1
+        sums.F += lse_all.sum()
+        qu = torch.zeros(ust.shape[0], dtype=dtype, device=dev)
+        qu.index_add_(0, inv_c, q_all.view(-1))
+        sums.A_pi += qu @ ust_f
+        sums.A_sig += (q_all * err_all).sum()
 
     def _map_chunks(self, fn) -> list:
         """``fn(idx)`` for consecutive chunks of all patches, in order, at one intra-op thread

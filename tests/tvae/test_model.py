@@ -207,6 +207,37 @@ def test_gradient_through_distinct_states_equals_autograd(sparse):
         torch.testing.assert_close(p.grad, a, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("sparse", [True, False])
+def test_backprop_leaves_out_only_states_of_negligible_gradient(sparse, monkeypatch):
+    """Given the distinct states, backward_distinct drops those whose summed output gradient is
+    below TINY_GRAD in every entry: the rows it backpropagates are exactly the others, and the
+    parameter gradients equal the full backprop's to within what the dropped rows add."""
+    import evobench.tvae.model as model_mod
+
+    model, _ = _model(H=30, D=6, hidden=(7,))
+    dec = model.decoder
+    rng = np.random.default_rng(5)
+    states = _sparse_states(rng, 80, 30, 1.5)
+    ust, inv = distinct_states(states)
+    u = ust.shape[0]
+    g_rows = torch.as_tensor(rng.normal(size=(80, 6)))
+    tiny = inv % 3 == 0  # rows of every third distinct state get gradients ~1e-16
+    g_rows[tiny] *= 1e-16
+    _, acts = forward_distinct(dec, ust, inv, sparse)
+    backward_distinct(dec, g_rows, inv, acts)
+    full = [p.grad.clone() for p in dec.parameters()]
+    seen = []
+    real = Decoder.backward_from_output
+    monkeypatch.setattr(Decoder, "backward_from_output",
+                        lambda self, g, a: (seen.append(g.shape[0]), real(self, g, a)))
+    _, acts = forward_distinct(dec, ust, inv, sparse)
+    backward_distinct(dec, g_rows, inv, acts, ust)
+    assert seen == [u - int((torch.arange(u) % 3 == 0).sum())]
+    for p, f in zip(dec.parameters(), full):
+        torch.testing.assert_close(p.grad, f, rtol=0, atol=100 * model_mod.TINY_GRAD)
+        assert p.grad.abs().max() > 1e-3  # the kept states' gradient is there
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_sparse_and_shared_paths_on_cuda_match_cpu():
     model, _ = _model(H=40, D=6, hidden=(9,))
