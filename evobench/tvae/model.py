@@ -279,25 +279,48 @@ def distinct_states(states: torch.Tensor | None, keys: torch.Tensor | None = Non
     return unpack(uk, H, torch.uint8), inv
 
 
+_MIX = -7046029254386353131  # 0x9E3779B97F4A7C15 as int64: an odd multiplier for hashing
+
+
 def unique_keys(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Distinct rows of keys (R, n_words) and each row's index among them, exactly.
 
     One word: torch.unique. Several: torch.unique(dim=0) sorts rows with a comparator (~20x
-    slower), so the rows' dense ranks are built word by word from 1-D uniques instead: the
-    rank of (rank so far, rank of the next word) as one integer < R^2 < 2^63.
+    slower), so the rows are hashed to one int64 (multiply-xor, wrapping) and the hashes made
+    unique with one sort; then every row is compared with its group's first row, and only if
+    two different keys shared a hash does the exact word-by-word ranking run instead.
     """
     if keys.shape[1] == 1:
         uk, inv = torch.unique(keys[:, 0], return_inverse=True)
         return uk.unsqueeze(1), inv
+    h = keys[:, 0].clone()
+    for w in range(1, keys.shape[1]):
+        h.mul_(_MIX).bitwise_xor_(keys[:, w])
+    _, code = torch.unique(h, return_inverse=True)
+    uk, first = _first_rows(keys, code)
+    if bool((keys.index_select(0, first.index_select(0, code)) == keys).all()):
+        return uk, code
+    return _unique_keys_ranked(keys)
+
+
+def _first_rows(keys: torch.Tensor, code: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For group labels ``code`` (R,) in 0..u-1: each group's first row's key and index."""
+    R = keys.shape[0]
+    u = int(code.max()) + 1 if R else 0
+    first = torch.full((u,), R, dtype=torch.int64, device=keys.device)
+    first.scatter_reduce_(0, code, torch.arange(R, device=keys.device), "amin")
+    return keys.index_select(0, first), first
+
+
+def _unique_keys_ranked(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """unique_keys without hashing: the rows' dense ranks built word by word from 1-D uniques
+    (the rank of (rank so far, rank of the next word) as one integer < R^2 < 2^63)."""
     R = keys.shape[0]
     _, code = torch.unique(keys[:, 0], return_inverse=True)
     for w in range(1, keys.shape[1]):
         _, r = torch.unique(keys[:, w], return_inverse=True)
         _, code = torch.unique(code * R + r, return_inverse=True)
-    u = int(code.max()) + 1 if R else 0
-    first = torch.full((u,), R, dtype=torch.int64, device=keys.device)
-    first.scatter_reduce_(0, code, torch.arange(R, device=keys.device), "amin")
-    return keys.index_select(0, first), code
+    return _first_rows(keys, code)[0], code
 
 
 def chunked_log_joint(model: TVAEModel, Y: torch.Tensor, states: torch.Tensor,

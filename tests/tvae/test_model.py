@@ -270,3 +270,22 @@ def test_unique_keys_is_exact(H):
     uk, inv = unique_keys(keys)
     assert torch.equal(uk[inv], keys)
     assert uk.shape[0] == torch.unique(keys, dim=0).shape[0]
+
+
+def test_unique_keys_survives_hash_collisions(monkeypatch):
+    """Rows are grouped by a hash first; when different keys share a hash (forced here: a zero
+    multiplier makes the hash the last word alone), the exact ranking takes over."""
+    import evobench.tvae.model as model_mod
+
+    rng = np.random.default_rng(7)
+    keys = pack(_sparse_states(rng, 300, 128, 2.0))
+    assert (keys[:, 1] == 0).sum() > 1 and torch.unique(keys, dim=0).shape[0] > 2
+    monkeypatch.setattr(model_mod, "_MIX", 0)
+    calls = []
+    ranked = model_mod._unique_keys_ranked
+    monkeypatch.setattr(model_mod, "_unique_keys_ranked",
+                        lambda k: (calls.append(1), ranked(k))[1])
+    uk, inv = model_mod.unique_keys(keys)
+    assert calls == [1]
+    assert torch.equal(uk[inv], keys)
+    assert uk.shape[0] == torch.unique(keys, dim=0).shape[0]
