@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from evobench.tvae.states import pack, unpack
+from evobench.tvae.states import bit_shifts, pack, popcount, unpack
 
 # A gather-sum costs about this many dense multiply-adds per active entry and output unit
 # (measured on a 2-core x86 CPU: an M-step batch with H = 64 is faster dense at 1.6 active units,
@@ -54,6 +54,51 @@ class Codes:
             self.rows, self.cols = states.nonzero(as_tuple=True)
             self.offsets = torch.zeros(R + 1, dtype=torch.int64, device=states.device)
             torch.cumsum(torch.bincount(self.rows, minlength=R), 0, out=self.offsets[1:])
+
+    @classmethod
+    def from_keys(cls, keys: torch.Tensor, H: int, sparse: bool | None = None) -> Codes:
+        """Codes of bit-packed states (R, n_words) (evobench.tvae.states.pack), built without
+        unpacking them to (R, H) bytes when sparse: only their nonzero bytes are expanded."""
+        R = keys.shape[0]
+        byts = keys.contiguous().view(torch.uint8).view(R, -1)
+        if sparse is None:
+            nnz = int(popcount(keys).sum()) if R else 0
+            sparse = sparse_pays(nnz / max(R, 1), H, keys.device)
+        if not sparse:
+            return cls(unpack(keys, H, torch.uint8), sparse=False)
+        rb, cb = byts.nonzero(as_tuple=True)
+        bits = (byts[rb, cb].unsqueeze(1) >> bit_shifts(keys.device)).bitwise_and_(1)
+        i, b = bits.nonzero(as_tuple=True)  # row-major: rows ascending, columns within a row
+        return cls._from_lists(rb.index_select(0, i), cb.index_select(0, i) * 8 + b, R, H)
+
+    @classmethod
+    def _from_lists(cls, rows: torch.Tensor, cols: torch.Tensor, R: int, H: int) -> Codes:
+        self = cls.__new__(cls)
+        self.R, self.H, self.sparse, self._dense = R, H, True, None
+        self.rows, self.cols = rows, cols
+        self.offsets = torch.zeros(R + 1, dtype=torch.int64, device=rows.device)
+        torch.cumsum(torch.bincount(rows, minlength=R), 0, out=self.offsets[1:])
+        return self
+
+    def select(self, idx: torch.Tensor) -> Codes:
+        """The Codes of rows ``idx``: for sparse codes a gather of their active-unit lists,
+        O(active units) instead of O(rows x H)."""
+        if not self.sparse:
+            return Codes(self._dense.index_select(0, idx), sparse=False)
+        counts = (self.offsets[1:] - self.offsets[:-1]).index_select(0, idx)
+        rows = torch.repeat_interleave(torch.arange(len(idx), device=idx.device), counts)
+        starts = torch.zeros(len(idx) + 1, dtype=torch.int64, device=idx.device)
+        torch.cumsum(counts, 0, out=starts[1:])
+        at = (self.offsets.index_select(0, idx).index_select(0, rows)
+              + torch.arange(rows.numel(), device=idx.device) - starts.index_select(0, rows))
+        return Codes._from_lists(rows, self.cols.index_select(0, at), len(idx), self.H)
+
+    def rmatvec(self, w: torch.Tensor) -> torch.Tensor:
+        """sum over rows of w_r s_r, (H,), for row weights w (R,)."""
+        if self.sparse:
+            out = torch.zeros(self.H, dtype=w.dtype, device=w.device)
+            return out.index_add_(0, self.cols, w.index_select(0, self.rows))
+        return w @ self.dense(w.dtype)
 
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
         """s . v for every row, (R,)."""
@@ -180,11 +225,12 @@ class Decoder(nn.Module):
                     g.mul_(torch.where(a > 0, 1.0, self.slope).to(g.dtype))
 
 
-def forward_distinct(dec: Decoder, states: torch.Tensor, inv: torch.Tensor,
+def forward_distinct(dec: Decoder, states: torch.Tensor | Codes, inv: torch.Tensor,
                      sparse: bool | None = None) -> tuple[torch.Tensor, list]:
     """Decoder outputs (R, D) for rows whose states are ``states[inv]``, with each of the u
-    distinct ``states`` (u, H) run through the decoder once; plus the u rows' layer inputs."""
-    acts = dec.hidden(Codes(states, sparse))
+    distinct ``states`` (u, H) (or their Codes) run through the decoder once; plus the u rows'
+    layer inputs."""
+    acts = dec.hidden(states if isinstance(states, Codes) else Codes(states, sparse))
     return dec.output(acts).index_select(0, inv), acts
 
 
@@ -197,12 +243,12 @@ TINY_GRAD = 1e-14
 
 
 def backward_distinct(dec: Decoder, g: torch.Tensor, inv: torch.Tensor, acts: list,
-                      states: torch.Tensor | None = None) -> None:
+                      states: torch.Tensor | Codes | None = None) -> None:
     """``backward_from_output`` for the outputs of ``forward_distinct``: the gradients g (R, D)
     of rows sharing a state are summed first (exact), so backprop runs on u rows.
 
-    Given the distinct ``states`` (u, H), those whose summed gradient is below TINY_GRAD in
-    every entry are left out of the backprop.
+    Given the distinct ``states`` (u, H) or their Codes, those whose summed gradient is below
+    TINY_GRAD in every entry are left out of the backprop.
     """
     u = acts[0].R if isinstance(acts[0], Codes) else acts[0].shape[0]
     gu = torch.zeros(u, g.shape[1], dtype=g.dtype, device=g.device)
@@ -211,8 +257,11 @@ def backward_distinct(dec: Decoder, g: torch.Tensor, inv: torch.Tensor, acts: li
         keep = (gu.abs().amax(1) >= TINY_GRAD).nonzero().squeeze(1)
         if keep.numel() < u:
             first = acts[0]
-            first = (Codes(states.index_select(0, keep), first.sparse)
-                     if isinstance(first, Codes) else first.index_select(0, keep))
+            if isinstance(first, Codes):
+                first = (states.select(keep) if isinstance(states, Codes)
+                         else Codes(states.index_select(0, keep), first.sparse))
+            else:
+                first = first.index_select(0, keep)
             acts = [first] + [a.index_select(0, keep) for a in acts[1:]]
             gu = gu.index_select(0, keep)
     dec.backward_from_output(gu, acts)
@@ -265,18 +314,6 @@ class TVAEModel(nn.Module):
 
     def mean(self, states: torch.Tensor) -> torch.Tensor:
         return self.decoder(states)
-
-
-def distinct_states(states: torch.Tensor | None, keys: torch.Tensor | None = None,
-                    H: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The distinct rows of binary states (R, H) as (u, H) uint8 and the index (R,) of each
-    row's distinct state; ``keys`` (R, n_words), the rows' packed keys, if already known (then
-    ``states`` may be None, given ``H``)."""
-    H = states.shape[-1] if H is None else H
-    if keys is None:
-        keys = pack(states)
-    uk, inv = unique_keys(keys)
-    return unpack(uk, H, torch.uint8), inv
 
 
 _MIX = -7046029254386353131  # 0x9E3779B97F4A7C15 as int64: an odd multiplier for hashing
@@ -339,13 +376,13 @@ def chunked_log_joint(model: TVAEModel, Y: torch.Tensor, states: torch.Tensor,
     B, S = (states if keys is None else keys).shape[:2]
     H = model.H
     dec = model.decoder
-    ust, inv = distinct_states(None if states is None else states.reshape(B * S, H),
-                               None if keys is None else keys.reshape(B * S, -1), H)
+    uk, inv = unique_keys(pack(states.reshape(B * S, H)) if keys is None
+                          else keys.reshape(B * S, -1))
     inv = inv.view(B, S)
     mus, priors = [], []
     logit = torch.log(model.pi) - torch.log1p(-model.pi)
-    for a in range(0, ust.shape[0], max_rows):
-        c = Codes(ust[a:a + max_rows])
+    for a in range(0, uk.shape[0], max_rows):
+        c = Codes.from_keys(uk[a:a + max_rows], H)
         mus.append(dec.output(dec.hidden(c)))
         priors.append(c.matvec(logit))
     mu_u = torch.cat(mus)

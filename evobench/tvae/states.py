@@ -20,7 +20,7 @@ def n_words(H: int) -> int:
     return math.ceil(H / WORD)
 
 
-def _shifts(device: torch.device) -> torch.Tensor:
+def bit_shifts(device: torch.device) -> torch.Tensor:
     return torch.arange(8, dtype=torch.uint8, device=device)
 
 
@@ -44,9 +44,23 @@ def unpack(keys: torch.Tensor, H: int, dtype: torch.dtype = torch.float32) -> to
     one byte-wide pass instead of an int64-indexed table lookup.
     """
     byts = keys.contiguous().view(torch.uint8)
-    bits = (byts.unsqueeze(-1) >> _shifts(keys.device)).bitwise_and_(1)
+    bits = (byts.unsqueeze(-1) >> bit_shifts(keys.device)).bitwise_and_(1)
     bits = bits.reshape(*keys.shape[:-1], keys.shape[-1] * WORD)[..., :H]
     return bits if dtype == torch.uint8 else bits.to(dtype)
+
+
+_POPCOUNT: dict[torch.device, torch.Tensor] = {}
+
+
+def popcount(keys: torch.Tensor) -> torch.Tensor:
+    """Active units per key (..., n_words) -> (...,) int64, from a byte table."""
+    table = _POPCOUNT.get(keys.device)
+    if table is None:
+        table = torch.tensor([bin(i).count("1") for i in range(256)], dtype=torch.int64,
+                             device=keys.device)
+        _POPCOUNT[keys.device] = table
+    byts = keys.contiguous().view(torch.uint8).reshape(*keys.shape[:-1], -1)
+    return table[byts.long()].sum(-1)
 
 
 def first_occurrence(keys: torch.Tensor) -> torch.Tensor:

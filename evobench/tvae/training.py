@@ -31,14 +31,15 @@ from evobench.tvae.adam import FlatAdam, flatten_params
 from evobench.tvae.config import TVAEConfig
 from evobench.tvae.evolution import estep
 from evobench.tvae.model import (
+    Codes,
     TVAEModel,
     backward_distinct,
     chunked_log_joint,
-    distinct_states,
     forward_distinct,
     sparse_pays,
+    unique_keys,
 )
-from evobench.tvae.states import unpack
+from evobench.tvae.states import popcount
 
 PI_CLAMP = 1e-5
 ACT_BUDGET = 2**24  # entries per (chunk, S, layer width) activation tensor (64 MB in float32)
@@ -222,12 +223,13 @@ class Trainer:
         # the chunk's distinct states: their prior terms once, and per mini-batch the decoder
         # runs once per distinct state of the batch (exact: gradients of repeated states are
         # summed before the backward pass)
-        ust, inv_c = distinct_states(None, keys.reshape(n * S, -1), H)
-        pos = torch.zeros(ust.shape[0], dtype=torch.int64, device=dev)
+        uk, inv_c = unique_keys(keys.reshape(n * S, -1))
+        pos = torch.zeros(uk.shape[0], dtype=torch.int64, device=dev)
         dn = self.D if dc is None else dc.unsqueeze(1)
-        ust_f = ust.to(dtype)
-        sparse = sparse_pays(float(ust_f.sum(1)[inv_c].mean()), H, dev)  # measured density
-        base = (ust_f @ terms.logit)[inv_c].view(n, S) + terms.const - dn * terms.half_log
+        density = float(popcount(uk).index_select(0, inv_c).double().mean())  # per state held
+        codes = Codes.from_keys(uk, H, sparse_pays(density, H, dev))
+        base = (codes.matvec(terms.logit)[inv_c].view(n, S) + terms.const
+                - dn * terms.half_log)  # fixed in the epoch
         q_all = torch.empty(n, S, dtype=dtype, device=dev)
         err_all = torch.empty(n, S, dtype=dtype, device=dev)
         lse_all = torch.empty(n, 1, dtype=dtype, device=dev)
@@ -235,8 +237,8 @@ class Trainer:
             b = min(n, a + cfg.batch_size)
             lr = triangular_lr(self.step, cfg.lr_min, cfg.lr_max, self.half)
             uidx, inv = _compact(inv_c[a * S:b * S], pos)
-            states = ust.index_select(0, uidx)
-            o, acts = forward_distinct(model.decoder, states, inv, sparse)
+            states = codes.select(uidx)
+            o, acts = forward_distinct(model.decoder, states, inv)
             o = o.view(b - a, S, D)
             o.sub_(Yc[a:b].unsqueeze(1))
             if oc is not None:
@@ -252,9 +254,9 @@ class Trainer:
             self.opt.step(lr)
             self.step += 1
         sums.F += lse_all.sum()
-        qu = torch.zeros(ust.shape[0], dtype=dtype, device=dev)
+        qu = torch.zeros(uk.shape[0], dtype=dtype, device=dev)
         qu.index_add_(0, inv_c, q_all.view(-1))
-        sums.A_pi += qu @ ust_f
+        sums.A_pi += codes.rmatvec(qu)
         sums.A_sig += (q_all * err_all).sum()
 
     def _map_chunks(self, fn) -> list:
@@ -283,7 +285,7 @@ class Trainer:
             if not want_stats:
                 return est, None, None
             q = torch.softmax(lpj, 1).double()
-            k = unpack(self.keys[idx], H, torch.uint8).sum(-1)
+            k = popcount(self.keys[idx])
             hist = torch.zeros(H + 1, dtype=torch.float64, device=self.Y.device)
             hist.scatter_add_(0, k.flatten(), q.flatten())
             return est, (q * k).sum(), hist

@@ -14,10 +14,10 @@ from evobench.tvae.model import (
     TVAEModel,
     backward_distinct,
     chunked_log_joint,
-    distinct_states,
     forward_distinct,
+    unique_keys,
 )
-from evobench.tvae.states import initial_states, pack
+from evobench.tvae.states import initial_states, pack, unpack
 
 
 @pytest.fixture(autouse=True)
@@ -31,6 +31,12 @@ def _model(H=5, D=6, hidden=(7,), seed=0, activation="relu"):
     dec = Decoder(H, hidden, D, activation, "xavier", g, torch.float64)
     pi = torch.rand(H, generator=g, dtype=torch.float64) * 0.8 + 0.1
     return TVAEModel(dec, pi, torch.tensor(0.37, dtype=torch.float64)), g
+
+
+def _distinct(states):
+    """The distinct rows of binary states (R, H) and each row's index among them."""
+    uk, inv = unique_keys(pack(states))
+    return unpack(uk, states.shape[1], torch.uint8), inv
 
 
 def _direct(model, y, s, obs=None):
@@ -152,6 +158,33 @@ def test_sparse_first_layer_and_its_gradient_equal_the_dense_ones(H, hidden):
     torch.testing.assert_close(sparse.matvec(v), s.double() @ v, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("H", [40, 64, 130])
+def test_codes_from_packed_keys_and_row_selection_equal_those_of_the_states(H):
+    """Codes built from bit-packed keys (no unpacking) and a selection of their rows hold the
+    same active-unit lists as Codes of the unpacked states; rmatvec is sum_r w_r s_r."""
+    from evobench.tvae.states import popcount
+
+    rng = np.random.default_rng(H)
+    s = _sparse_states(rng, 70, H, 2.5)
+    s[3] = 1  # a dense row, and the all-zero row is among them
+    keys = pack(s)
+    assert torch.equal(popcount(keys), s.sum(1, dtype=torch.int64))
+    ref = Codes(s, sparse=True)
+    c = Codes.from_keys(keys, H, sparse=True)
+    for name in ("rows", "cols", "offsets"):
+        assert torch.equal(getattr(c, name), getattr(ref, name)), name
+    idx = torch.as_tensor(rng.permutation(70)[:33])
+    sel, ref_sel = c.select(idx), Codes(s[idx], sparse=True)
+    for name in ("rows", "cols", "offsets"):
+        assert torch.equal(getattr(sel, name), getattr(ref_sel, name)), name
+    dense = Codes.from_keys(keys, H, sparse=False)
+    assert not dense.sparse and torch.equal(dense.dense(torch.uint8), s)
+    assert torch.equal(dense.select(idx).dense(torch.uint8), s[idx])
+    w = torch.as_tensor(rng.random(70))
+    for codes in (c, dense):
+        torch.testing.assert_close(codes.rmatvec(w), w @ s.double(), rtol=1e-12, atol=1e-12)
+
+
 def test_sparse_path_is_chosen_from_the_measured_density():
     rng = np.random.default_rng(0)
     assert Codes(_sparse_states(rng, 64, 512, 2.0)).sparse  # 2 of 512: gather-sum
@@ -196,7 +229,7 @@ def test_gradient_through_distinct_states_equals_autograd(sparse):
         lpj, _ = model.log_joint(Y, states.double().view(B, S, 30))
         loss = -torch.logsumexp(lpj, 1).sum() / B
         auto = torch.autograd.grad(loss, list(dec.parameters()))
-    ust, inv = distinct_states(states)
+    ust, inv = _distinct(states)
     assert ust.shape[0] < B * S  # there are repeats to share
     mu, acts = forward_distinct(dec, ust, inv, sparse)
     torch.testing.assert_close(mu, dec(states.double()), rtol=1e-12, atol=1e-12)
@@ -218,7 +251,7 @@ def test_backprop_leaves_out_only_states_of_negligible_gradient(sparse, monkeypa
     dec = model.decoder
     rng = np.random.default_rng(5)
     states = _sparse_states(rng, 80, 30, 1.5)
-    ust, inv = distinct_states(states)
+    ust, inv = _distinct(states)
     u = ust.shape[0]
     g_rows = torch.as_tensor(rng.normal(size=(80, 6)))
     tiny = inv % 3 == 0  # rows of every third distinct state get gradients ~1e-16
@@ -260,8 +293,6 @@ def test_sparse_and_shared_paths_on_cuda_match_cpu():
 def test_unique_keys_is_exact(H):
     """Distinct rows of multi-word keys equal torch.unique(dim=0)'s (as sets, with a valid
     inverse), including rows that differ only in a later word."""
-    from evobench.tvae.model import unique_keys
-
     rng = np.random.default_rng(H)
     s = _sparse_states(rng, 400, H, 2.0)
     s[1] = s[0]
