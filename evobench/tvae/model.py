@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from evobench.tvae.states import bit_shifts, pack, popcount, unpack
+from evobench.tvae.states import bit_shifts, hash_keys, pack, popcount, unpack
 
 # A gather-sum costs about this many dense multiply-adds per active entry and output unit
 # (measured on a 2-core x86 CPU: an M-step batch with H = 64 is faster dense at 1.6 active units,
@@ -316,24 +316,18 @@ class TVAEModel(nn.Module):
         return self.decoder(states)
 
 
-_MIX = -7046029254386353131  # 0x9E3779B97F4A7C15 as int64: an odd multiplier for hashing
-
-
 def unique_keys(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Distinct rows of keys (R, n_words) and each row's index among them, exactly.
 
     One word: torch.unique. Several: torch.unique(dim=0) sorts rows with a comparator (~20x
-    slower), so the rows are hashed to one int64 (multiply-xor, wrapping) and the hashes made
+    slower), so the rows are hashed to one int64 (splitmix64-style, wrapping) and the hashes made
     unique with one sort; then every row is compared with its group's first row, and only if
     two different keys shared a hash does the exact word-by-word ranking run instead.
     """
     if keys.shape[1] == 1:
         uk, inv = torch.unique(keys[:, 0], return_inverse=True)
         return uk.unsqueeze(1), inv
-    h = keys[:, 0].clone()
-    for w in range(1, keys.shape[1]):
-        h.mul_(_MIX).bitwise_xor_(keys[:, w])
-    _, code = torch.unique(h, return_inverse=True)
+    _, code = torch.unique(hash_keys(keys), return_inverse=True)
     uk, first = _first_rows(keys, code)
     if bool((keys.index_select(0, first.index_select(0, code)) == keys).all()):
         return uk, code

@@ -63,20 +63,55 @@ def popcount(keys: torch.Tensor) -> torch.Tensor:
     return table[byts.long()].sum(-1)
 
 
+# splitmix64's finaliser (xor-shift right, multiply; constants as int64): a bijection on 64
+# bits in which every input bit affects every output bit
+_SPLITMIX = ((30, -4658895280553007687), (27, -7723592293110705685), (31, 0))
+
+
+def hash_keys(keys: torch.Tensor) -> torch.Tensor:
+    """One int64 per key (..., n_words): h = mix(h ^ word) word by word (wrapping). Equal keys
+    hash equal; different keys rarely do, so callers check and fall back to an exact path."""
+    h = torch.zeros_like(keys[..., 0])
+    for w in range(keys.shape[-1]):
+        h.bitwise_xor_(keys[..., w])
+        for shift, mult in _SPLITMIX:
+            h.bitwise_xor_((h >> shift).bitwise_and_((1 << (64 - shift)) - 1))
+            if mult:
+                h.mul_(mult)
+    return h
+
+
 def first_occurrence(keys: torch.Tensor) -> torch.Tensor:
     """Bool (B, M): True where row b's key j does not equal any key before it in that row.
 
-    Exact over all words: a stable lexicographic sort (least significant word first, as in a
-    radix sort) makes equal keys adjacent with their original order kept, so the first of each
-    run is the earliest occurrence.
+    A stable sort makes equal keys adjacent with their original order kept, so the first of each
+    run is the earliest occurrence. Multi-word keys are sorted by their hash (one sort); if two
+    different keys of a row share a hash, the exact lexicographic radix sort (least significant
+    word first, one stable sort per word) runs instead.
     """
     B, M, nw = keys.shape
+    if nw == 1:
+        return _first_in_sorted(keys, torch.sort(keys[:, :, 0], dim=1, stable=True).indices)
+    h = hash_keys(keys)
+    order = torch.sort(h, dim=1, stable=True).indices
+    sh = torch.gather(h, 1, order)
+    sk = torch.gather(keys, 1, order.unsqueeze(-1).expand(B, M, nw))
+    if bool(((sh[:, 1:] == sh[:, :-1]) <= (sk[:, 1:] == sk[:, :-1]).all(-1)).all()):
+        return _first_in_sorted(keys, order, sk)
     order = torch.arange(M, device=keys.device).expand(B, M)
     for w in range(nw - 1, -1, -1):
         col = torch.gather(keys[:, :, w], 1, order)
-        idx = torch.sort(col, dim=1, stable=True).indices
-        order = torch.gather(order, 1, idx)
-    sk = torch.gather(keys, 1, order.unsqueeze(-1).expand(B, M, nw))
+        order = torch.gather(order, 1, torch.sort(col, dim=1, stable=True).indices)
+    return _first_in_sorted(keys, order)
+
+
+def _first_in_sorted(keys: torch.Tensor, order: torch.Tensor,
+                     sk: torch.Tensor | None = None) -> torch.Tensor:
+    """first_occurrence given ``order`` (B, M), a stable sort of each row's keys that makes
+    equal keys adjacent (``sk``: the keys in that order, if already gathered)."""
+    B, M, nw = keys.shape
+    if sk is None:
+        sk = torch.gather(keys, 1, order.unsqueeze(-1).expand(B, M, nw))
     same_as_prev = (sk[:, 1:] == sk[:, :-1]).all(-1)
     first_sorted = torch.ones(B, M, dtype=torch.bool, device=keys.device)
     first_sorted[:, 1:] = ~same_as_prev

@@ -304,14 +304,14 @@ def test_unique_keys_is_exact(H):
 
 
 def test_unique_keys_survives_hash_collisions(monkeypatch):
-    """Rows are grouped by a hash first; when different keys share a hash (forced here: a zero
-    multiplier makes the hash the last word alone), the exact ranking takes over."""
+    """Rows are grouped by a hash first; when different keys share a hash (forced here: with
+    no mixing steps the hash is the xor of the words), the exact ranking takes over."""
     import evobench.tvae.model as model_mod
 
     rng = np.random.default_rng(7)
     keys = pack(_sparse_states(rng, 300, 128, 2.0))
     assert (keys[:, 1] == 0).sum() > 1 and torch.unique(keys, dim=0).shape[0] > 2
-    monkeypatch.setattr(model_mod, "_MIX", 0)
+    monkeypatch.setattr("evobench.tvae.states._SPLITMIX", ())
     calls = []
     ranked = model_mod._unique_keys_ranked
     monkeypatch.setattr(model_mod, "_unique_keys_ranked",

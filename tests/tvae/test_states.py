@@ -19,11 +19,19 @@ def test_pack_unpack_roundtrip(H):
     assert torch.equal(unpack(keys, H, torch.uint8), s)
 
 
-def test_first_occurrence_matches_python_reference():
+@pytest.mark.parametrize("mixing", ["hash", "colliding hash"])
+def test_first_occurrence_matches_python_reference(mixing, monkeypatch):
+    """Multi-word keys are sorted by a hash; with the mixing steps removed the hash is the xor
+    of the words, different rows collide, and the exact per-word sort must take over."""
+    if mixing == "colliding hash":
+        monkeypatch.setattr("evobench.tvae.states._SPLITMIX", ())
     rng = np.random.default_rng(0)
     for H in (3, 64, 130):
         # few distinct rows so that duplicates are common, differing only in high words too
         base = rng.integers(0, 2, size=(5, H))
+        if H >= 128:  # row 1 = row 0 with its first two words swapped: equal xor of words
+            base[1] = base[0]
+            base[1, :64], base[1, 64:128] = base[0, 64:128], base[0, :64]
         rows = base[rng.integers(0, 5, size=(6, 40))]
         keys = pack(torch.as_tensor(rows))
         got = first_occurrence(keys).numpy()
