@@ -110,7 +110,9 @@ def _first_in_sorted(keys: torch.Tensor, order: torch.Tensor,
     """first_occurrence given ``order`` (B, M), a stable sort of each row's keys that makes
     equal keys adjacent (``sk``: the keys in that order, if already gathered)."""
     B, M, nw = keys.shape
-    if sk is None:
+    if sk is None and nw == 1:  # a 2-D gather: the expanded 3-D one is ~10x slower on CPU
+        sk = torch.gather(keys[:, :, 0], 1, order).unsqueeze(-1)
+    elif sk is None:
         sk = torch.gather(keys, 1, order.unsqueeze(-1).expand(B, M, nw))
     same_as_prev = (sk[:, 1:] == sk[:, :-1]).all(-1)
     first_sorted = torch.ones(B, M, dtype=torch.bool, device=keys.device)
