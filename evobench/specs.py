@@ -149,6 +149,18 @@ class MethodSpec:
     def load(self) -> Callable[..., MethodOutput]:
         return load_object(self.factory)
 
+    def missing_requirements(self) -> list[str]:
+        """The modules of ``requires`` that cannot be imported here."""
+        from importlib.util import find_spec
+
+        def importable(module: str) -> bool:
+            try:
+                return find_spec(module) is not None
+            except (ImportError, ValueError):
+                return False
+
+        return [m for m in self.requires if not importable(m)]
+
 
 @dataclass(frozen=True)
 class DatasetSpec:
