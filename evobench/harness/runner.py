@@ -309,7 +309,7 @@ def execute(grid: Grid, registry, options: RunOptions, executor, progress_factor
     records: dict[str, dict] = dict(done)
     for cell in skip:
         row = identity_row(cell, run_id, variant)
-        row.update(status="skipped", error=cell.skip_reason, threads=threads,
+        row.update(status="skipped", error=cell.skip_reason, threads=threads, resumes=0,
                    jobs=options.jobs, started_at=now(), finished_at=now(),
                    evobench_version=__version__)
         records[cell.key] = store.write_cell(row, [], None)
