@@ -14,9 +14,7 @@ KINDS = ("methods", "datasets", "degradations", "metrics", "suites")
 
 
 def _availability(spec) -> str:
-    from evobench.api import _importable
-
-    missing = [m for m in getattr(spec, "requires", ()) if not _importable(m)]
+    missing = spec.missing_requirements()
     return "missing " + ", ".join(missing) if missing else "ok"
 
 
@@ -49,7 +47,8 @@ def describe(kind: str, spec) -> dict:
     elif kind == "degradations":
         row |= {"task": spec.task, "params": [_param_dict(p) for p in spec.params]}
     elif kind == "metrics":
-        row |= {"higher_is_better": spec.higher_is_better}
+        row |= {"higher_is_better": spec.higher_is_better, "heading": spec.heading,
+                "decimals": spec.decimals, "data_range": spec.data_range}
     elif kind == "suites":
         row |= {"profiles": sorted(spec.profiles), "default_profile": spec.default_profile}
     return row

@@ -232,6 +232,10 @@ class Registry:
     def suite(self, name: str):
         return self.get("suites", name)
 
+    def metric_specs(self) -> dict:
+        """Every registered metric by name (their facts: direction, label, decimals ...)."""
+        return {name: self.metric(name) for name in self.names("metrics")}
+
     def plugin_of(self, kind: str, name: str) -> PluginInfo | None:
         owner = self.owner.get((kind, name))
         return self.plugins.get(owner) if owner else None

@@ -213,15 +213,33 @@ class DegradationSpec:
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """A quality metric ``factory(clean, restored, *, data_range) -> float``."""
+    """A quality metric ``factory(clean, restored, *, data_range) -> float`` and every fact about
+    it: the harness scores the returned image (``<name>``), the input (``<name>_input``) and a
+    method's latest snapshot (``<name>_last_eval``) with ``data_range``, on images at least
+    ``min_size`` pixels a side, and stores ``variant`` (the convention) in each row; tables,
+    ``compare`` and figures show it as ``heading`` (``label`` and ``unit``) with ``decimals``
+    and mark or gate it by ``higher_is_better``.
+    """
 
     name: str
     factory: str
     higher_is_better: bool = True
     summary: str = ""
+    label: str = ""  # how reports name it, e.g. "PSNR"; default: the name
+    unit: str = ""  # e.g. "dB"
+    decimals: int = 3
+    data_range: float = 1.0
+    variant: str = ""  # the convention (whole image, float, clipping ...), kept in every row
+    min_size: int = 1  # smallest image side it can score (ssim: its 7 x 7 window)
 
     def __post_init__(self):
         check_name("metric", self.name)
+
+    @property
+    def heading(self) -> str:
+        """``PSNR (dB)``: the label with its unit."""
+        label = self.label or self.name
+        return f"{label} ({self.unit})" if self.unit else label
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ import tempfile
 import threading
 import time
 
+from evobench.harness.worker import CellPayload, CellResult
+
 _LIVE: set = set()  # processes to kill on Ctrl-C
 _LIVE_LOCK = threading.Lock()
 _CTX = None
@@ -69,7 +71,7 @@ def _redirect(log_path: str) -> None:
     os.close(fd)
 
 
-def _child(payload: dict, conn, log_path: str) -> None:
+def _child(payload: CellPayload, conn, log_path: str) -> None:
     from evobench.harness.lifeline import die_with_parent
 
     die_with_parent(int(os.environ.get(FORKSERVER_ENV, 0)) or None)  # no orphan cells
@@ -99,13 +101,6 @@ def _tail(log_path: str, limit: int = 400) -> str:
         return ""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else ""
-
-
-def _failure(kind: str, message: str, started: float) -> dict:
-    from evobench.harness.worker import now
-
-    return {"row": {"status": kind, "error": message, "time_total_s": time.time() - started,
-                    "finished_at": now()}, "trace": [], "arrays": None}
 
 
 def oom_kills() -> int | None:
@@ -149,11 +144,11 @@ def _describe_exit(code: int | None, oom_before: int | None = None) -> str:
     return f"exit code {code}"
 
 
-def _note(payload: dict, text) -> None:
-    if payload.get("show_notes", True):
+def _note(payload: CellPayload, text) -> None:
+    if payload.show_notes:
         from evobench.harness.grid import describe
 
-        sys.stderr.write(f"{describe(payload['cell'])}: {text}\n")
+        sys.stderr.write(f"{describe(payload.cell)}: {text}\n")
         sys.stderr.flush()
 
 
@@ -187,7 +182,7 @@ def _notify(listener, kind: str, fields: dict) -> None:
             pass
 
 
-def run_isolated(payload: dict, timeout: float | None, listener=None) -> dict:
+def run_isolated(payload: CellPayload, timeout: float | None, listener=None) -> CellResult:
     """Run ``payload`` in a fresh process; a timeout kills it and gives ``status=timeout``.
     ``listener(kind, fields)`` hears ``start`` when the cell begins and ``progress`` with what
     the method reports (:func:`evobench.api.report_progress`)."""
@@ -235,19 +230,19 @@ def run_isolated(payload: dict, timeout: float | None, listener=None) -> dict:
             if start_by is not None and time.monotonic() >= start_by:
                 proc.kill()
                 proc.join()
-                return _failure("error", f"the worker process did not start within "
+                return CellResult.failure("error", f"the worker process did not start within "
                                 f"{STARTUP_LIMIT_S:g} s", started)
             if deadline is not None and time.monotonic() >= deadline:
                 proc.kill()
                 proc.join()
-                return _failure("timeout", f"killed after the {timeout:g} s cell timeout", started)
+                return CellResult.failure("timeout", f"killed after the {timeout:g} s cell timeout", started)
         proc.join(timeout=30)
         if proc.is_alive():
             proc.kill()
             proc.join()
         if result is None:
             tail = _tail(log_path)
-            return _failure("error", "worker process died "
+            return CellResult.failure("error", "worker process died "
                             f"({_describe_exit(proc.exitcode, oom_before)})"
                             + (f": {tail}" if tail else ""), started)
         return result
@@ -258,7 +253,7 @@ def run_isolated(payload: dict, timeout: float | None, listener=None) -> dict:
         os.unlink(log_path)
 
 
-def run_in_subprocess(payload: dict, timeout: float | None, listener=None) -> dict:
+def run_in_subprocess(payload: CellPayload, timeout: float | None, listener=None) -> CellResult:
     """The same contract through ``python -m evobench.harness.isolate`` (for daemonic hosts).
     Progress travels through a JSON-lines file next to the output, read while polling."""
     started = time.time()
@@ -289,7 +284,7 @@ def run_in_subprocess(payload: dict, timeout: float | None, listener=None) -> di
                         if task_cancelled():  # the Dask client cancelled it or went away
                             proc.kill()
                             proc.wait()
-                            return _failure("error", "cancelled by the Dask client", started)
+                            return CellResult.failure("error", "cancelled by the Dask client", started)
                     if not announced and os.path.exists(out + ".started"):
                         announced = True
                         _notify(listener, "start", {})
@@ -300,7 +295,7 @@ def run_in_subprocess(payload: dict, timeout: float | None, listener=None) -> di
                     if deadline is not None and time.monotonic() >= deadline:
                         proc.kill()
                         proc.wait()
-                        return _failure("timeout", f"killed after the {timeout:g} s cell timeout",
+                        return CellResult.failure("timeout", f"killed after the {timeout:g} s cell timeout",
                                         started)
                     time.sleep(0.05)
             finally:
@@ -308,7 +303,7 @@ def run_in_subprocess(payload: dict, timeout: float | None, listener=None) -> di
                     _LIVE.discard(proc)
         if proc.returncode != 0 or not os.path.exists(out):
             tail = _tail(log)
-            return _failure("error", "worker process died "
+            return CellResult.failure("error", "worker process died "
                             f"({_describe_exit(proc.returncode, oom_before)})"
                             + (f": {tail}" if tail else ""), started)
         with open(out, "rb") as fh:

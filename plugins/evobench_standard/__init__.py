@@ -75,12 +75,16 @@ DEGRADATIONS = (
                     summary="missing pixels plus Gaussian noise on the observed ones"),
 )
 
-METRICS = (
-    MetricSpec(name="psnr", factory=f"{_M}:psnr",
-               summary="skimage peak_signal_noise_ratio, whole image, float"),
-    MetricSpec(name="ssim", factory=f"{_M}:ssim",
+_WHOLE = "float64, whole image (all pixels and channels), no clipping, no quantisation"
+METRIC_SPECS = (
+    MetricSpec(name="psnr", factory=f"{_M}:psnr", label="PSNR", unit="dB", decimals=2,
+               summary="skimage peak_signal_noise_ratio, whole image, float",
+               variant=f"{_WHOLE}; skimage peak_signal_noise_ratio"),
+    MetricSpec(name="ssim", factory=f"{_M}:ssim", label="SSIM", decimals=3, min_size=7,
                summary="skimage structural_similarity, 7x7 uniform window, channel_axis=-1 "
-               "for RGB"),
+               "for RGB",
+               variant=f"{_WHOLE}; skimage structural_similarity, 7x7 uniform window, "
+               "channel_axis=-1 for RGB"),
 )
 
 
@@ -98,7 +102,7 @@ def evobench_register_degradations(register):
 
 @hookimpl
 def evobench_register_metrics(register):
-    for spec in METRICS:
+    for spec in METRIC_SPECS:
         register(spec)
 
 
