@@ -10,7 +10,7 @@ import click
 from evobench.registry import get_registry
 from evobench.specs import Param
 
-KINDS = ("methods", "datasets", "degradations", "metrics", "suites")
+KINDS = ("methods", "datasets", "degradations", "metrics", "suites", "figures")
 
 
 def _availability(spec) -> str:
@@ -49,6 +49,8 @@ def describe(kind: str, spec) -> dict:
     elif kind == "metrics":
         row |= {"higher_is_better": spec.higher_is_better, "heading": spec.heading,
                 "decimals": spec.decimals, "data_range": spec.data_range}
+    elif kind == "figures":
+        row |= {"title": spec.title, "tasks": sorted(spec.tasks)}
     elif kind == "suites":
         row |= {"profiles": sorted(spec.profiles), "default_profile": spec.default_profile}
     return row
@@ -143,6 +145,8 @@ def list_items(kind: str, as_json: bool) -> None:
             lines += _param_lines(s.params)
         elif kind == "metrics":
             head = f"{s.name}  ({'higher' if s.higher_is_better else 'lower'} is better)"
+        elif kind == "figures":
+            head = f"{s.name}  {s.title}"
         else:
             head = s.name
             lines += [

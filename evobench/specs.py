@@ -1,5 +1,5 @@
 """What plugins register: light, import-free descriptions of methods, datasets, degradations,
-metrics and suites, plus the one output type every method returns.
+metrics, suites and figure kinds, plus the one output type every method returns.
 
 Specs hold only cheap data and a ``"module:callable"`` factory string, so listing plugins never
 imports torch or bm3d; the implementation is imported when a cell actually runs.
@@ -271,6 +271,31 @@ class SuiteSpec:
             raise SpecError(f"suite {self.name!r} lacks its default profile {self.default_profile!r}")
 
 
+@dataclass(frozen=True)
+class FigureSpec:
+    """A kind of figure drawn from stored results (``evobench figures``, ``evobench report``).
+
+    ``factory`` names ``draw(data, *, image=None)``: ``data`` is the runs'
+    ``evobench.reports.load.RunData`` (results, traces, manifests, artifacts), ``image`` the
+    image id asked for with ``--image`` (None: the figure's choice). It returns either a list of
+    ``(name, matplotlib.figure.Figure)`` pairs, each saved as ``<name>.<format>``, or a string:
+    the one-line reason it has nothing to draw (reported as ``skipped <title>: <reason>``). A
+    kind whose ``tasks`` the runs lack is left out without a note; kinds are drawn by ``order``.
+    """
+
+    name: str
+    factory: str
+    title: str
+    summary: str = ""
+    tasks: frozenset[str] = frozenset()  # empty: for any task
+    order: int = 100
+
+    def __post_init__(self):
+        check_name("figure", self.name)
+        if not set(self.tasks) <= TASKS:
+            raise SpecError(f"figure {self.name!r}: tasks must be a subset of {sorted(TASKS)}")
+
+
 @dataclass
 class Degraded:
     """What a degradation hands to a method."""
@@ -307,4 +332,5 @@ SPEC_KINDS: dict[str, type] = {
     "degradations": DegradationSpec,
     "metrics": MetricSpec,
     "suites": SuiteSpec,
+    "figures": FigureSpec,
 }

@@ -1,5 +1,6 @@
 """The standard plugin: datasets (Set12, BSD68, Castle, scikit-image's images, a user folder),
-degradations (Gaussian noise, missing pixels, both), metrics (PSNR, SSIM) and the suites.
+degradations (Gaussian noise, missing pixels, both), metrics (PSNR, SSIM), the suites and the
+built-in figure kinds (drawn by ``evobench.reports.figures``).
 
 Only specs live here: numpy, scikit-image and PIL are imported by ``datasets``,
 ``degradations`` and ``metrics`` when a run needs them.
@@ -10,6 +11,7 @@ from __future__ import annotations
 from evobench.api import (
     DatasetSpec,
     DegradationSpec,
+    FigureSpec,
     MetricSpec,
     Param,
     SuiteSpec,
@@ -87,6 +89,27 @@ METRIC_SPECS = (
                "channel_axis=-1 for RGB"),
 )
 
+_F = "evobench.reports.figures"
+FIGURES = (
+    FigureSpec(name="psnr-vs-noise", factory=f"{_F}:psnr_vs_noise", title="PSNR vs noise level",
+               tasks=frozenset({"denoise"}), order=10,
+               summary="PSNR against the noise level, one line per method"),
+    FigureSpec(name="psnr-vs-missing", factory=f"{_F}:psnr_vs_missing",
+               title="PSNR vs missing fraction", tasks=frozenset({"inpaint"}), order=20,
+               summary="PSNR against the missing fraction, one line per method"),
+    FigureSpec(name="psnr-vs-time", factory=f"{_F}:psnr_vs_time", title="PSNR vs wall time",
+               order=30, summary="PSNR against wall time (log scale) per method and level"),
+    FigureSpec(name="training-curves", factory=f"{_F}:training_curves",
+               title="training curves", order=40,
+               summary="free energy (or loss) and PSNR per epoch of the learned methods"),
+    FigureSpec(name="sparsity", factory=f"{_F}:sparsity", title="sparsity histograms", order=50,
+               summary="active latents per patch of the methods with a latent code"),
+    FigureSpec(name="fields", factory=f"{_F}:generative_fields", title="generative fields",
+               order=60, summary="the generative fields of every method that stores them"),
+    FigureSpec(name="panels", factory=f"{_F}:restoration_panels", title="restoration panels",
+               order=70, summary="clean / corrupted / restored images with their PSNR"),
+)
+
 
 @hookimpl
 def evobench_register_datasets(register):
@@ -112,3 +135,9 @@ def evobench_register_suites(register):
 
     for name, (summary, profiles) in SUITES.items():
         register(SuiteSpec(name=name, profiles=profiles, summary=summary))
+
+
+@hookimpl
+def evobench_register_figures(register):
+    for spec in FIGURES:
+        register(spec)
