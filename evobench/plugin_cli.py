@@ -42,7 +42,7 @@ def describe(kind: str, spec) -> dict:
             "aliases": dict(spec.aliases),
             "source": spec.source,
             "licence": spec.licence,
-            "downloads": spec.fetch is not None,
+            "downloads": spec.files is not None,
         }
     elif kind == "degradations":
         row |= {"task": spec.task, "params": [_param_dict(p) for p in spec.params]}

@@ -167,7 +167,9 @@ class DatasetSpec:
     """A named set of clean test images.
 
     ``loader(image_id) -> ndarray`` returns float64 in [0, 1], H x W (gray) or H x W x 3 (rgb).
-    ``fetch()`` (optional) downloads and verifies the files; ``aliases`` maps extra image names
+    ``files`` (optional, for downloaded sets) names ``files(dataset_name)``, which returns the
+    dataset's ``evobench.data.RemoteFile`` entries: ``evobench data fetch`` downloads and
+    verifies them, ``evobench data list`` shows their cache state. ``aliases`` maps extra image names
     (e.g. ``house``) to ids. A dataset whose images depend on parameters (a user folder) declares
     ``params``; then ``loader(image_id, **params)`` and ``lister(**params) -> tuple of ids``
     (``lister`` is a ``"module:callable"`` string, used instead of ``images``).
@@ -178,7 +180,7 @@ class DatasetSpec:
     images: tuple[str, ...]
     color: str = "gray"
     summary: str = ""
-    fetch: str | None = None
+    files: str | None = None
     source: str = ""
     licence: str | None = None
     aliases: Mapping[str, str] = field(default_factory=dict)
@@ -189,6 +191,10 @@ class DatasetSpec:
         check_name("dataset", self.name)
         if self.color not in COLORS:
             raise SpecError(f"dataset {self.name!r}: color must be one of {sorted(COLORS)}")
+
+    def remote_files(self) -> tuple:
+        """The dataset's downloadable files (``files``); () for embedded or user images."""
+        return tuple(load_object(self.files)(self.name)) if self.files else ()
 
 
 @dataclass(frozen=True)

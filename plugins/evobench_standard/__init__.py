@@ -34,14 +34,14 @@ DNCNN = "cszn/DnCNN@e93b278 (testsets/)"
 
 DATASETS = (
     DatasetSpec(name="set12", loader=f"{_D}:load_set12", images=SET12_IDS,
-                aliases=dict(zip(SET12_NAMES, SET12_IDS)), fetch=f"{_D}:fetch_set12",
+                aliases=dict(zip(SET12_NAMES, SET12_IDS)), files=f"{_D}:files_of",
                 summary="Set12: 12 gray test images (02 = House, 09 = Barbara, as in the paper)",
                 source=DNCNN, licence="research test images, no licence stated"),
     DatasetSpec(name="bsd68", loader=f"{_D}:load_bsd68", images=BSD68_IDS,
-                fetch=f"{_D}:fetch_bsd68", summary="BSD68: 68 gray Berkeley test images",
+                files=f"{_D}:files_of", summary="BSD68: 68 gray Berkeley test images",
                 source=DNCNN, licence="research test images, no licence stated"),
     DatasetSpec(name="castle", loader=f"{_D}:load_castle", images=("castle",), color="rgb",
-                fetch=f"{_D}:fetch_castle",
+                files=f"{_D}:files_of",
                 summary="Castle: the RGB Berkeley image of the paper's inpainting benchmark",
                 source="tvlearn/ecml2022@de99f01 (experiments/inpainting/img/castle.jpg)",
                 licence="research test image, no licence stated"),
