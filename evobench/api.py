@@ -84,7 +84,8 @@ def run_method(name: str, image: Any, *, task: str, sigma: float | None = None, 
                registry: Registry | None = None, **params: Any) -> MethodOutput:
     """Run the registered method ``name`` on one image: :func:`run_spec` of its spec.
 
-    Its keywords are the method contract's, plus ``registry`` and the method's parameters.
+    (Nine parameters: the method contract's seven keywords, ``registry`` and the method's
+    parameters as keywords.)
     """
     spec = (registry or get_registry()).method(name)
     return run_spec(spec, image, task=task, sigma=sigma, mask=mask, seed=seed, device=device,
@@ -100,7 +101,8 @@ def run_spec(spec: MethodSpec, image: Any, *, task: str, sigma: float | None = N
     (:func:`evobench.inputs.check`) and the method's required packages, then calls the method
     and checks what it returns. ``image`` is float on the [0, 1] scale; ``sigma`` is the noise
     std on that scale. ``extras["time_total_s"]`` is the call's wall time; ``time_infer_s`` is
-    that too when the method reports neither timing.
+    that too when the method reports neither timing. (Nine parameters: the spec, the method
+    contract's seven keywords and the method's parameters.)
     """
     resolved = resolve_params(f"method {spec.name!r}", spec.params, params or {})
     call = inputs.check(image, task=task, mask=mask, sigma=sigma, seed=seed, device=device,

@@ -82,6 +82,7 @@ class _Fake:
 
     def __init__(self, folder, run_id, seed, size, n_fields, patch, artifacts, failures,
                  psnr_shift, time_scale):
+        """(Eleven parameters: ``make_run``'s knobs, kept for every cell.)"""
         self.folder, self.run_id, self.seed = folder, run_id, seed
         self.n_fields, self.patch, self.artifacts = n_fields, patch, artifacts
         self.failures, self.psnr_shift, self.time_scale = failures, psnr_shift, time_scale

@@ -191,7 +191,6 @@ def run_isolated(payload: CellPayload, timeout: float | None, listener=None) -> 
     ctx = _context()
     fd, log_path = tempfile.mkstemp(prefix="evobench-cell-", suffix=".log")
     os.close(fd)
-    started = time.time()
     oom_before = oom_kills()
     recv, send = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(payload, send, log_path), daemon=True)
@@ -200,52 +199,20 @@ def run_isolated(payload: CellPayload, timeout: float | None, listener=None) -> 
         send.close()
         with _LIVE_LOCK:
             _LIVE.add(proc)
-        start_by = time.monotonic() + STARTUP_LIMIT_S
-        deadline = None  # set when the cell starts
-        result = None
-        while True:
-            wait = 0.5 if deadline is None else min(0.5, max(0.0, deadline - time.monotonic()))
-            if recv.poll(wait):
-                try:
-                    message = recv.recv()
-                except (EOFError, OSError):
-                    break
-                if isinstance(message, tuple) and message[:1] == ("note",):
-                    _note(payload, message[1])  # e.g. "resumed at epoch 173"
-                    continue
-                if isinstance(message, str) and message == "started":
-                    started = time.time()
-                    start_by = None
-                    if timeout is not None:
-                        deadline = time.monotonic() + timeout
-                    _notify(listener, "start", {})
-                    continue
-                if isinstance(message, tuple) and message and message[0] == "progress":
-                    _notify(listener, "progress", message[1])
-                    continue
-                result = message
-                break
-            if not proc.is_alive() and not recv.poll(0):
-                break
-            if start_by is not None and time.monotonic() >= start_by:
-                proc.kill()
-                proc.join()
-                return CellResult.failure("error", f"the worker process did not start within "
-                                f"{STARTUP_LIMIT_S:g} s", started)
-            if deadline is not None and time.monotonic() >= deadline:
-                proc.kill()
-                proc.join()
-                return CellResult.failure("timeout", f"killed after the {timeout:g} s cell timeout", started)
+        watch = _Watch(proc, recv, payload, timeout, listener)
+        result = watch.wait()
+        if result is not None:
+            return result
         proc.join(timeout=30)
         if proc.is_alive():
             proc.kill()
             proc.join()
-        if result is None:
+        if watch.result is None:
             tail = _tail(log_path)
             return CellResult.failure("error", "worker process died "
-                            f"({_describe_exit(proc.exitcode, oom_before)})"
-                            + (f": {tail}" if tail else ""), started)
-        return result
+                                      f"({_describe_exit(proc.exitcode, oom_before)})"
+                                      + (f": {tail}" if tail else ""), watch.started)
+        return watch.result
     finally:
         with _LIVE_LOCK:
             _LIVE.discard(proc)
@@ -253,7 +220,66 @@ def run_isolated(payload: CellPayload, timeout: float | None, listener=None) -> 
         os.unlink(log_path)
 
 
-def run_in_subprocess(payload: CellPayload, timeout: float | None, listener=None) -> CellResult:
+class _Watch:
+    """The parent's side of a forkserver child: relays its notes and progress, starts the
+    timeout when the cell starts, and ends a child that does not start or runs too long."""
+
+    def __init__(self, proc, recv, payload: CellPayload, timeout: float | None, listener):
+        self.proc, self.recv, self.payload = proc, recv, payload
+        self.timeout, self.listener = timeout, listener
+        self.started = time.time()
+        self.result: CellResult | None = None
+
+    def wait(self) -> CellResult | None:
+        """A failure (the child did not start, or timed out), or None once the child sent its
+        result (``self.result``) or ended without one."""
+        start_by = time.monotonic() + STARTUP_LIMIT_S
+        deadline = None  # set when the cell starts
+        while True:
+            wait = 0.5 if deadline is None else min(0.5, max(0.0, deadline - time.monotonic()))
+            if self.recv.poll(wait):
+                try:
+                    message = self.recv.recv()
+                except (EOFError, OSError):
+                    return None
+                if self._relay(message):
+                    if message == "started":
+                        start_by = None
+                        deadline = None if self.timeout is None else \
+                            time.monotonic() + self.timeout
+                    continue
+                self.result = message
+                return None
+            if not self.proc.is_alive() and not self.recv.poll(0):
+                return None
+            if start_by is not None and time.monotonic() >= start_by:
+                return self._kill("error", f"the worker process did not start within "
+                                  f"{STARTUP_LIMIT_S:g} s")
+            if deadline is not None and time.monotonic() >= deadline:
+                return self._kill("timeout", f"killed after the {self.timeout:g} s cell timeout")
+
+    def _relay(self, message) -> bool:
+        """Pass a note, the start or a progress event on; False for the result."""
+        if isinstance(message, tuple) and message[:1] == ("note",):
+            _note(self.payload, message[1])  # e.g. "resumed at epoch 173"
+            return True
+        if isinstance(message, str) and message == "started":
+            self.started = time.time()
+            _notify(self.listener, "start", {})
+            return True
+        if isinstance(message, tuple) and message and message[0] == "progress":
+            _notify(self.listener, "progress", message[1])
+            return True
+        return False
+
+    def _kill(self, status: str, message: str) -> CellResult:
+        self.proc.kill()
+        self.proc.join()
+        return CellResult.failure(status, message, self.started)
+
+
+def run_in_subprocess(payload: CellPayload, timeout: float | None,
+                      listener=None) -> CellResult:
     """The same contract through ``python -m evobench.harness.isolate`` (for daemonic hosts).
     Progress travels through a JSON-lines file next to the output, read while polling."""
     started = time.time()
@@ -272,42 +298,52 @@ def run_in_subprocess(payload: CellPayload, timeout: float | None, listener=None
             with _LIVE_LOCK:
                 _LIVE.add(proc)
             try:
-                from evobench.harness.lifeline import task_cancelled
-
-                deadline = None
-                checked = time.monotonic()
-                announced = False
-                events = _EventTail(out + ".progress")
-                while proc.poll() is None:
-                    if time.monotonic() - checked > 0.5:
-                        checked = time.monotonic()
-                        if task_cancelled():  # the Dask client cancelled it or went away
-                            proc.kill()
-                            proc.wait()
-                            return CellResult.failure("error", "cancelled by the Dask client", started)
-                    if not announced and os.path.exists(out + ".started"):
-                        announced = True
-                        _notify(listener, "start", {})
-                        if timeout is not None:
-                            deadline = time.monotonic() + timeout  # from the cell's start
-                    for event in events.read():
-                        _notify(listener, "progress", event)
-                    if deadline is not None and time.monotonic() >= deadline:
-                        proc.kill()
-                        proc.wait()
-                        return CellResult.failure("timeout", f"killed after the {timeout:g} s cell timeout",
-                                        started)
-                    time.sleep(0.05)
+                failure = _poll_subprocess(proc, out, timeout, listener, started)
             finally:
                 with _LIVE_LOCK:
                     _LIVE.discard(proc)
+        if failure is not None:
+            return failure
         if proc.returncode != 0 or not os.path.exists(out):
             tail = _tail(log)
             return CellResult.failure("error", "worker process died "
-                            f"({_describe_exit(proc.returncode, oom_before)})"
-                            + (f": {tail}" if tail else ""), started)
+                                      f"({_describe_exit(proc.returncode, oom_before)})"
+                                      + (f": {tail}" if tail else ""), started)
         with open(out, "rb") as fh:
             return pickle.load(fh)
+
+
+def _poll_subprocess(proc, out: str, timeout: float | None, listener,
+                     started: float) -> CellResult | None:
+    """Wait for the subprocess, relaying its start and progress; a failure when it is cancelled
+    by the Dask client or times out (it is killed), else None when it has ended."""
+    from evobench.harness.lifeline import task_cancelled
+
+    deadline = None
+    checked = time.monotonic()
+    announced = False
+    events = _EventTail(out + ".progress")
+    while proc.poll() is None:
+        if time.monotonic() - checked > 0.5:
+            checked = time.monotonic()
+            if task_cancelled():  # the Dask client cancelled it or went away
+                proc.kill()
+                proc.wait()
+                return CellResult.failure("error", "cancelled by the Dask client", started)
+        if not announced and os.path.exists(out + ".started"):
+            announced = True
+            _notify(listener, "start", {})
+            if timeout is not None:
+                deadline = time.monotonic() + timeout  # from the cell's start
+        for event in events.read():
+            _notify(listener, "progress", event)
+        if deadline is not None and time.monotonic() >= deadline:
+            proc.kill()
+            proc.wait()
+            return CellResult.failure("timeout", f"killed after the {timeout:g} s cell timeout",
+                                      started)
+        time.sleep(0.05)
+    return None
 
 
 class _EventTail:

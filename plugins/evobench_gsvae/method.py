@@ -222,6 +222,8 @@ def fit(image, *, mask=None, sigma=None, seed=0, device="cpu", budget_s=None, cl
     ``checkpoint``: a folder for checkpoints, written every ``checkpoint_every`` seconds (default
     600; 0 = off) at epoch boundaries; a matching checkpoint there is continued from (bit for
     bit on the same device and threads). Under ``evobench run`` the harness sets both.
+    (Nine named parameters: the method contract's input, ``clean`` and the two checkpoint
+    settings; the spec's parameters arrive as ``**params``.)
     """
     s = _settings(params)
     if s.epochs is None:

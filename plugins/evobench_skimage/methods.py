@@ -43,7 +43,8 @@ def run_noisy(image, *, task, mask=None, sigma=None, seed=0, device="cpu", budge
 def run_nlm(image, *, task, mask=None, sigma=None, seed=0, device="cpu", budget_s=None,
             patch_size=5, patch_distance=6, h_factor=0.7, fast_mode=True):
     """Non-local means; ``h = h_factor * sigma`` (skimage recommends h slightly below sigma in
-    fast mode, and subtracts sigma^2 from patch distances when sigma is passed)."""
+    fast mode, and subtracts sigma^2 from patch distances when sigma is passed). (Parameters:
+    the method contract's seven and the spec's.)"""
     sig = _sigma_or_estimate(image, sigma)
     out, secs = _timed(
         restoration.denoise_nl_means, image, patch_size=patch_size,
@@ -57,7 +58,8 @@ def run_nlm(image, *, task, mask=None, sigma=None, seed=0, device="cpu", budget_
 def run_tv(image, *, task, mask=None, sigma=None, seed=0, device="cpu", budget_s=None,
            weight=None, weight_factor=0.9, max_num_iter=200, eps=2e-4):
     """Chambolle's TV denoising; the weight scales with the noise level (0.9 sigma was the best
-    factor on House and Cameraman at sigma 15-50 in a grid of 0.6-1.5)."""
+    factor on House and Cameraman at sigma 15-50 in a grid of 0.6-1.5). (Parameters: the
+    method contract's seven and the spec's.)"""
     sig = None
     if weight is None:
         sig = _sigma_or_estimate(image, sigma)
@@ -75,7 +77,8 @@ def run_tv(image, *, task, mask=None, sigma=None, seed=0, device="cpu", budget_s
 def run_wavelet(image, *, task, mask=None, sigma=None, seed=0, device="cpu", budget_s=None,
                 wavelet="db1", mode="soft", wavelet_levels=None, convert2ycbcr=True,
                 rescale_sigma=True):
-    """Wavelet shrinkage with BayesShrink (per-subband thresholds from sigma)."""
+    """Wavelet shrinkage with BayesShrink (per-subband thresholds from sigma). (Parameters: the
+    method contract's seven and the spec's.)"""
     sig = _sigma_or_estimate(image, sigma)
     out, secs = _timed(
         restoration.denoise_wavelet, image, sigma=sig, wavelet=wavelet, mode=mode,
