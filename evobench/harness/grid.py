@@ -28,6 +28,7 @@ from evobench.specs import (
     load_object,
     resolve_params,
 )
+from evobench.validate import noise_sigma
 
 BLOCK_KEYS = ("datasets", "degradations", "methods", "metrics", "repetitions", "timeout",
               "labels")
@@ -288,11 +289,12 @@ def resolve_degradations(texts, registry, overrides: Overrides, used: dict) -> l
                 variants = [{**v, key: val} for v in variants for val in values]
         for given in variants:
             params = resolve_params(f"degradation {sel.name!r}", spec.params, given)
-            if spec.task == "denoise" and params.get("sigma") is not None \
-                    and not params["sigma"] > 0:
+            try:  # the sigma rule of a method's input (validate.noise_sigma), on the 0-255 scale
+                noise_sigma(params.get("sigma"), spec.task)
+            except EvobenchError:
                 raise EvobenchError(f"degradation {sel.name!r}: sigma={params['sigma']:g} adds no "
                                     "noise, so there is nothing to denoise; use a sigma > 0 "
-                                    "(0-255 scale, e.g. 25)")
+                                    "(0-255 scale, e.g. 25)") from None
             out.append((spec, params))
     return out
 

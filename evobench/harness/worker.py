@@ -18,13 +18,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from evobench import __version__, live
 from evobench.errors import first_line
 from evobench.specs import MethodSpec, MetricSpec, load_object
+
+if TYPE_CHECKING:
+    from evobench.harness.checkpoints import CellCheckpoints
+    from evobench.harness.grid import Cell
 
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
               "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
@@ -45,11 +49,11 @@ def one_line(exc: BaseException) -> str:
 class CellPayload:
     """Everything one cell's worker needs (picklable: it travels to a process or a Dask worker).
 
-    ``cell`` is the grid's ``Cell`` (identity, method parameters, seeds, device);
-    ``checkpoints`` the ``harness.checkpoints.CellCheckpoints`` of the cell, None for none.
+    ``cell`` holds the identity, method parameters, seeds and device; ``checkpoints`` None: no
+    checkpoints.
     """
 
-    cell: Any
+    cell: Cell
     method_spec: MethodSpec
     metric_specs: dict[str, MetricSpec]
     clean: np.ndarray
@@ -58,7 +62,7 @@ class CellPayload:
     sigma: float | None
     threads: int = 1
     save_images: bool = False
-    checkpoints: Any = None
+    checkpoints: CellCheckpoints | None = None
     show_notes: bool = True
 
 
