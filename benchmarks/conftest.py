@@ -9,6 +9,7 @@ recorded next to each timing because shared runners make wall times noisy.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -79,7 +80,8 @@ def rng() -> np.random.Generator:
 @pytest.fixture(scope="session")
 def results_run(tmp_path_factory) -> Path:
     """A synthetic run of realistic size (12 images x 5 levels x 4 methods x 3 repetitions)."""
-    from evobench.reports.synthetic import make_run
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from synthetic_run import make_run
 
     return make_run(tmp_path_factory.mktemp("bench") / "run", seed=SEED,
                     images=tuple(f"{i:02d}" for i in range(1, 13)), reps=3, artifacts=False)

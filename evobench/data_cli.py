@@ -7,14 +7,6 @@ import click
 from evobench.errors import EvobenchError
 
 
-def _files_of(spec):
-    """The RemoteFile entries behind a dataset's fetch function, if it exposes them."""
-    from evobench.specs import load_object
-
-    module = load_object(spec.fetch.split(":")[0] + ":remote_files") if spec.fetch else None
-    return tuple(module().get(spec.name, ())) if module else ()
-
-
 @click.group("data")
 def data():
     """Fetch and list datasets (cache: EVOBENCH_DATA_DIR or the user cache folder)."""
@@ -31,10 +23,10 @@ def list_datasets():
     rows = []
     for name in registry.names("datasets"):
         spec = registry.dataset(name)
-        if spec.fetch:
+        if spec.files:
             try:
-                states = [store.status(f) for f in _files_of(spec)]
-            except Exception:  # noqa: BLE001 - a plugin without remote_files: unknown state
+                states = [store.status(f) for f in spec.remote_files()]
+            except Exception:  # noqa: BLE001 - a plugin's broken file list: unknown state
                 states = []
             if not states:
                 state = "download"
@@ -63,18 +55,17 @@ def fetch(names, force):
     """Download and verify datasets (NAMES: set12, bsd68, castle, or 'all')."""
     from evobench import data as store
     from evobench.registry import get_registry
-    from evobench.specs import load_object
 
     registry = get_registry()
-    fetchable = [n for n in registry.names("datasets") if registry.dataset(n).fetch]
+    fetchable = [n for n in registry.names("datasets") if registry.dataset(n).files]
     wanted = fetchable if "all" in names else list(dict.fromkeys(names))
     for name in wanted:
         spec = registry.dataset(name)
-        if not spec.fetch:
+        if not spec.files:
             raise EvobenchError(f"dataset {name!r} needs no download (it is "
                                 f"{'embedded' if not spec.lister else 'your own files'})")
     for name in wanted:
-        results = load_object(registry.dataset(name).fetch)(force=force)
+        results = store.fetch_all(registry.dataset(name).remote_files(), force=force)
         got = {}
         for _, what in results or []:
             got[what] = got.get(what, 0) + 1

@@ -39,5 +39,10 @@ def evobench_register_suites(register):
 
 
 @hookspec
+def evobench_register_figures(register):
+    """Call ``register(FigureSpec(...))`` for each kind of figure drawn from stored results."""
+
+
+@hookspec
 def evobench_register_commands(cli):
     """Add click commands to the ``evobench`` group (``cli.add_command(...)``)."""

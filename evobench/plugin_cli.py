@@ -10,13 +10,11 @@ import click
 from evobench.registry import get_registry
 from evobench.specs import Param
 
-KINDS = ("methods", "datasets", "degradations", "metrics", "suites")
+KINDS = ("methods", "datasets", "degradations", "metrics", "suites", "figures")
 
 
 def _availability(spec) -> str:
-    from evobench.api import _importable
-
-    missing = [m for m in getattr(spec, "requires", ()) if not _importable(m)]
+    missing = spec.missing_requirements()
     return "missing " + ", ".join(missing) if missing else "ok"
 
 
@@ -44,12 +42,15 @@ def describe(kind: str, spec) -> dict:
             "aliases": dict(spec.aliases),
             "source": spec.source,
             "licence": spec.licence,
-            "downloads": spec.fetch is not None,
+            "downloads": spec.files is not None,
         }
     elif kind == "degradations":
         row |= {"task": spec.task, "params": [_param_dict(p) for p in spec.params]}
     elif kind == "metrics":
-        row |= {"higher_is_better": spec.higher_is_better}
+        row |= {"higher_is_better": spec.higher_is_better, "heading": spec.heading,
+                "decimals": spec.decimals, "data_range": spec.data_range}
+    elif kind == "figures":
+        row |= {"title": spec.title, "tasks": sorted(spec.tasks)}
     elif kind == "suites":
         row |= {"profiles": sorted(spec.profiles), "default_profile": spec.default_profile}
     return row
@@ -144,6 +145,8 @@ def list_items(kind: str, as_json: bool) -> None:
             lines += _param_lines(s.params)
         elif kind == "metrics":
             head = f"{s.name}  ({'higher' if s.higher_is_better else 'lower'} is better)"
+        elif kind == "figures":
+            head = f"{s.name}  {s.title}"
         else:
             head = s.name
             lines += [

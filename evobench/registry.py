@@ -31,6 +31,7 @@ _REGISTER_HOOKS = {
     "degradations": "evobench_register_degradations",
     "metrics": "evobench_register_metrics",
     "suites": "evobench_register_suites",
+    "figures": "evobench_register_figures",
 }
 
 
@@ -231,6 +232,13 @@ class Registry:
 
     def suite(self, name: str):
         return self.get("suites", name)
+
+    def figure(self, name: str):
+        return self.get("figures", name)
+
+    def metric_specs(self) -> dict:
+        """Every registered metric by name (their facts: direction, label, decimals ...)."""
+        return {name: self.metric(name) for name in self.names("metrics")}
 
     def plugin_of(self, kind: str, name: str) -> PluginInfo | None:
         owner = self.owner.get((kind, name))

@@ -1,5 +1,5 @@
 """What plugins register: light, import-free descriptions of methods, datasets, degradations,
-metrics and suites, plus the one output type every method returns.
+metrics, suites and figure kinds, plus the one output type every method returns.
 
 Specs hold only cheap data and a ``"module:callable"`` factory string, so listing plugins never
 imports torch or bm3d; the implementation is imported when a cell actually runs.
@@ -149,13 +149,27 @@ class MethodSpec:
     def load(self) -> Callable[..., MethodOutput]:
         return load_object(self.factory)
 
+    def missing_requirements(self) -> list[str]:
+        """The modules of ``requires`` that cannot be imported here."""
+        from importlib.util import find_spec
+
+        def importable(module: str) -> bool:
+            try:
+                return find_spec(module) is not None
+            except (ImportError, ValueError):
+                return False
+
+        return [m for m in self.requires if not importable(m)]
+
 
 @dataclass(frozen=True)
 class DatasetSpec:
     """A named set of clean test images.
 
     ``loader(image_id) -> ndarray`` returns float64 in [0, 1], H x W (gray) or H x W x 3 (rgb).
-    ``fetch()`` (optional) downloads and verifies the files; ``aliases`` maps extra image names
+    ``files`` (optional, for downloaded sets) names ``files(dataset_name)``, which returns the
+    dataset's ``evobench.data.RemoteFile`` entries: ``evobench data fetch`` downloads and
+    verifies them, ``evobench data list`` shows their cache state. ``aliases`` maps extra image names
     (e.g. ``house``) to ids. A dataset whose images depend on parameters (a user folder) declares
     ``params``; then ``loader(image_id, **params)`` and ``lister(**params) -> tuple of ids``
     (``lister`` is a ``"module:callable"`` string, used instead of ``images``).
@@ -166,7 +180,7 @@ class DatasetSpec:
     images: tuple[str, ...]
     color: str = "gray"
     summary: str = ""
-    fetch: str | None = None
+    files: str | None = None
     source: str = ""
     licence: str | None = None
     aliases: Mapping[str, str] = field(default_factory=dict)
@@ -177,6 +191,10 @@ class DatasetSpec:
         check_name("dataset", self.name)
         if self.color not in COLORS:
             raise SpecError(f"dataset {self.name!r}: color must be one of {sorted(COLORS)}")
+
+    def remote_files(self) -> tuple:
+        """The dataset's downloadable files (``files``); () for embedded or user images."""
+        return tuple(load_object(self.files)(self.name)) if self.files else ()
 
 
 @dataclass(frozen=True)
@@ -201,15 +219,33 @@ class DegradationSpec:
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """A quality metric ``factory(clean, restored, *, data_range) -> float``."""
+    """A quality metric ``factory(clean, restored, *, data_range) -> float`` and every fact about
+    it: the harness scores the returned image (``<name>``), the input (``<name>_input``) and a
+    method's latest snapshot (``<name>_last_eval``) with ``data_range``, on images at least
+    ``min_size`` pixels a side, and stores ``variant`` (the convention) in each row; tables,
+    ``compare`` and figures show it as ``heading`` (``label`` and ``unit``) with ``decimals``
+    and mark or gate it by ``higher_is_better``.
+    """
 
     name: str
     factory: str
     higher_is_better: bool = True
     summary: str = ""
+    label: str = ""  # how reports name it, e.g. "PSNR"; default: the name
+    unit: str = ""  # e.g. "dB"
+    decimals: int = 3
+    data_range: float = 1.0
+    variant: str = ""  # the convention (whole image, float, clipping ...), kept in every row
+    min_size: int = 1  # smallest image side it can score (ssim: its 7 x 7 window)
 
     def __post_init__(self):
         check_name("metric", self.name)
+
+    @property
+    def heading(self) -> str:
+        """``PSNR (dB)``: the label with its unit."""
+        label = self.label or self.name
+        return f"{label} ({self.unit})" if self.unit else label
 
 
 @dataclass(frozen=True)
@@ -239,6 +275,31 @@ class SuiteSpec:
             path_component("profile", profile)
         if self.default_profile not in self.profiles:
             raise SpecError(f"suite {self.name!r} lacks its default profile {self.default_profile!r}")
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """A kind of figure drawn from stored results (``evobench figures``, ``evobench report``).
+
+    ``factory`` names ``draw(data, *, image=None)``: ``data`` is the runs'
+    ``evobench.reports.load.RunData`` (results, traces, manifests, artifacts), ``image`` the
+    image id asked for with ``--image`` (None: the figure's choice). It returns either a list of
+    ``(name, matplotlib.figure.Figure)`` pairs, each saved as ``<name>.<format>``, or a string:
+    the one-line reason it has nothing to draw (reported as ``skipped <title>: <reason>``). A
+    kind whose ``tasks`` the runs lack is left out without a note; kinds are drawn by ``order``.
+    """
+
+    name: str
+    factory: str
+    title: str
+    summary: str = ""
+    tasks: frozenset[str] = frozenset()  # empty: for any task
+    order: int = 100
+
+    def __post_init__(self):
+        check_name("figure", self.name)
+        if not set(self.tasks) <= TASKS:
+            raise SpecError(f"figure {self.name!r}: tasks must be a subset of {sorted(TASKS)}")
 
 
 @dataclass
@@ -277,4 +338,5 @@ SPEC_KINDS: dict[str, type] = {
     "degradations": DegradationSpec,
     "metrics": MetricSpec,
     "suites": SuiteSpec,
+    "figures": FigureSpec,
 }

@@ -3,7 +3,7 @@
 Every name that becomes part of a path (suite, profile, run name, image id, artifact key) goes
 through :func:`path_component`, and every path built from such names through :func:`inside`;
 seeds, devices, numbers and images are checked here once, where they enter evobench (the
-command line, suite files, ``api.run_method``), never deep inside a cell.
+command line, suite files, :mod:`evobench.inputs`), never deep inside a cell.
 """
 
 from __future__ import annotations
@@ -91,6 +91,25 @@ def device(value: Any, *, need_available: bool = True) -> str:
             raise EvobenchError(f"device {text!r}: this machine has {count} CUDA GPU(s), numbered "
                                 f"0 to {count - 1}")
     return text
+
+
+def device_kind(value: str) -> str:
+    """``cpu`` or ``cuda`` (a ``cuda:N`` device's kind), the name a ``MethodSpec.devices`` uses."""
+    return device(value, need_available=False).split(":")[0]
+
+
+# -- sigma -------------------------------------------------------------------------------------
+def noise_sigma(value: Any, task: str) -> float | None:
+    """The sigma rule: None (unknown noise level) or a finite noise std on the [0, 1] scale,
+    >= 0, and > 0 when denoising (sigma 0 leaves nothing to denoise; an inpainting input may be
+    noiseless)."""
+    if value is None:
+        return None
+    value = finite("sigma", value)
+    if value < 0 or (value == 0 and task == "denoise"):
+        raise EvobenchError(f"sigma must be a noise std > 0 on the [0, 1] scale (or None when "
+                            f"unknown), got {value}; sigma=0 leaves nothing to denoise")
+    return value
 
 
 # -- images ------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import os
 import signal
 import threading
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from evobench import checkpoint as ckpt
@@ -30,22 +31,29 @@ def checkpoint_dir(root: Path, cell_key: str) -> Path:
     return Path(root) / FOLDER / cell_key
 
 
-def payload_settings(root: Path, cell_key: str, every_s: float | None,
-                     stop_file: Path | None) -> dict:
-    """What a cell's worker needs (``payload["checkpoint"]``); ``every_s`` None or 0: off."""
-    on = bool(every_s)
-    return {"path": str(checkpoint_dir(root, cell_key)) if on else None,
-            "every_s": float(every_s or 0.0),
-            "stop_file": None if stop_file is None else str(stop_file)}
+@dataclass(frozen=True)
+class CellCheckpoints:
+    """A cell's checkpoint settings, as its worker receives them (``CellPayload.checkpoints``):
+    the folder (None: off), the interval and the run's stop file."""
 
+    path: str | None = None
+    every_s: float = 0.0
+    stop_file: str | None = None
 
-def context_for(payload: dict, notify=None) -> ckpt.CellContext:
-    """The worker side: the cell's :class:`evobench.checkpoint.CellContext`."""
-    spec = payload.get("checkpoint") or {}
-    return ckpt.CellContext(
-        path=Path(spec["path"]) if spec.get("path") else None,
-        every_s=float(spec.get("every_s") or 0.0), cell_key=payload["cell"].key,
-        stop_file=Path(spec["stop_file"]) if spec.get("stop_file") else None, notify=notify)
+    @classmethod
+    def of(cls, root: Path, cell_key: str, every_s: float | None,
+           stop_file: Path | None) -> CellCheckpoints:
+        """The settings of ``cell_key`` in the run folder ``root``; ``every_s`` None or 0: off."""
+        on = bool(every_s)
+        return cls(str(checkpoint_dir(root, cell_key)) if on else None, float(every_s or 0.0),
+                   None if stop_file is None else str(stop_file))
+
+    def context(self, cell_key: str, notify=None) -> ckpt.CellContext:
+        """The worker side: the cell's :class:`evobench.checkpoint.CellContext`."""
+        return ckpt.CellContext(
+            path=Path(self.path) if self.path else None, every_s=self.every_s,
+            cell_key=cell_key, stop_file=Path(self.stop_file) if self.stop_file else None,
+            notify=notify)
 
 
 def on_sigterm(signum, frame) -> None:

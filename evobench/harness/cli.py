@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
 from evobench.errors import EvobenchError
-
-
-def _split(values: tuple[str, ...]) -> list[str] | None:
-    return list(values) if values else None
 
 
 @click.command("run")
@@ -71,70 +68,131 @@ def _split(values: tuple[str, ...]) -> list[str] | None:
               help="After this long, checkpoint the running cells and exit with code 75 "
                    "(resume by rerunning), e.g. 3h50m before a 4 h job limit. SIGTERM does "
                    "the same.")
-def run(suite_name, profile, methods, datasets, sigma, missing, repetitions, seed, device, jobs,
-        timeout, out, run_name, dry_run, force, executor, scheduler, save_images, quiet,
-        checkpoint_every, keep_checkpoints, stop_after):
+def run(**options):
     """Run a suite (or a selection of it) and store the results under OUT/RUN_NAME/."""
-    from evobench import validate
+    _run(RunArgs(**options))
+
+
+@dataclass
+class RunArgs:
+    """The options of ``evobench run`` as click parsed them, one field per option: a new option
+    is one ``@click.option`` above and one field here."""
+
+    suite_name: str
+    profile: str | None
+    methods: tuple[str, ...]
+    datasets: tuple[str, ...]
+    sigma: str | None
+    missing: str | None
+    repetitions: int | None
+    seed: int
+    device: str
+    jobs: str
+    timeout: str | None
+    out: Path
+    run_name: str | None
+    dry_run: bool
+    force: bool
+    executor: str
+    scheduler: str | None
+    save_images: bool
+    quiet: bool
+    checkpoint_every: str
+    keep_checkpoints: bool
+    stop_after: str | None
+
+
+def _run(args: RunArgs) -> None:
     from evobench.harness import grid as grid_mod
-    from evobench.harness import runner
-    from evobench.harness.selectors import split_list
     from evobench.registry import broken_plugins_line, get_registry
-    from evobench.specs import check_name
 
     registry = get_registry()
     if broken_plugins_line(registry):
         click.echo(broken_plugins_line(registry), err=True)
-    device = validate.device(device)  # once, before any cell (and before --dry-run lists them)
-    seed = validate.seed(seed)
-    if run_name is not None:
-        check_name("run", run_name)
-    if repetitions is not None and repetitions < 1:
+    overrides = _overrides(args)
+    jobs = _jobs(args.jobs, overrides.device)
+    grid = grid_mod.build_grid(grid_mod.load_suite(args.suite_name, registry), args.profile,
+                               overrides, registry)
+    options = _run_options(args, grid, overrides, jobs)
+    for note in grid.notes:
+        if not args.quiet:
+            click.echo(f"note: {note}", err=True)
+    if args.dry_run:
+        _dry_run(grid, options)
+        return
+    engine = _engine(args, options)
+    result = _execute(grid, registry, options, engine)
+    _summary(result, args.quiet)
+    _exit(result)
+
+
+def _overrides(args: RunArgs):
+    """The selection options (-m, -d, --sigma, --missing, -r, --seed, --device), checked once,
+    before any cell (and before --dry-run lists them)."""
+    from evobench import validate
+    from evobench.harness.grid import Overrides
+    from evobench.harness.selectors import split_list
+    from evobench.specs import check_name
+
+    device = validate.device(args.device)
+    seed = validate.seed(args.seed)
+    if args.run_name is not None:
+        check_name("run", args.run_name)
+    if args.repetitions is not None and args.repetitions < 1:
         raise EvobenchError("--repetitions must be >= 1")
-    overrides = grid_mod.Overrides(
-        methods=_split(methods), datasets=_split(datasets),
-        sigmas=split_list(sigma, "--sigma") if sigma else None,
-        missing=split_list(missing, "--missing") if missing else None,
-        repetitions=repetitions, seed=seed, device=device)
+    overrides = Overrides(
+        methods=list(args.methods) or None, datasets=list(args.datasets) or None,
+        sigmas=split_list(args.sigma, "--sigma") if args.sigma else None,
+        missing=split_list(args.missing, "--missing") if args.missing else None,
+        repetitions=args.repetitions, seed=seed, device=device)
     if overrides.missing and not all(0 < m < 1 for m in overrides.missing):
         raise EvobenchError("--missing values are fractions between 0 and 1 (e.g. 0.5,0.8)")
-    jobs = _jobs(jobs, device)
-    suite = grid_mod.load_suite(suite_name, registry)
-    grid = grid_mod.build_grid(suite, profile, overrides, registry)
+    return overrides
+
+
+def _run_options(args: RunArgs, grid, overrides, jobs: int):
+    """The runner's options: where to store, how to run and checkpoint, when to stop."""
+    from evobench.harness import runner
+    from evobench.harness.checkpoints import Stopper
+    from evobench.harness.grid import parse_duration
+
+    run_name = args.run_name
     if run_name is None:
         run_name = runner.selection_run_id(grid, overrides)
-    limit = grid_mod.parse_duration(timeout) if timeout is not None else grid.timeout
-    from evobench.harness.checkpoints import Stopper
+    limit = parse_duration(args.timeout) if args.timeout is not None else grid.timeout
+    return runner.RunOptions(
+        out=args.out, run_name=run_name, jobs=jobs, timeout=limit, executor=args.executor,
+        scheduler=args.scheduler, save_images=args.save_images, force=args.force,
+        quiet=args.quiet,
+        checkpoint_every=_duration(args.checkpoint_every, "--checkpoint-every"),
+        keep_checkpoints=args.keep_checkpoints,
+        stop_after=_duration(args.stop_after, "--stop-after"), stopper=Stopper())
 
-    stopper = Stopper()
-    options = runner.RunOptions(out=out, run_name=run_name, jobs=jobs, timeout=limit,
-                                executor=executor, scheduler=scheduler, save_images=save_images,
-                                force=force, quiet=quiet,
-                                checkpoint_every=_duration(checkpoint_every,
-                                                           "--checkpoint-every"),
-                                keep_checkpoints=keep_checkpoints,
-                                stop_after=_duration(stop_after, "--stop-after"),
-                                stopper=stopper)
-    for note in grid.notes:
-        if not quiet:
-            click.echo(f"note: {note}", err=True)
-    if dry_run:
-        _dry_run(grid, runner, options)
-        return
+
+def _engine(args: RunArgs, options):
+    """The executor: local processes (``-j`` at a time) or a Dask cluster."""
     from evobench.harness.executors import DaskExecutor, LocalExecutor, available_cores
-    from evobench.harness.progress import Progress
 
-    if executor == "dask":
-        engine = DaskExecutor(scheduler)
+    if args.executor == "dask":
+        engine = DaskExecutor(args.scheduler)
         options.jobs = engine.slots  # cells in flight at once, recorded in the rows
-    else:
-        if scheduler:
-            raise EvobenchError("--scheduler is only used with --executor dask")
-        engine = LocalExecutor(jobs)
-        if jobs > available_cores() and not quiet:
-            click.echo(f"note: {jobs} jobs on {available_cores()} cores; timings will be "
-                       "inflated", err=True)
+        return engine
+    if args.scheduler:
+        raise EvobenchError("--scheduler is only used with --executor dask")
+    if options.jobs > available_cores() and not args.quiet:
+        click.echo(f"note: {options.jobs} jobs on {available_cores()} cores; timings will be "
+                   "inflated", err=True)
+    return LocalExecutor(options.jobs)
+
+
+def _execute(grid, registry, options, engine):
+    """``runner.execute`` with SIGTERM as a stop (checkpoint, exit 75) and a full disk as exit
+    code 4."""
+    from evobench.harness import runner
+    from evobench.harness.progress import Progress
     from evobench.harness.store import StoreWriteError
+
+    stopper = options.stopper
 
     def _terminate(signum, frame):  # a batch system's stop: checkpoint, exit 75
         if stopper.requested:  # a second SIGTERM: stop now, like Ctrl-C
@@ -143,16 +201,19 @@ def run(suite_name, profile, methods, datasets, sigma, missing, repetitions, see
 
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        result = runner.execute(grid, registry, options, engine,
-                                lambda n, cached, skipped: Progress(n, cached, skipped,
-                                                                    quiet=quiet))
+        return runner.execute(grid, registry, options, engine,
+                              lambda n, cached, skipped: Progress(n, cached, skipped,
+                                                                  quiet=options.quiet))
     except StoreWriteError as exc:  # disk full, ulimit -f: stored cells are kept
         click.echo(f"error: {exc}", err=True)
         sys.exit(4)
     finally:
         signal.signal(signal.SIGTERM, previous)
         engine.close()
-    _summary(result, quiet)
+
+
+def _exit(result) -> None:
+    """Exit code 75 (stopped, resumable), 130 (interrupted) or 3 (cells failed); 0 otherwise."""
     if result.stopped and not result.interrupted:
         click.echo(f"stopped ({result.stopped}): {result.unfinished} cell(s) not finished; "
                    f"running fits were checkpointed in {result.store.root / 'checkpoints'}; "
@@ -227,7 +288,8 @@ def _summary(result, quiet: bool = False) -> None:
         click.echo(f"per-image tables and figures: evobench report {result.store.root}", err=True)
 
 
-def _dry_run(grid, runner, options) -> None:
+def _dry_run(grid, options) -> None:
+    from evobench.harness import runner
     from evobench.harness.grid import image_label
     from evobench.harness.store import RunStore
 

@@ -16,6 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from evobench.errors import EvobenchError, first_line
 from evobench.harness import isolate
+from evobench.harness.worker import CellPayload, CellResult
 
 
 def available_cores() -> int:
@@ -46,7 +47,8 @@ class LocalExecutor:
     def threads_per_cell(self) -> int:
         return max(1, available_cores() // self.jobs)
 
-    def run(self, payloads: Iterable[dict], timeout: float | None) -> Iterator[tuple[dict, dict]]:
+    def run(self, payloads: Iterable[CellPayload],
+            timeout: float | None) -> Iterator[tuple[CellPayload, CellResult]]:
         isolate.warm_up()
         pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="evobench-cell")
         pending: dict = {}
@@ -59,7 +61,7 @@ class LocalExecutor:
                     if payload is None:
                         exhausted = True
                         break
-                    listener = _listener_for(self.on_event, payload["cell"])
+                    listener = _listener_for(self.on_event, payload.cell)
                     pending[pool.submit(isolate.run_isolated, payload, timeout,
                                         listener)] = payload
                 if not pending:
@@ -125,7 +127,8 @@ class DaskExecutor:
     def threads_per_cell(self) -> int:
         return 1
 
-    def run(self, payloads: Iterable[dict], timeout: float | None) -> Iterator[tuple[dict, dict]]:
+    def run(self, payloads: Iterable[CellPayload],
+            timeout: float | None) -> Iterator[tuple[CellPayload, CellResult]]:
         from distributed import as_completed
 
         source = iter(payloads)
@@ -143,10 +146,10 @@ class DaskExecutor:
             self.client.subscribe_topic(self.TOPIC, handler)
 
         def submit(payload):
-            cells[payload["cell"].key] = payload["cell"]
+            cells[payload.cell.key] = payload.cell
             future = self.client.submit(run_on_dask_worker, payload, timeout,
                                         self.TOPIC if on_event is not None else None,
-                                        pure=False, key=f"evobench-cell-{payload['cell'].key}")
+                                        pure=False, key=f"evobench-cell-{payload.cell.key}")
             futures[future.key] = (future, payload)
             return future
 
@@ -161,9 +164,8 @@ class DaskExecutor:
                 except Exception as exc:  # noqa: BLE001 - a lost worker is a cell error
                     from evobench.harness.worker import one_line
 
-                    result = {"row": {"status": "error",
-                                      "error": f"dask task failed: {one_line(exc)}"},
-                              "trace": [], "arrays": None}
+                    result = CellResult({"status": "error",
+                                         "error": f"dask task failed: {one_line(exc)}"})
                 nxt = next(source, None)
                 if nxt is not None:
                     queue.add(submit(nxt))
@@ -178,14 +180,15 @@ class DaskExecutor:
         self.client.close()
 
 
-def run_on_dask_worker(payload: dict, timeout: float | None, topic: str | None) -> dict:
+def run_on_dask_worker(payload: CellPayload, timeout: float | None,
+                       topic: str | None) -> CellResult:
     """A cell as a Dask task: in a subprocess of the worker, its start and progress logged as
     events under ``topic`` (the client subscribes to them)."""
     listener = None
     if topic:
         from distributed import get_worker
 
-        worker, key = get_worker(), payload["cell"].key
+        worker, key = get_worker(), payload.cell.key
 
         def listener(kind, fields):
             worker.log_event(topic, {"key": key, "kind": kind, "fields": fields})

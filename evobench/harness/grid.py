@@ -9,16 +9,16 @@ order, from any command line.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import tomllib
 from dataclasses import dataclass, field
 from difflib import get_close_matches
+from itertools import product
 from pathlib import Path
 
 from evobench.errors import EvobenchError
 from evobench.harness.seeds import canonical_json, digest, method_seed, noise_seed
-from evobench.harness.selectors import Selector, format_label, parse_selector
+from evobench.harness.selectors import format_label, parse_selector
 from evobench.specs import (
     DatasetSpec,
     DegradationSpec,
@@ -28,10 +28,11 @@ from evobench.specs import (
     load_object,
     resolve_params,
 )
+from evobench.validate import noise_sigma
 
 BLOCK_KEYS = ("datasets", "degradations", "methods", "metrics", "repetitions", "timeout",
               "labels")
-DEFAULT_METRICS = ("psnr", "ssim")
+DEFAULT_CELL_METRICS = ("psnr", "ssim")  # what a block's cells score when it names no metrics
 # Options every dataset selector accepts (the harness applies them, not the loader).
 DATASET_OPTIONS = (
     Param("images", "", str, help="comma-separated image ids or aliases; default: all"),
@@ -288,30 +289,107 @@ def resolve_degradations(texts, registry, overrides: Overrides, used: dict) -> l
                 variants = [{**v, key: val} for v in variants for val in values]
         for given in variants:
             params = resolve_params(f"degradation {sel.name!r}", spec.params, given)
-            if spec.task == "denoise" and params.get("sigma") is not None \
-                    and not params["sigma"] > 0:
+            try:  # the sigma rule of a method's input (validate.noise_sigma), on the 0-255 scale
+                noise_sigma(params.get("sigma"), spec.task)
+            except EvobenchError:
                 raise EvobenchError(f"degradation {sel.name!r}: sigma={params['sigma']:g} adds no "
                                     "noise, so there is nothing to denoise; use a sigma > 0 "
-                                    "(0-255 scale, e.g. 25)")
+                                    "(0-255 scale, e.g. 25)") from None
             out.append((spec, params))
     return out
 
 
 def _skip_reason(spec: MethodSpec, task: str, color: str, device: str) -> str:
+    """Why a cell of ``spec`` cannot run (it is stored as ``skipped``), or ""."""
+    from evobench.validate import device_kind
+
     if task not in spec.tasks:
         return f"{spec.name} does not do {task} (it does {', '.join(sorted(spec.tasks))})"
     if color not in spec.colors:
         return f"{spec.name} does not support {color} images"
-    if device.split(":")[0] not in spec.devices:
+    if device_kind(device) not in spec.devices:
         return f"{spec.name} does not run on {device} (it runs on {', '.join(sorted(spec.devices))})"
-    missing = [m for m in spec.requires if importlib.util.find_spec(m) is None]
+    missing = spec.missing_requirements()
     if missing:
         return f"{spec.name} needs {', '.join(missing)} (pip install 'evobench[{spec.name}]')"
     return ""
 
 
-def _coerced_given(spec: MethodSpec, sel: Selector) -> dict:
-    return resolve_params(f"method {sel.name!r}", spec.params, sel.params, fill_defaults=False)
+@dataclass
+class _Block:
+    """One grid block with every selector resolved against its spec."""
+
+    datasets: list[_Dataset]
+    degradations: list[tuple[DegradationSpec, dict]]
+    methods: list[tuple[MethodSpec, str, dict]]  # (spec, label, full parameters)
+    metrics: tuple[str, ...]
+    reps: int
+    timeout: float | None
+
+    def described(self) -> dict:
+        """The block as ``config.toml`` records it."""
+        return {"datasets": [format_label(d.spec.name, d.params) + f" ({len(d.images)} images)"
+                             for d in self.datasets],
+                "degradations": [format_label(s.name, p) for s, p in self.degradations],
+                "methods": [label for _, label, _ in self.methods],
+                "metrics": list(self.metrics), "repetitions": self.reps}
+
+
+def _resolve_methods(block: dict, suite: SuiteSpec, overrides: Overrides, registry,
+                     notes: list[str]) -> list[tuple[MethodSpec, str, dict]]:
+    """The block's method selectors (or ``-m``'s) -> (spec, label, parameters); a suite method
+    whose plugin is not installed is left out with a note (in a user's file: an error)."""
+    methods = []
+    for text in overrides.methods or block.get("methods", []):
+        sel = parse_selector(text, "method")
+        if overrides.methods is None and sel.name not in registry.names("methods"):
+            known = registry.names("methods")
+            hint = get_close_matches(sel.name, known, n=1)
+            extra = f"; did you mean {hint[0]!r}?" if hint else ""
+            if suite.source:  # the user's own file: a typo, not a disabled plugin
+                raise EvobenchError(f"suite file {suite.source}: unknown method "
+                                    f"{sel.name!r}{extra} (known: {', '.join(known)})")
+            notes.append(f"suite method {sel.name!r} is not installed; left out{extra}")
+            continue
+        spec: MethodSpec = registry.method(sel.name)
+        given = resolve_params(f"method {sel.name!r}", spec.params, sel.params,
+                               fill_defaults=False)
+        full = resolve_params(f"method {sel.name!r}", spec.params, sel.params)
+        # a block may name a method for reports (labels); the label is not part of a
+        # cell's identity, so relabelling never reruns a cell
+        label = block.get("labels", {}).get(text) if overrides.methods is None else None
+        methods.append((spec, label or format_label(sel.name, given), full))
+    return methods
+
+
+def _resolve_block(block: dict, suite: SuiteSpec, overrides: Overrides, registry,
+                   used: dict, notes: list[str]) -> _Block:
+    metrics = tuple(block.get("metrics", DEFAULT_CELL_METRICS)) or DEFAULT_CELL_METRICS
+    for metric in metrics:
+        registry.metric(metric)
+    reps = overrides.repetitions or int(block.get("repetitions", 1))
+    if reps < 1:
+        raise EvobenchError("repetitions must be >= 1")
+    timeout = parse_duration(str(block["timeout"])) if "timeout" in block else None
+    datasets = [resolve_dataset(t, registry) for t in overrides.datasets or
+                block.get("datasets", [])]
+    degradations = resolve_degradations(block.get("degradations", []), registry, overrides, used)
+    methods = _resolve_methods(block, suite, overrides, registry, notes)
+    return _Block(datasets, degradations, methods, metrics, reps, timeout)
+
+
+def _cells(block: _Block, suite: SuiteSpec, profile: str, overrides: Overrides):
+    """The block's cells: datasets x images x degradations x methods x repetitions."""
+    images = [(ds, image) for ds in block.datasets for image in ds.images]
+    for (ds, (image, name)), (deg, deg_params), (mspec, label, mparams), rep in product(
+            images, block.degradations, block.methods, range(block.reps)):
+        yield Cell(suite=suite.name, profile=profile, dataset=ds.spec.name,
+                   dataset_params=ds.params, image=image, image_name=name, color=ds.color,
+                   degradation=deg.name, deg_params=deg_params, task=deg.task,
+                   method=mspec.name, method_label=label, method_params=mparams,
+                   method_version=str(mspec.version), rep=rep, base_seed=int(overrides.seed),
+                   device=overrides.device, metrics=block.metrics,
+                   skip_reason=_skip_reason(mspec, deg.task, ds.color, overrides.device))
 
 
 def build_grid(suite: SuiteSpec, profile: str | None, overrides: Overrides, registry) -> Grid:
@@ -321,72 +399,18 @@ def build_grid(suite: SuiteSpec, profile: str | None, overrides: Overrides, regi
     validate.seed(overrides.seed, "seed")
     validate.device(overrides.device, need_available=False)
     profile = profile or suite.default_profile
-    blocks = profile_blocks(suite, profile)
     notes: list[str] = []
     used: dict[str, bool] = {}
-    cells: dict[str, Cell] = {}
-    timeouts = []
-    resolved_blocks = []
-    for block in blocks:
-        dataset_texts = overrides.datasets or block.get("datasets", [])
-        method_texts = overrides.methods or block.get("methods", [])
-        metrics = tuple(block.get("metrics", DEFAULT_METRICS)) or DEFAULT_METRICS
-        for metric in metrics:
-            registry.metric(metric)
-        reps = overrides.repetitions or int(block.get("repetitions", 1))
-        if reps < 1:
-            raise EvobenchError("repetitions must be >= 1")
-        if "timeout" in block:
-            timeouts.append(parse_duration(str(block["timeout"])))
-        datasets = [resolve_dataset(t, registry) for t in dataset_texts]
-        degradations = resolve_degradations(block.get("degradations", []), registry, overrides,
-                                            used)
-        methods = []
-        for text in method_texts:
-            sel = parse_selector(text, "method")
-            if overrides.methods is None and sel.name not in registry.names("methods"):
-                known = registry.names("methods")
-                hint = get_close_matches(sel.name, known, n=1)
-                extra = f"; did you mean {hint[0]!r}?" if hint else ""
-                if suite.source:  # the user's own file: a typo, not a disabled plugin
-                    raise EvobenchError(f"suite file {suite.source}: unknown method "
-                                        f"{sel.name!r}{extra} (known: {', '.join(known)})")
-                notes.append(f"suite method {sel.name!r} is not installed; left out{extra}")
-                continue
-            spec: MethodSpec = registry.method(sel.name)
-            given = _coerced_given(spec, sel)
-            full = resolve_params(f"method {sel.name!r}", spec.params, sel.params)
-            # a block may name a method for reports (labels); the label is not part of a
-            # cell's identity, so relabelling never reruns a cell
-            label = block.get("labels", {}).get(text) if overrides.methods is None else None
-            methods.append((spec, label or format_label(sel.name, given), full))
-        resolved_blocks.append({
-            "datasets": [format_label(d.spec.name, d.params) + f" ({len(d.images)} images)"
-                         for d in datasets],
-            "degradations": [format_label(s.name, p) for s, p in degradations],
-            "methods": [label for _, label, _ in methods],
-            "metrics": list(metrics), "repetitions": reps,
-        })
-        for ds in datasets:
-            for image, image_name in ds.images:
-                for deg, deg_params in degradations:
-                    for mspec, label, mparams in methods:
-                        reason = _skip_reason(mspec, deg.task, ds.color, overrides.device)
-                        for rep in range(reps):
-                            cell = Cell(
-                                suite=suite.name, profile=profile, dataset=ds.spec.name,
-                                dataset_params=ds.params, image=image, image_name=image_name,
-                                color=ds.color, degradation=deg.name, deg_params=deg_params,
-                                task=deg.task, method=mspec.name, method_label=label,
-                                method_params=mparams, method_version=str(mspec.version),
-                                rep=rep, base_seed=int(overrides.seed), device=overrides.device,
-                                metrics=metrics, skip_reason=reason,
-                            )
-                            cells.setdefault(cell.key, cell)
+    blocks = [_resolve_block(block, suite, overrides, registry, used, notes)
+              for block in profile_blocks(suite, profile)]
     for key, values in (("sigma", overrides.sigmas), ("missing", overrides.missing)):
         if values is not None and not used.get(key):
             raise EvobenchError(f"--{key} was given but no degradation in suite {suite.name!r} "
                                 f"profile {profile!r} has a {key!r} parameter")
+    cells: dict[str, Cell] = {}
+    for block in blocks:
+        for cell in _cells(block, suite, profile, overrides):
+            cells.setdefault(cell.key, cell)
     if not cells:
         why = f": {'; '.join(notes)}" if notes else \
             " (check its datasets, degradations and methods)"
@@ -395,7 +419,8 @@ def build_grid(suite: SuiteSpec, profile: str | None, overrides: Overrides, regi
         c.dataset, canonical_json(c.dataset_params), c.image, c.degradation,
         canonical_json(c.deg_params), c.method, canonical_json(c.method_params), c.rep))
     config = {"suite": suite.name, "profile": profile, "seed": int(overrides.seed),
-              "device": overrides.device, "blocks": resolved_blocks}
+              "device": overrides.device, "blocks": [b.described() for b in blocks]}
+    timeouts = [b.timeout for b in blocks if b.timeout is not None]
     return Grid(ordered, notes, config, max(timeouts) if timeouts else None, suite.name, profile)
 
 

@@ -20,6 +20,8 @@ import tempfile
 import threading
 import time
 
+from evobench.harness.worker import CellPayload, CellResult
+
 _LIVE: set = set()  # processes to kill on Ctrl-C
 _LIVE_LOCK = threading.Lock()
 _CTX = None
@@ -69,7 +71,7 @@ def _redirect(log_path: str) -> None:
     os.close(fd)
 
 
-def _child(payload: dict, conn, log_path: str) -> None:
+def _child(payload: CellPayload, conn, log_path: str) -> None:
     from evobench.harness.lifeline import die_with_parent
 
     die_with_parent(int(os.environ.get(FORKSERVER_ENV, 0)) or None)  # no orphan cells
@@ -99,13 +101,6 @@ def _tail(log_path: str, limit: int = 400) -> str:
         return ""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else ""
-
-
-def _failure(kind: str, message: str, started: float) -> dict:
-    from evobench.harness.worker import now
-
-    return {"row": {"status": kind, "error": message, "time_total_s": time.time() - started,
-                    "finished_at": now()}, "trace": [], "arrays": None}
 
 
 def oom_kills() -> int | None:
@@ -149,11 +144,11 @@ def _describe_exit(code: int | None, oom_before: int | None = None) -> str:
     return f"exit code {code}"
 
 
-def _note(payload: dict, text) -> None:
-    if payload.get("show_notes", True):
+def _note(payload: CellPayload, text) -> None:
+    if payload.show_notes:
         from evobench.harness.grid import describe
 
-        sys.stderr.write(f"{describe(payload['cell'])}: {text}\n")
+        sys.stderr.write(f"{describe(payload.cell)}: {text}\n")
         sys.stderr.flush()
 
 
@@ -187,7 +182,7 @@ def _notify(listener, kind: str, fields: dict) -> None:
             pass
 
 
-def run_isolated(payload: dict, timeout: float | None, listener=None) -> dict:
+def run_isolated(payload: CellPayload, timeout: float | None, listener=None) -> CellResult:
     """Run ``payload`` in a fresh process; a timeout kills it and gives ``status=timeout``.
     ``listener(kind, fields)`` hears ``start`` when the cell begins and ``progress`` with what
     the method reports (:func:`evobench.api.report_progress`)."""
@@ -196,7 +191,6 @@ def run_isolated(payload: dict, timeout: float | None, listener=None) -> dict:
     ctx = _context()
     fd, log_path = tempfile.mkstemp(prefix="evobench-cell-", suffix=".log")
     os.close(fd)
-    started = time.time()
     oom_before = oom_kills()
     recv, send = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(payload, send, log_path), daemon=True)
@@ -205,52 +199,20 @@ def run_isolated(payload: dict, timeout: float | None, listener=None) -> dict:
         send.close()
         with _LIVE_LOCK:
             _LIVE.add(proc)
-        start_by = time.monotonic() + STARTUP_LIMIT_S
-        deadline = None  # set when the cell starts
-        result = None
-        while True:
-            wait = 0.5 if deadline is None else min(0.5, max(0.0, deadline - time.monotonic()))
-            if recv.poll(wait):
-                try:
-                    message = recv.recv()
-                except (EOFError, OSError):
-                    break
-                if isinstance(message, tuple) and message[:1] == ("note",):
-                    _note(payload, message[1])  # e.g. "resumed at epoch 173"
-                    continue
-                if isinstance(message, str) and message == "started":
-                    started = time.time()
-                    start_by = None
-                    if timeout is not None:
-                        deadline = time.monotonic() + timeout
-                    _notify(listener, "start", {})
-                    continue
-                if isinstance(message, tuple) and message and message[0] == "progress":
-                    _notify(listener, "progress", message[1])
-                    continue
-                result = message
-                break
-            if not proc.is_alive() and not recv.poll(0):
-                break
-            if start_by is not None and time.monotonic() >= start_by:
-                proc.kill()
-                proc.join()
-                return _failure("error", f"the worker process did not start within "
-                                f"{STARTUP_LIMIT_S:g} s", started)
-            if deadline is not None and time.monotonic() >= deadline:
-                proc.kill()
-                proc.join()
-                return _failure("timeout", f"killed after the {timeout:g} s cell timeout", started)
+        watch = _Watch(proc, recv, payload, timeout, listener)
+        result = watch.wait()
+        if result is not None:
+            return result
         proc.join(timeout=30)
         if proc.is_alive():
             proc.kill()
             proc.join()
-        if result is None:
+        if watch.result is None:
             tail = _tail(log_path)
-            return _failure("error", "worker process died "
-                            f"({_describe_exit(proc.exitcode, oom_before)})"
-                            + (f": {tail}" if tail else ""), started)
-        return result
+            return CellResult.failure("error", "worker process died "
+                                      f"({_describe_exit(proc.exitcode, oom_before)})"
+                                      + (f": {tail}" if tail else ""), watch.started)
+        return watch.result
     finally:
         with _LIVE_LOCK:
             _LIVE.discard(proc)
@@ -258,7 +220,66 @@ def run_isolated(payload: dict, timeout: float | None, listener=None) -> dict:
         os.unlink(log_path)
 
 
-def run_in_subprocess(payload: dict, timeout: float | None, listener=None) -> dict:
+class _Watch:
+    """The parent's side of a forkserver child: relays its notes and progress, starts the
+    timeout when the cell starts, and ends a child that does not start or runs too long."""
+
+    def __init__(self, proc, recv, payload: CellPayload, timeout: float | None, listener):
+        self.proc, self.recv, self.payload = proc, recv, payload
+        self.timeout, self.listener = timeout, listener
+        self.started = time.time()
+        self.result: CellResult | None = None
+
+    def wait(self) -> CellResult | None:
+        """A failure (the child did not start, or timed out), or None once the child sent its
+        result (``self.result``) or ended without one."""
+        start_by = time.monotonic() + STARTUP_LIMIT_S
+        deadline = None  # set when the cell starts
+        while True:
+            wait = 0.5 if deadline is None else min(0.5, max(0.0, deadline - time.monotonic()))
+            if self.recv.poll(wait):
+                try:
+                    message = self.recv.recv()
+                except (EOFError, OSError):
+                    return None
+                if self._relay(message):
+                    if message == "started":
+                        start_by = None
+                        deadline = None if self.timeout is None else \
+                            time.monotonic() + self.timeout
+                    continue
+                self.result = message
+                return None
+            if not self.proc.is_alive() and not self.recv.poll(0):
+                return None
+            if start_by is not None and time.monotonic() >= start_by:
+                return self._kill("error", f"the worker process did not start within "
+                                  f"{STARTUP_LIMIT_S:g} s")
+            if deadline is not None and time.monotonic() >= deadline:
+                return self._kill("timeout", f"killed after the {self.timeout:g} s cell timeout")
+
+    def _relay(self, message) -> bool:
+        """Pass a note, the start or a progress event on; False for the result."""
+        if isinstance(message, tuple) and message[:1] == ("note",):
+            _note(self.payload, message[1])  # e.g. "resumed at epoch 173"
+            return True
+        if isinstance(message, str) and message == "started":
+            self.started = time.time()
+            _notify(self.listener, "start", {})
+            return True
+        if isinstance(message, tuple) and message and message[0] == "progress":
+            _notify(self.listener, "progress", message[1])
+            return True
+        return False
+
+    def _kill(self, status: str, message: str) -> CellResult:
+        self.proc.kill()
+        self.proc.join()
+        return CellResult.failure(status, message, self.started)
+
+
+def run_in_subprocess(payload: CellPayload, timeout: float | None,
+                      listener=None) -> CellResult:
     """The same contract through ``python -m evobench.harness.isolate`` (for daemonic hosts).
     Progress travels through a JSON-lines file next to the output, read while polling."""
     started = time.time()
@@ -277,42 +298,52 @@ def run_in_subprocess(payload: dict, timeout: float | None, listener=None) -> di
             with _LIVE_LOCK:
                 _LIVE.add(proc)
             try:
-                from evobench.harness.lifeline import task_cancelled
-
-                deadline = None
-                checked = time.monotonic()
-                announced = False
-                events = _EventTail(out + ".progress")
-                while proc.poll() is None:
-                    if time.monotonic() - checked > 0.5:
-                        checked = time.monotonic()
-                        if task_cancelled():  # the Dask client cancelled it or went away
-                            proc.kill()
-                            proc.wait()
-                            return _failure("error", "cancelled by the Dask client", started)
-                    if not announced and os.path.exists(out + ".started"):
-                        announced = True
-                        _notify(listener, "start", {})
-                        if timeout is not None:
-                            deadline = time.monotonic() + timeout  # from the cell's start
-                    for event in events.read():
-                        _notify(listener, "progress", event)
-                    if deadline is not None and time.monotonic() >= deadline:
-                        proc.kill()
-                        proc.wait()
-                        return _failure("timeout", f"killed after the {timeout:g} s cell timeout",
-                                        started)
-                    time.sleep(0.05)
+                failure = _poll_subprocess(proc, out, timeout, listener, started)
             finally:
                 with _LIVE_LOCK:
                     _LIVE.discard(proc)
+        if failure is not None:
+            return failure
         if proc.returncode != 0 or not os.path.exists(out):
             tail = _tail(log)
-            return _failure("error", "worker process died "
-                            f"({_describe_exit(proc.returncode, oom_before)})"
-                            + (f": {tail}" if tail else ""), started)
+            return CellResult.failure("error", "worker process died "
+                                      f"({_describe_exit(proc.returncode, oom_before)})"
+                                      + (f": {tail}" if tail else ""), started)
         with open(out, "rb") as fh:
             return pickle.load(fh)
+
+
+def _poll_subprocess(proc, out: str, timeout: float | None, listener,
+                     started: float) -> CellResult | None:
+    """Wait for the subprocess, relaying its start and progress; a failure when it is cancelled
+    by the Dask client or times out (it is killed), else None when it has ended."""
+    from evobench.harness.lifeline import task_cancelled
+
+    deadline = None
+    checked = time.monotonic()
+    announced = False
+    events = _EventTail(out + ".progress")
+    while proc.poll() is None:
+        if time.monotonic() - checked > 0.5:
+            checked = time.monotonic()
+            if task_cancelled():  # the Dask client cancelled it or went away
+                proc.kill()
+                proc.wait()
+                return CellResult.failure("error", "cancelled by the Dask client", started)
+        if not announced and os.path.exists(out + ".started"):
+            announced = True
+            _notify(listener, "start", {})
+            if timeout is not None:
+                deadline = time.monotonic() + timeout  # from the cell's start
+        for event in events.read():
+            _notify(listener, "progress", event)
+        if deadline is not None and time.monotonic() >= deadline:
+            proc.kill()
+            proc.wait()
+            return CellResult.failure("timeout", f"killed after the {timeout:g} s cell timeout",
+                                      started)
+        time.sleep(0.05)
+    return None
 
 
 class _EventTail:

@@ -15,7 +15,6 @@ import sys
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -29,10 +28,8 @@ from evobench.harness.claims import Claims
 from evobench.harness.grid import Cell, Grid, describe, image_label
 from evobench.harness.seeds import canonical_json, digest
 from evobench.harness.store import RunStore, StoreWriteError
+from evobench.harness.worker import CellPayload, CellResult, now
 from evobench.specs import load_object
-
-METRIC_VARIANT = ("float64, whole image (all pixels and channels), data_range=1.0, no clipping, "
-                  "no quantisation")
 
 
 @dataclass
@@ -108,7 +105,18 @@ def plan(grid: Grid, store: RunStore, force: bool) -> tuple[dict, list[Cell], li
 
 
 # -- rows --------------------------------------------------------------------------------------
-def identity_row(cell: Cell, run_id: str, metric_variant: str) -> dict:
+def metric_columns(specs: dict) -> dict:
+    """``data_range`` (the metrics' common one, NaN if they differ) and ``metric_variant`` (each
+    metric's convention) of a row scored by the metric ``specs`` (name -> MetricSpec)."""
+    ranges = {float(spec.data_range) for spec in specs.values()}
+    variant = "; ".join(f"{name}: {spec.variant or spec.summary}, data_range={float(spec.data_range)!r}"
+                        for name, spec in sorted(specs.items()))
+    return {"data_range": ranges.pop() if len(ranges) == 1 else math.nan,
+            "metric_variant": variant}
+
+
+def identity_row(cell: Cell, run_id: str, metric_specs: dict) -> dict:
+    """The columns a cell's row has before it runs: identity, seeds, device, metric facts."""
     sigma = cell.deg_params.get("sigma")
     row = {
         "run_id": run_id, "cell_key": cell.key, "suite": cell.suite, "profile": cell.profile,
@@ -124,8 +132,8 @@ def identity_row(cell: Cell, run_id: str, metric_variant: str) -> dict:
         "method_version": cell.method_version,
         "method_params": canonical_json(cell.method_params),
         "rep": cell.rep, "base_seed": cell.base_seed, "noise_seed": cell.noise_seed,
-        "method_seed": cell.method_seed, "device": cell.device, "data_range": 1.0,
-        "metric_variant": metric_variant,
+        "method_seed": cell.method_seed, "device": cell.device,
+        **metric_columns(metric_specs),
     }
     for key, value in cell.deg_params.items():
         if key not in ("sigma", "missing", "per"):
@@ -172,32 +180,32 @@ def load_inputs(cells: list[Cell], registry) -> dict[tuple, np.ndarray]:
     return images
 
 
-SSIM_WINDOW = 7  # the ssim metric's window side
-
-
 def check_sizes(cells: list[Cell], images: dict, registry) -> None:
-    """Every pending cell's image is at least as large as its method (and SSIM) accepts."""
+    """Every pending cell's image is at least as large as its method and metrics accept."""
     for cell in cells:
         shape = images[cell.input_key].shape
         what = f"image {image_label(cell)}"
-        if "ssim" in cell.metrics and min(shape[:2]) < SSIM_WINDOW:
-            raise EvobenchError(f"{what} is {shape[0]} x {shape[1]} pixels; the ssim metric needs "
-                                f"at least {SSIM_WINDOW} x {SSIM_WINDOW}")
+        for name in cell.metrics:
+            need = registry.metric(name).min_size
+            if min(shape[:2]) < need:
+                raise EvobenchError(f"{what} is {shape[0]} x {shape[1]} pixels; the {name} metric "
+                                    f"needs at least {need} x {need}")
         validate.image_size(registry.method(cell.method), cell.method_params, shape, what)
 
 
 def make_payload(cell: Cell, clean: np.ndarray, registry, threads: int,
-                 save_images: bool) -> dict:
+                 save_images: bool) -> CellPayload:
+    """The cell's worker payload: its corrupted input (the degradation drawn with the cell's
+    noise seed), the specs it runs and scores with, and the clean image."""
     deg = registry.degradation(cell.degradation)
     rng = np.random.default_rng(cell.noise_seed)
     degraded = load_object(deg.factory)(clean, rng=rng, **cell.deg_params)
     mask = None if degraded.mask is None else np.asarray(degraded.mask, dtype=bool)
-    return {
-        "cell": cell, "method_spec": registry.method(cell.method),
-        "metric_specs": {m: registry.metric(m) for m in cell.metrics},
-        "clean": clean, "corrupted": np.asarray(degraded.image, dtype=np.float64),
-        "mask": mask, "sigma": degraded.sigma, "threads": threads, "save_images": save_images,
-    }
+    return CellPayload(
+        cell=cell, method_spec=registry.method(cell.method),
+        metric_specs={m: registry.metric(m) for m in cell.metrics}, clean=clean,
+        corrupted=np.asarray(degraded.image, dtype=np.float64), mask=mask,
+        sigma=degraded.sigma, threads=threads, save_images=save_images)
 
 
 # -- provenance --------------------------------------------------------------------------------
@@ -286,137 +294,172 @@ def to_toml(config: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 # -- the run -----------------------------------------------------------------------------------
 def execute(grid: Grid, registry, options: RunOptions, executor, progress_factory) -> RunResult:
-    run_id = options.run_name or default_run_id(grid)
-    store = RunStore(options.out, run_id)
-    done, todo, skip = plan(grid, store, options.force)
-    images = load_inputs(todo, registry)  # may raise: nothing written yet
-    store.check_writable()
-    threads = executor.threads_per_cell()
-    variant = METRIC_VARIANT + "; " + "; ".join(
-        sorted({f"{m}: {registry.metric(m).summary}" for c in grid.cells for m in c.metrics}))
-    started = now()
-    info = {"started_at": started, "finished_at": "", "threads_per_cell": threads,
-            "cells": {"total": len(grid.cells), "cached": len(done), "to_run": len(todo),
-                      "skipped": len(skip)}}
-    store.write_json("manifest.json", manifest(grid, registry, options, run_id, info))
-    store.write_text("config.toml", to_toml(grid.config))
-    records: dict[str, dict] = dict(done)
-    for cell in skip:
-        row = identity_row(cell, run_id, variant)
-        row.update(status="skipped", error=cell.skip_reason, threads=threads,
-                   jobs=options.jobs, started_at=now(), finished_at=now(),
-                   evobench_version=__version__)
-        records[cell.key] = store.write_cell(row, [], None)
-    for record in done.values():  # a cached row belongs to this run now
-        record["row"]["run_id"] = run_id
-    interrupted = False
-    stopper = options.stopper or Stopper()
-    stopper.attach(store.root, options.stop_after)
-    if not options.keep_checkpoints:  # left behind by a crash right after storing the cell
-        for key in done:
-            checkpoints.remove(store.root, key)
-    if options.force:  # a forced rerun starts from scratch
-        for cell in todo:
-            checkpoints.remove(store.root, cell.key)
+    """Run the grid's cells that are not done yet and store every result (see :class:`_Run`)."""
+    run = _Run(grid, registry, options, executor)
+    run.prepare()
+    return run.execute(progress_factory)
 
-    def payload_of(c: Cell) -> dict:
-        payload = make_payload(c, images[c.input_key], registry, threads, options.save_images)
-        payload["checkpoint"] = checkpoints.payload_settings(
-            store.root, c.key, options.checkpoint_every, stopper.stop_file)
-        payload["show_notes"] = not options.quiet
+
+class _Run:
+    """One execution of a grid into its run folder, step by step: :meth:`prepare` (plan, load
+    and check the inputs, then write the manifest and the skipped cells), :meth:`execute` (claim
+    and run the pending cells, store each result as it arrives) and :meth:`finish` (the tables
+    and the final manifest, also after Ctrl-C or a stop)."""
+
+    def __init__(self, grid: Grid, registry, options: RunOptions, executor):
+        self.grid, self.registry, self.options, self.executor = grid, registry, options, executor
+        self.run_id = options.run_name or default_run_id(grid)
+        self.store = RunStore(options.out, self.run_id)
+        self.stopper = options.stopper or Stopper()
+        self.records: dict[str, dict] = {}
+
+    def prepare(self) -> None:
+        grid, options, store = self.grid, self.options, self.store
+        done, self.todo, skip = plan(grid, store, options.force)
+        self.images = load_inputs(self.todo, self.registry)  # may raise: nothing written yet
+        store.check_writable()
+        self.threads = self.executor.threads_per_cell()
+        self.info = {"started_at": now(), "finished_at": "", "threads_per_cell": self.threads,
+                     "cells": {"total": len(grid.cells), "cached": len(done),
+                               "to_run": len(self.todo), "skipped": len(skip)}}
+        self._write_manifest()
+        store.write_text("config.toml", to_toml(grid.config))
+        self.records = dict(done)
+        for cell in skip:
+            row = self._identity(cell)
+            row.update(status="skipped", error=cell.skip_reason, threads=self.threads,
+                       resumes=0, jobs=options.jobs, started_at=now(), finished_at=now(),
+                       evobench_version=__version__)
+            self.records[cell.key] = store.write_cell(row, [], None)
+        for record in done.values():  # a cached row belongs to this run now
+            record["row"]["run_id"] = self.run_id
+        self.counts = (len(self.todo), len(done), len(skip))
+        self.stopper.attach(store.root, options.stop_after)
+        if not options.keep_checkpoints:  # left behind by a crash right after storing the cell
+            for key in done:
+                checkpoints.remove(store.root, key)
+        if options.force:  # a forced rerun starts from scratch
+            for cell in self.todo:
+                checkpoints.remove(store.root, cell.key)
+
+    def _identity(self, cell: Cell) -> dict:
+        specs = {m: self.registry.metric(m) for m in cell.metrics}
+        return identity_row(cell, self.run_id, specs)
+
+    def _write_manifest(self) -> None:
+        self.store.write_json("manifest.json", manifest(self.grid, self.registry, self.options,
+                                                        self.run_id, self.info))
+
+    def payload(self, cell: Cell) -> CellPayload:
+        options = self.options
+        payload = make_payload(cell, self.images[cell.input_key], self.registry, self.threads,
+                               options.save_images)
+        payload.checkpoints = checkpoints.CellCheckpoints.of(
+            self.store.root, cell.key, options.checkpoint_every, self.stopper.stop_file)
+        payload.show_notes = not options.quiet
         return payload
 
-    write_error: StoreWriteError | None = None
-    progress = progress_factory(len(todo), len(done), len(skip))
-    claims = Claims(store.root)
-    before = {c.key: store.cell_stamp(c.key) for c in todo}
-
-    def by_other(cell: Cell) -> dict | None:
+    # -- cooperating runners ---------------------------------------------------------------------
+    def _by_other(self, cell: Cell) -> dict | None:
         """The record another runner on this folder stored for ``cell`` during this run."""
-        if store.cell_stamp(cell.key) == before[cell.key]:
+        if self.store.cell_stamp(cell.key) == self.before[cell.key]:
             return None
-        return store.load_cell(cell.key)
+        return self.store.load_cell(cell.key)
 
-    def take(cell: Cell, record: dict) -> None:
-        records[cell.key] = record
-        progress.counts["cached"] += 1  # computed by a cooperating runner
-
-    def claimed(cells: list[Cell], deferred: list[Cell]):
-        """Payloads of the cells this runner claims; cells claimed by a live runner wait."""
+    def claimed(self, cells: list[Cell], deferred: list[Cell]):
+        """Payloads of the cells this runner claims; cells claimed by a live runner wait in
+        ``deferred``; cells another runner stored meanwhile are taken as cached."""
         for cell in cells:
-            record = by_other(cell)
-            if record is None and not claims.try_claim(cell.key):
+            record = self._by_other(cell)
+            if record is None and not self.claims.try_claim(cell.key):
                 deferred.append(cell)
                 continue
-            record = record or by_other(cell)  # stored between the check and the claim?
+            record = record or self._by_other(cell)  # stored between the check and the claim?
             if record is not None:
-                claims.release(cell.key)
-                take(cell, record)
+                self.claims.release(cell.key)
+                self.records[cell.key] = record
+                self.progress.counts["cached"] += 1  # computed by a cooperating runner
                 continue
-            if stopper.requested:  # a stop starts no more cells
-                claims.release(cell.key)
+            if self.stopper.requested:  # a stop starts no more cells
+                self.claims.release(cell.key)
                 continue
-            yield payload_of(cell)
+            yield self.payload(cell)
 
-    if hasattr(progress, "expect"):  # running cells, epochs and the ETA per method
-        progress.expect(todo, getattr(executor, "jobs", None) or options.jobs)
-        executor.on_event = progress.event
-    try:
-        with claims, progress:
-            queue = list(todo)
-            while queue and not stopper.requested:
-                deferred: list[Cell] = []
-                for payload, result in executor.run(claimed(queue, deferred), options.timeout):
-                    cell = payload["cell"]
-                    status = result["row"].get("status")
-                    if status == "stopped" or (stopper.requested and status != "ok"):
-                        claims.release(cell.key)
-                        if not options.quiet:  # not stored: the next run resumes or reruns it
-                            import click
+    # -- results ---------------------------------------------------------------------------------
+    def store_result(self, payload: CellPayload, result: CellResult) -> None:
+        """Store a finished cell's row (identity + what the worker measured) at once; a stopped
+        cell is not stored (the next run resumes or reruns it)."""
+        cell, options = payload.cell, self.options
+        status = result.row.get("status")
+        if status == "stopped" or (self.stopper.requested and status != "ok"):
+            self.claims.release(cell.key)
+            if not options.quiet:
+                import click
 
-                            click.echo(f"stopped {describe(cell)}: "
-                                       f"{result['row'].get('error', '')}", err=True)
-                        continue
-                    row = identity_row(cell, run_id, variant)
-                    row.update({"threads": threads, "host": socket.gethostname(),
-                                "evobench_version": __version__})
-                    row.update(result["row"])
-                    row["jobs"] = options.jobs
-                    row["executor"] = executor.name
-                    records[cell.key] = store.write_cell(row, result.get("trace", []),
-                                                         result.get("arrays"))
-                    claims.release(cell.key)
-                    if row.get("status") == "ok" and not options.keep_checkpoints:
-                        checkpoints.remove(store.root, cell.key)
-                    progress.update(describe(cell), row, cell)
-                queue = deferred
-                if queue and not stopper.requested:  # other runners hold these: wait until
-                    time.sleep(min(2.0, claims.lease_s / 4))  # stored, or their lease expires
-    except KeyboardInterrupt:
-        interrupted = True
-    except StoreWriteError as exc:  # the executor's clean-up has killed the running cells
-        write_error = exc
-    finally:
-        stopper.close()
-        ordered = [records[c.key] for c in grid.cells if c.key in records]
-        info["finished_at"] = now()
-        info["interrupted"] = interrupted
-        info["stopped"] = stopper.reason or ""
+                click.echo(f"stopped {describe(cell)}: {result.row.get('error', '')}", err=True)
+            return
+        row = self._identity(cell)
+        row.update({"threads": self.threads, "host": socket.gethostname(),
+                    "evobench_version": __version__})
+        row.update(result.row)
+        row["jobs"] = options.jobs
+        row["executor"] = self.executor.name
+        self.records[cell.key] = self.store.write_cell(row, result.trace, result.arrays)
+        self.claims.release(cell.key)
+        if row.get("status") == "ok" and not options.keep_checkpoints:
+            checkpoints.remove(self.store.root, cell.key)
+        self.progress.update(describe(cell), row, cell)
+
+    def _loop(self) -> None:
+        """Run the pending cells until all are stored (waiting for cells other runners hold)
+        or a stop is requested."""
+        queue = list(self.todo)
+        while queue and not self.stopper.requested:
+            deferred: list[Cell] = []
+            for payload, result in self.executor.run(self.claimed(queue, deferred),
+                                                     self.options.timeout):
+                self.store_result(payload, result)
+            queue = deferred
+            if queue and not self.stopper.requested:  # other runners hold these: wait until
+                time.sleep(min(2.0, self.claims.lease_s / 4))  # stored, or their lease expires
+
+    def execute(self, progress_factory) -> RunResult:
+        self.progress = progress_factory(*self.counts)
+        self.claims = Claims(self.store.root)
+        self.before = {c.key: self.store.cell_stamp(c.key) for c in self.todo}
+        if hasattr(self.progress, "expect"):  # running cells, epochs and the ETA per method
+            self.progress.expect(self.todo, getattr(self.executor, "jobs", None)
+                                 or self.options.jobs)
+            self.executor.on_event = self.progress.event
+        interrupted, write_error = False, None
         try:
-            store.write_tables(ordered)
-            store.write_json("manifest.json", manifest(grid, registry, options, run_id, info))
+            with self.claims, self.progress:
+                self._loop()
+        except KeyboardInterrupt:
+            interrupted = True
+        except StoreWriteError as exc:  # the executor's clean-up has killed the running cells
+            write_error = exc
+        finally:
+            ordered, write_error = self.finish(interrupted, write_error)
+        if write_error is not None:
+            raise write_error
+        unfinished = sum(c.key not in self.records for c in self.grid.cells)
+        return RunResult(self.store, ordered, dict(self.progress.counts), interrupted,
+                         stopped=self.stopper.reason if self.stopper.requested and unfinished
+                         else None, unfinished=unfinished)
+
+    def finish(self, interrupted: bool, write_error):
+        """Write the tables and the final manifest; returns the stored records in grid order
+        and the first write error."""
+        self.stopper.close()
+        ordered = [self.records[c.key] for c in self.grid.cells if c.key in self.records]
+        self.info.update(finished_at=now(), interrupted=interrupted,
+                         stopped=self.stopper.reason or "")
+        try:
+            self.store.write_tables(ordered)
+            self._write_manifest()
         except StoreWriteError as exc:
             write_error = write_error or exc
-    if write_error is not None:
-        raise write_error
-    counts = dict(progress.counts)
-    unfinished = sum(c.key not in records for c in grid.cells)
-    return RunResult(store, ordered, counts, interrupted,
-                     stopped=stopper.reason if stopper.requested and unfinished else None,
-                     unfinished=unfinished)
+        return ordered, write_error

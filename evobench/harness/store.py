@@ -1,4 +1,4 @@
-"""The results store of one run folder (``<out>/<run_id>/``), schema in docs/architecture.md.
+"""The results store of one run folder (``<out>/<run_id>/``), schema in :mod:`evobench.schema`.
 
 Resume works from the folder itself: each finished cell is written at once, atomically
 (temporary file + rename), to ``cells/<cell_key>.json`` (its row and trace) and
@@ -20,27 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from evobench import schema
 from evobench.errors import EvobenchError
-
-SCHEMA_VERSION = 1
-
-ROW_ORDER = (
-    "run_id", "cell_key", "suite", "profile", "dataset", "dataset_params", "image",
-    "image_name", "color", "task", "degradation", "p_deg_sigma", "sigma01", "p_deg_missing",
-    "p_deg_per", "deg_params", "method", "method_label", "method_version", "method_params",
-    "rep", "base_seed", "noise_seed", "method_seed", "status", "error", "psnr", "ssim",
-    "psnr_input", "ssim_input", "psnr_last_eval", "ssim_last_eval", "last_eval_epoch",
-    "data_range", "metric_variant", "time_fit_s", "time_infer_s",
-    "time_total_s", "cpu_s", "peak_rss_mb", "rss_start_mb", "peak_gpu_mb", "device", "threads",
-    "jobs", "loadavg_1m", "host", "started_at", "finished_at", "evobench_version", "artifact",
-)
-STRING_COLUMNS = frozenset({
-    "run_id", "cell_key", "suite", "profile", "dataset", "dataset_params", "image",
-    "image_name", "color", "task", "degradation", "p_deg_per", "deg_params", "method",
-    "method_label", "method_version", "method_params", "status", "error", "metric_variant",
-    "device", "host", "started_at", "finished_at", "evobench_version", "artifact",
-})
-INT_COLUMNS = ("rep", "base_seed", "noise_seed", "method_seed")
 
 
 def _umask() -> int:
@@ -161,12 +142,12 @@ class RunStore:
         """``results.parquet`` and ``traces.parquet`` for these records (the current grid)."""
         import pandas as pd
 
-        self._write(self.root / "results.parquet", _parquet_bytes(results_frame(records)))
+        self._write(self.root / "results.parquet", schema.parquet_bytes(results_frame(records)))
         traces = [{"cell_key": r["row"]["cell_key"], "method": r["row"]["method"], **t}
                   for r in records for t in r.get("trace", [])]
-        frame = pd.DataFrame(traces, columns=None if traces else ["cell_key", "method", "epoch"])
+        frame = pd.DataFrame(traces, columns=None if traces else list(schema.TRACE_KEYS))
         frame = _uniform(frame)
-        self._write(self.root / "traces.parquet", _parquet_bytes(frame))
+        self._write(self.root / "traces.parquet", schema.parquet_bytes(frame))
 
     def write_json(self, name: str, data: dict) -> None:
         self._write(self.root / name, (json.dumps(data, indent=2, sort_keys=True,
@@ -189,21 +170,27 @@ class RunStore:
 
 
 def results_frame(records: list[dict]):
-    """The tidy table: one row per cell, documented columns first, typed consistently."""
+    """The tidy table: one row per cell, the schema's columns first with their dtypes, then the
+    families and optional columns sorted by name, each typed consistently."""
     import pandas as pd
 
     rows = [dict(r["row"]) for r in records]
     frame = pd.DataFrame(rows)
-    for col in ROW_ORDER:
+    for col in schema.ROW_ORDER:
         if col not in frame.columns:
-            frame[col] = "" if col in STRING_COLUMNS else np.nan
-    for col in STRING_COLUMNS:
+            frame[col] = "" if col in schema.STRING_COLUMNS else np.nan
+    for col in schema.STRING_COLUMNS:
         frame[col] = frame[col].map(lambda v: "" if v is None or (isinstance(v, float)
                                                                   and math.isnan(v)) else str(v))
-    for col in INT_COLUMNS:
-        frame[col] = pd.to_numeric(frame[col]).astype("int64")
-    rest = sorted(c for c in frame.columns if c not in ROW_ORDER)
-    frame = frame[list(ROW_ORDER) + rest]
+    for col in schema.INT_COLUMNS:  # int64; with gaps (a killed cell's resumes) float64
+        if col not in frame.columns:
+            continue
+        values = pd.to_numeric(frame[col])
+        frame[col] = values.astype("int64" if values.notna().all() else "float64")
+    for col in schema.FLOAT_COLUMNS:
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
+    rest = sorted(c for c in frame.columns if c not in schema.ROW_ORDER)
+    frame = frame[list(schema.ROW_ORDER) + rest]
     return _uniform(frame)
 
 
@@ -227,16 +214,3 @@ def _uniform(frame):
             frame[col] = frame[col].map(lambda v: None if v is None or (
                 isinstance(v, float) and math.isnan(v)) else str(v))
     return frame
-
-
-def _parquet_bytes(frame) -> bytes:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    meta = dict(table.schema.metadata or {})
-    meta[b"evobench_schema"] = str(SCHEMA_VERSION).encode()
-    table = table.replace_schema_metadata(meta)
-    sink = io.BytesIO()
-    pq.write_table(table, sink, compression="zstd")
-    return sink.getvalue()

@@ -1,9 +1,11 @@
 """What runs inside a cell's worker process: one method on one corrupted image, then metrics.
 
-The parent hands over everything the cell needs (the specs themselves, the clean and corrupted
-arrays), so a worker never reads entry points or dataset files: it works the same in a fresh
-local process, under a Dask worker on another machine, or with a plugin a test registered.
-Every failure becomes a result (``status=error`` with a one-line message), never an exception.
+The parent hands over everything the cell needs in a :class:`CellPayload` (the specs
+themselves, the clean and corrupted arrays), so a worker never reads entry points or dataset
+files: it works the same in a fresh local process, under a Dask worker on another machine, or
+with a plugin a test registered. It calls the method's spec it holds (``api.run_spec``) and
+scores the output with the metric specs it holds. Every failure becomes a :class:`CellResult`
+(``status=error`` with a one-line message), never an exception.
 """
 
 from __future__ import annotations
@@ -13,21 +15,27 @@ import resource
 import socket
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from evobench import __version__, live
 from evobench.errors import first_line
-from evobench.hookspecs import hookimpl
-from evobench.specs import load_object
+from evobench.specs import MethodSpec, MetricSpec, load_object
+
+if TYPE_CHECKING:
+    from evobench.harness.checkpoints import CellCheckpoints
+    from evobench.harness.grid import Cell
 
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
               "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 
 
 def now() -> str:
+    """The current UTC time, ISO 8601 with milliseconds: every timestamp a run stores."""
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
@@ -37,15 +45,42 @@ def one_line(exc: BaseException) -> str:
     return msg if msg == type(exc).__name__ else f"{type(exc).__name__}: {msg}"
 
 
-class _OneMethod:
-    """A throw-away plugin registering exactly the cell's method spec."""
+@dataclass
+class CellPayload:
+    """Everything one cell's worker needs (picklable: it travels to a process or a Dask worker).
 
-    def __init__(self, spec):
-        self.spec = spec
+    ``cell`` holds the identity, method parameters, seeds and device; ``checkpoints`` None: no
+    checkpoints.
+    """
 
-    @hookimpl
-    def evobench_register_methods(self, register):
-        register(self.spec)
+    cell: Cell
+    method_spec: MethodSpec
+    metric_specs: dict[str, MetricSpec]
+    clean: np.ndarray
+    corrupted: np.ndarray
+    mask: np.ndarray | None
+    sigma: float | None
+    threads: int = 1
+    save_images: bool = False
+    checkpoints: CellCheckpoints | None = None
+    show_notes: bool = True
+
+
+@dataclass
+class CellResult:
+    """What a cell gives back: its row (outcome, metrics, timings, environment), its trace and
+    the arrays to store (None for none). ``status=stopped`` rows are not stored."""
+
+    row: dict[str, Any]
+    trace: list[dict] = field(default_factory=list)
+    arrays: dict[str, np.ndarray] | None = None
+
+    @classmethod
+    def failure(cls, status: str, message: str, started: float) -> CellResult:
+        """A cell that ended without a result of its own (timeout, crash, cancelled);
+        ``started`` is its ``time.time()`` at the start."""
+        return cls({"status": status, "error": message, "time_total_s": time.time() - started,
+                    "finished_at": now()})
 
 
 def limit_threads(threads: int):
@@ -76,91 +111,51 @@ def _current_rss_mb() -> float:
         return float("nan")
 
 
-def execute(payload: dict, notify=None) -> dict:
-    """Run one cell; returns ``{"row": ..., "trace": [...], "arrays": {...} | None}``.
+class _Scorer:
+    """The cell's metrics against its clean image, each with its spec's data range."""
 
-    The method sees the cell's checkpoint settings (``payload["checkpoint"]``) through
+    def __init__(self, specs: dict[str, MetricSpec], clean: np.ndarray):
+        self.clean = clean
+        self.metrics = {name: (load_object(spec.factory), spec.data_range)
+                        for name, spec in specs.items()}
+
+    def __call__(self, image) -> dict[str, float]:
+        return {name: self.one(name, image) for name in self.metrics}
+
+    def one(self, name: str, image) -> float:
+        fn, data_range = self.metrics[name]
+        return float(fn(self.clean, image, data_range=data_range))
+
+
+def execute(payload: CellPayload, notify: Callable[[str], None] | None = None) -> CellResult:
+    """Run one cell: score the input, run the method, score its output, measure memory.
+
+    The method sees the cell's checkpoint settings (``payload.checkpoints``) through
     :func:`evobench.checkpoint.current`; ``notify(text)`` passes its one-line messages on. A fit
     stopped on request gives ``status=stopped`` (the harness stores no row: the cell resumes).
     """
-    from evobench import checkpoint as ckpt
-    from evobench.harness.checkpoints import context_for
+    from evobench.inputs import mean_filled
 
-    cell = payload["cell"]
-    threads = int(payload["threads"])
-    row: dict[str, Any] = {
-        "status": "ok", "error": "", "started_at": now(), "threads": threads,
-        "loadavg_1m": os.getloadavg()[0], "host": socket.gethostname(),
-        "evobench_version": __version__, "rss_start_mb": _current_rss_mb(),
-    }
-    limits = limit_threads(threads)  # noqa: F841 - the limits hold while the object lives
-    clean = payload["clean"]
-    corrupted = payload["corrupted"]
-    mask = payload["mask"]
-    metrics = {name: load_object(spec.factory) for name, spec in payload["metric_specs"].items()}
-    arrays = None
-    trace: list[dict] = []
+    row = _start_row(payload.threads)
+    limits = limit_threads(payload.threads)  # noqa: F841 - the limits hold while the object lives
+    score = _Scorer(payload.metric_specs, payload.clean)
     try:
-        filled = _fill_observed_mean(corrupted, mask)
-        for name, fn in metrics.items():
-            row[f"{name}_input"] = float(fn(clean, filled, data_range=1.0))
+        inputs = score(mean_filled(payload.corrupted, payload.mask))
+        row.update({f"{name}_input": value for name, value in inputs.items()})
     except Exception as exc:  # noqa: BLE001 - e.g. an image smaller than SSIM's window
         row.update(status="error", error=f"while scoring the input: {one_line(exc)}",
                    finished_at=now())
-        return {"row": row, "trace": [], "arrays": None}
-    gpu = cell.device.startswith("cuda")
+        return CellResult(row)
+    gpu = payload.cell.device.startswith("cuda")
     if gpu:
         import torch
 
         torch.cuda.reset_peak_memory_stats()
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    ctx = context_for(payload, notify)
-    if "psnr" in metrics:  # the live display's PSNR of a method's reported estimates
-        psnr = metrics["psnr"]
-        live.set_scorer(lambda image: {"psnr": float(psnr(clean, image, data_range=1.0))})
-    try:
-        from evobench.api import run_method
-        from evobench.registry import Registry
-
-        registry = Registry(strict=False)
-        registry.add_plugin(_OneMethod(payload["method_spec"]), "cell-method")
-        with ckpt.use(ctx):
-            out = run_method(cell.method, corrupted, task=cell.task, sigma=payload["sigma"],
-                             mask=mask, seed=cell.method_seed, device=cell.device,
-                             budget_s=None, registry=registry, **cell.method_params)
-    except ckpt.Stopped as exc:
-        row.update(status="stopped", error=str(exc))
-        out = None
-    except Exception as exc:  # noqa: BLE001 - a crashing method is a result, not a crash
-        row.update(status="error", error=one_line(exc))
-        out = None
-    finally:
-        live.set_scorer(None)
-    row["resumes"] = ctx.resumes
-    if ctx.resumed_at is not None:
-        row["resumed_at_epoch"] = ctx.resumed_at
-    row["time_total_s"] = time.perf_counter() - wall0
-    row["cpu_s"] = time.process_time() - cpu0
+    out = _run_method(payload, score, row, notify)
+    result = CellResult(row)
     if out is not None:
         try:
-            for name, fn in metrics.items():
-                row[name] = float(fn(clean, out.image, data_range=1.0))
-            row["time_fit_s"] = _num(out.time_fit_s)
-            row["time_infer_s"] = _num(out.time_infer_s)
-            for key, value in (out.extras or {}).items():
-                if isinstance(value, bool | int | float | np.integer | np.floating | str):
-                    row[f"x_{key}"] = value.item() if hasattr(value, "item") else value
-            trace = [_plain_dict(t) for t in (out.trace or [])]
-            _score_snapshots(out.snapshots or {}, clean, metrics, row, trace)
-            # latent-code artifacts are small and feed the sparsity/fields figures: always kept
-            arrays = {key: np.asarray(out.artifacts[key], np.float32)
-                      for key in ("fields", "active_hist") if key in (out.artifacts or {})}
-            if payload.get("save_images"):
-                arrays |= {"restored": out.image.astype(np.float32),
-                           "corrupted": corrupted.astype(np.float32),
-                           "clean": clean.astype(np.float32)}
-                if mask is not None:
-                    arrays["mask"] = np.asarray(mask, bool)
+            _record_output(out, payload, score, result)
         except Exception as exc:  # noqa: BLE001
             row.update(status="error", error=f"while scoring: {one_line(exc)}")
     row["peak_rss_mb"] = _rss_mb()
@@ -170,17 +165,76 @@ def execute(payload: dict, notify=None) -> dict:
 
         row["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
     row["finished_at"] = now()
-    return {"row": row, "trace": trace, "arrays": arrays}
+    return result
 
 
-def _score_snapshots(snapshots: dict, clean, metrics: dict, row: dict, trace: list[dict]) -> None:
+def _start_row(threads: int) -> dict[str, Any]:
+    return {"status": "ok", "error": "", "started_at": now(), "threads": int(threads),
+            "loadavg_1m": os.getloadavg()[0], "host": socket.gethostname(),
+            "evobench_version": __version__, "rss_start_mb": _current_rss_mb()}
+
+
+def _run_method(payload: CellPayload, score: _Scorer, row: dict, notify):
+    """The method through the spec the payload holds (``api.run_spec``), timed, inside the
+    cell's checkpoint context; a failure goes into ``row`` and gives None."""
+    from evobench import checkpoint as ckpt
+    from evobench.api import run_spec
+    from evobench.harness.checkpoints import CellCheckpoints
+
+    cell = payload.cell
+    ctx = (payload.checkpoints or CellCheckpoints()).context(cell.key, notify)
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    if "psnr" in score.metrics:  # the live display's PSNR of a method's reported estimates
+        live.set_scorer(lambda image: {"psnr": score.one("psnr", image)})
+    out = None
+    try:
+        with ckpt.use(ctx):
+            out = run_spec(payload.method_spec, payload.corrupted, task=cell.task,
+                           sigma=payload.sigma, mask=payload.mask, seed=cell.method_seed,
+                           device=cell.device, params=cell.method_params)
+    except ckpt.Stopped as exc:
+        row.update(status="stopped", error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - a crashing method is a result, not a crash
+        row.update(status="error", error=one_line(exc))
+    finally:
+        live.set_scorer(None)
+    row["resumes"] = ctx.resumes
+    if ctx.resumed_at is not None:
+        row["resumed_at_epoch"] = ctx.resumed_at
+    row["time_total_s"] = time.perf_counter() - wall0
+    row["cpu_s"] = time.process_time() - cpu0
+    return out
+
+
+def _record_output(out, payload: CellPayload, score: _Scorer, result: CellResult) -> None:
+    """Scores, timings, extras (``x_<key>``), trace (with scored snapshots) and arrays."""
+    row = result.row
+    row.update(score(out.image))
+    row["time_fit_s"] = _num(out.time_fit_s)
+    row["time_infer_s"] = _num(out.time_infer_s)
+    for key, value in (out.extras or {}).items():
+        if isinstance(value, bool | int | float | np.integer | np.floating | str):
+            row[f"x_{key}"] = value.item() if hasattr(value, "item") else value
+    result.trace = [_plain_dict(t) for t in (out.trace or [])]
+    _score_snapshots(out.snapshots or {}, score, row, result.trace)
+    # latent-code artifacts are small and feed the sparsity/fields figures: always kept
+    arrays = {key: np.asarray(out.artifacts[key], np.float32)
+              for key in ("fields", "active_hist") if key in (out.artifacts or {})}
+    if payload.save_images:
+        arrays |= {"restored": out.image.astype(np.float32),
+                   "corrupted": payload.corrupted.astype(np.float32),
+                   "clean": payload.clean.astype(np.float32)}
+        if payload.mask is not None:
+            arrays["mask"] = np.asarray(payload.mask, bool)
+    result.arrays = arrays
+
+def _score_snapshots(snapshots: dict, score: _Scorer, row: dict, trace: list[dict]) -> None:
     """Score a method's intermediate estimates: into the trace row of their epoch, and the
     latest one into ``<metric>_last_eval`` (with ``last_eval_epoch``) of the result row."""
     by_epoch = {int(e): np.asarray(img, np.float64) for e, img in snapshots.items()}
     if not by_epoch:
         return
-    scores = {e: {name: float(fn(clean, img, data_range=1.0)) for name, fn in metrics.items()}
-              for e, img in by_epoch.items()}
+    scores = {e: score(img) for e, img in by_epoch.items()}
     for entry in trace:
         entry.update(scores.get(entry.get("epoch"), {}))
     last = max(by_epoch)
@@ -201,16 +255,3 @@ def _plain_dict(entry: dict) -> dict:
         if isinstance(value, bool | int | float | str) or value is None:
             out[str(key)] = value
     return out
-
-
-def _fill_observed_mean(image: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-    """The corrupted input as a picture (missing entries = their channel's observed mean, as the
-    ``noisy`` method does), so PSNR/SSIM of the input are defined for inpainting too."""
-    image = np.asarray(image, np.float64)
-    if mask is None:
-        return image
-    full = mask if mask.shape == image.shape else np.broadcast_to(mask[..., None], image.shape)
-    chans = image.reshape(-1, 1 if image.ndim == 2 else image.shape[2])
-    miss = full.reshape(chans.shape)
-    means = np.where(miss, 0.0, chans).sum(axis=0) / np.maximum((~miss).sum(axis=0), 1)
-    return np.where(miss, means, chans).reshape(image.shape)

@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from evobench import schema
 from evobench.errors import EvobenchError
+from evobench.registry import get_registry
 from evobench.reports.tables import row_level
+from evobench.schema import facts
 
-HIGHER_IS_BETTER = frozenset({"psnr", "ssim", "psnr_input", "ssim_input"})
-LOWER_IS_BETTER_PREFIXES = ("time_", "cpu_s", "peak_")
 FALLBACK_IDENTITY = ("dataset", "dataset_params", "image", "task", "degradation", "deg_params", "method",
                      "method_params", "rep")
 SHOWN_ALWAYS = ("psnr", "ssim", "time_total_s")
@@ -27,17 +28,20 @@ _SPEC = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*([+-]?)\s*([0-9]*\.?[0-9
 
 
 def higher_is_better(column: str) -> bool | None:
-    """True/False when the column's good direction is known, None otherwise."""
-    if column in HIGHER_IS_BETTER:
-        return True
-    if column.startswith(LOWER_IS_BETTER_PREFIXES):
-        return False
-    return None
+    """True/False when the column's good direction is known (a metric's ``MetricSpec``, or the
+    schema for measurements such as times and memory), None otherwise."""
+    known = facts(column, get_registry().metric_specs())
+    return None if known is None else known.higher_is_better
+
+
+def _decimals(column: str) -> int:
+    known = facts(column, get_registry().metric_specs())
+    return 2 if known is None else known.decimals
 
 
 def is_time(column: str) -> bool:
     """Wall or CPU seconds: relative gates on these ignore changes below the time floor."""
-    return column.startswith("time_") or column == "cpu_s"
+    return column in schema.BY_NAME and schema.BY_NAME[column].group == "timing"
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,7 @@ def parse_fail_on(text: str, columns) -> list[Threshold]:
     """Parse ``"psnr:-0.05,ssim:-0.002,time_total_s:+25%"`` against the available columns.
 
     The sign says which way is worse; it may be left out for columns whose direction is known
-    (psnr/ssim higher is better, time_*/cpu_s/peak_* lower is better) and must agree with it.
+    (a metric's ``higher_is_better``; times and memory lower is better) and must agree with it.
     """
     columns = set(columns)
     out = []
@@ -233,7 +237,7 @@ def _verdict(rec: dict, thresholds: list[Threshold], time_floor_s: float) -> tup
 def _fmt(value: float, metric: str) -> str:
     if math.isnan(value):
         return "–"
-    return f"{value:.3f}" if metric.startswith("ssim") else f"{value:.2f}"
+    return f"{value:.{_decimals(metric)}f}"
 
 
 def _delta(base: float, cand: float, metric: str) -> str:
@@ -242,7 +246,7 @@ def _delta(base: float, cand: float, metric: str) -> str:
     d = cand - base
     if higher_is_better(metric) is False and base:
         return f"{d:+.2f}, {d / abs(base):+.0%}"
-    return f"{d:+.3f}" if metric.startswith("ssim") else f"{d:+.2f}"
+    return f"{d:+.{_decimals(metric)}f}"
 
 
 def render(comp: Comparison, *, fmt: str = "text", show: str = "auto") -> str:

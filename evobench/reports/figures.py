@@ -1,9 +1,12 @@
 """Paper figures regenerated from a results store (``evobench figures``).
 
-Every figure is built from stored rows, traces and artifacts only, with one style file
-(``paper.mplstyle``) and byte-stable output: no dates in the file metadata unless
-``SOURCE_DATE_EPOCH`` asks for one. A figure whose data is absent is skipped with a note, so a
-run of baselines only still gets the figures it can have.
+Figure kinds are plugins: each is a ``FigureSpec`` registered through the
+``evobench_register_figures`` hook (the built-in kinds below by ``evobench_standard``), whose
+factory follows the contract there: ``draw(data, *, image=None)`` returns ``[(name, Figure)]``
+or a one-line reason to skip. Every figure is built from stored rows, traces and artifacts
+only, with one style file (``paper.mplstyle``) and byte-stable output: no dates in the file
+metadata unless ``SOURCE_DATE_EPOCH`` asks for one. A figure whose data is absent is skipped with
+a note, so a run of baselines only still gets the figures it can have.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from matplotlib.figure import Figure
 from evobench.errors import EvobenchError
 from evobench.reports.load import DATASET_LABEL, RunData, load_artifact
 from evobench.reports.tables import REFERENCE_METHODS, level_label, levels, row_level
+from evobench.specs import load_object
 
 STYLE = Path(__file__).with_name("paper.mplstyle")
 FORMATS = ("png", "pdf", "svg")
@@ -104,6 +108,24 @@ def _level_x(df: pd.DataFrame, task: str) -> pd.Series:
 
 
 # --- figures: each returns [(name, Figure)] or a note string saying why it was skipped ---------
+Drawn = list[tuple[str, Figure]] | str
+
+
+def _psnr_label() -> str:
+    """The PSNR axis label from the metric's facts (``PSNR (dB)``)."""
+    from evobench.reports.tables import column_facts
+
+    return column_facts("psnr").label
+
+
+def psnr_vs_noise(data: RunData, *, image: str | None = None) -> Drawn:
+    """PSNR against the noise level (denoising)."""
+    return psnr_vs_level(data, "denoise")
+
+
+def psnr_vs_missing(data: RunData, *, image: str | None = None) -> Drawn:
+    """PSNR against the missing fraction (inpainting)."""
+    return psnr_vs_level(data, "inpaint")
 
 
 def psnr_vs_level(data: RunData, task: str) -> list[tuple[str, Figure]] | str:
@@ -135,14 +157,14 @@ def psnr_vs_level(data: RunData, task: str) -> list[tuple[str, Figure]] | str:
             ax.errorbar(s.index + shift, s["mean"], yerr=s["std"].fillna(0), label=label,
                         markersize=6, **_edge(styles[label]), **styles[label])
         ax.set_xlabel("noise level σ (0–255 scale)" if task == "denoise" else "missing pixels (%)")
-        ax.set_ylabel("PSNR (dB)")
+        ax.set_ylabel(_psnr_label())
         ax.set_title(f"{dataset}: mean over {n_images} image{'s' * (n_images > 1)}")
     _legend_right(fig, axes)
     name = "psnr_vs_noise" if task == "denoise" else "psnr_vs_missing"
     return [(name, fig)]
 
 
-def psnr_vs_time(data: RunData) -> list[tuple[str, Figure]] | str:
+def psnr_vs_time(data: RunData, *, image: str | None = None) -> Drawn:
     """Quality per second: PSNR against wall time (log scale), one marker per method and level."""
     df = _ok(data.results)
     df = df[df["time_total_s"] > 0]
@@ -173,7 +195,7 @@ def psnr_vs_time(data: RunData) -> list[tuple[str, Figure]] | str:
             ax.xaxis.set_major_formatter(plain)
             ax.xaxis.set_minor_formatter(plain)
         ax.set_xlabel("wall time per image (s, log scale)")
-        ax.set_ylabel("PSNR (dB)")
+        ax.set_ylabel(_psnr_label())
         ax.set_title("denoising" if task == "denoise" else "inpainting")
     from matplotlib.lines import Line2D
 
@@ -185,31 +207,42 @@ def psnr_vs_time(data: RunData) -> list[tuple[str, Figure]] | str:
     return [("psnr_vs_time", fig)]
 
 
-def training_curves(data: RunData, image: str | None = None) -> list[tuple[str, Figure]] | str:
-    """TVAE free energy and PSNR per epoch, one line per level (mean over repetitions)."""
+def _traces(data: RunData) -> tuple[pd.DataFrame, str] | str:
+    """The trace rows to plot and their objective column: ``free_energy`` where any method
+    reports one (tvae), else ``loss`` (gsvae); rows without it are left out."""
     tr = data.traces
     if tr is None or tr.empty:
         return "the run has no traces"
-    tr = tr[tr["method"] == "tvae"]
-    energy = "free_energy" if "free_energy" in tr.columns else ("loss" if "loss" in tr.columns else None)
-    if tr.empty or energy is None:
-        return "no TVAE traces with a free energy"
+    energy = next((c for c in ("free_energy", "loss") if c in tr.columns
+                   and tr[c].notna().any()), None)
+    if energy is None:
+        return "no traces with a free energy or a loss"
+    return tr[tr[energy].notna()], energy
+
+
+def training_curves(data: RunData, image: str | None = None) -> Drawn:
+    """The objective (free energy, else loss) and PSNR per epoch of the methods that report a
+    training trace, one line per level (and method), mean over repetitions."""
+    found = _traces(data)
+    if isinstance(found, str):
+        return found
+    tr, energy = found
     res = data.results[["cell_key", "image", "task", "method_label", "p_deg_sigma",
                         "p_deg_missing", "p_deg_per", "rep"]].drop_duplicates("cell_key")
     tr = tr.merge(res, on="cell_key", how="inner")
     if tr.empty:
-        return "TVAE traces do not match any result row"
+        return "traces do not match any result row"
     image = image if image is not None else tr["image"].iloc[0]
     tr = tr[tr["image"] == image]
     if tr.empty:
-        return f"no TVAE traces for image {image!r}"
+        return f"no traces for image {image!r}"
     tr = tr.copy()
     tr["_level"] = levels(tr)
     multi = tr["method_label"].nunique() > 1
     tr["_line"] = (tr["method_label"] + " " if multi else "") + tr["_level"]
     panels = [(energy, "free energy (per data point)" if energy == "free_energy" else "loss")]
     if "psnr" in tr.columns and tr["psnr"].notna().any():
-        panels.append(("psnr", "PSNR (dB)"))
+        panels.append(("psnr", _psnr_label()))
     fig = Figure(figsize=(4.0 * len(panels) + 0.6, 3.4))
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     styles = _styles(tr["_line"])
@@ -227,7 +260,8 @@ def training_curves(data: RunData, image: str | None = None) -> list[tuple[str, 
         ax.set_ylabel(ylabel)
         ax.legend(loc="best")
     n_reps = tr["rep"].nunique()
-    fig.suptitle(f"TVAE training on image {image} (mean over {n_reps} repetition"
+    who = ", ".join(dict.fromkeys(str(m).split("[")[0].upper() for m in tr["method_label"]))
+    fig.suptitle(f"{who} training on image {image} (mean over {n_reps} repetition"
                  f"{'s' * (n_reps > 1)})", fontsize=10)
     return [(f"training_curves_{_slug(str(image))}", fig)]
 
@@ -239,7 +273,7 @@ def _artifacts(data: RunData, rows: pd.DataFrame, key: str):
             yield row, arrays
 
 
-def sparsity(data: RunData) -> list[tuple[str, Figure]] | str:
+def sparsity(data: RunData, *, image: str | None = None) -> Drawn:
     """Histogram of active latents per patch (normalised), TVAE against GSVAE, per level."""
     df = data.results[(data.results["status"] == "ok") & (data.results["artifact"] != "")]
     hists: dict[tuple[str, str], list[np.ndarray]] = {}
@@ -305,35 +339,46 @@ def _mosaic(fields: np.ndarray, ncols: int) -> np.ndarray:
     return out
 
 
-def generative_fields(data: RunData, image: str | None = None) -> list[tuple[str, Figure]] | str:
-    """The learned TVAE generative fields as one grid (each field symmetric around 0 = gray)."""
+MAX_FIELD_METHODS = 4
+
+
+def generative_fields(data: RunData, image: str | None = None) -> Drawn:
+    """The generative fields of every method whose artifacts hold ``fields`` (tvae, gsvae: the
+    same definition), one grid per method side by side, each field symmetric around 0 = gray."""
     df = data.results[(data.results["status"] == "ok") & (data.results["artifact"] != "")]
-    df = df[df["method"] == "tvae"]
     if image is not None:
         df = df[df["image"] == image]
     df = df.sort_values(["p_deg_sigma", "p_deg_missing", "rep"], kind="stable")
-    found = next(_artifacts(data, df, "fields"), None)
-    if found is None:
-        return "no TVAE artifacts with fields" + (f" for image {image!r}" if image else "")
-    row, arrays = found
-    fields = np.asarray(arrays["fields"])
-    if fields.ndim not in (3, 4) or (fields.ndim == 4 and fields.shape[3] != 3):
-        return f"fields have an unexpected shape {fields.shape}"
-    total = len(fields)
-    fields = fields[:MAX_FIELDS]
-    ncols = math.ceil(math.sqrt(len(fields)))
-    mosaic = _mosaic(fields, ncols)
-    fig = Figure(figsize=(5.5, 5.0 * mosaic.shape[0] / mosaic.shape[1] + 0.9))
-    ax = fig.subplots()
-    ax.imshow(mosaic, interpolation="nearest")
-    ax.set_axis_off()
-    level = row_level(row)
-    shown = f"{len(fields)} of {total}" if total > len(fields) else f"{total}"
-    ax.set_title(f"{_wrap(row['method_label'], 40)}: {shown} generative fields, "
-                 f"{fields.shape[1]}×{fields.shape[2]} px\n{row[DATASET_LABEL]} image "
-                 f"{row['image']}, {level}\nmid-gray = 0, each field scaled to its max |w|",
-                 fontsize=9)
-    return [(f"fields_{_slug(str(row['image']))}", fig)]
+    found: dict[str, tuple] = {}  # method label -> (row, fields) of its first cell with fields
+    for row, arrays in _artifacts(data, df, "fields"):
+        fields = np.asarray(arrays["fields"])
+        if row["method_label"] in found:
+            continue
+        if fields.ndim not in (3, 4) or (fields.ndim == 4 and fields.shape[3] != 3):
+            return f"fields have an unexpected shape {fields.shape}"
+        found[row["method_label"]] = (row, fields)
+        if len(found) == MAX_FIELD_METHODS:
+            break
+    if not found:
+        return "no artifacts with fields" + (f" for image {image!r}" if image else "")
+    first = next(iter(found.values()))[0]
+    mosaics = []
+    for row, fields in found.values():
+        total = len(fields)
+        fields = fields[:MAX_FIELDS]
+        mosaics.append((row, fields, total, _mosaic(fields, math.ceil(math.sqrt(len(fields))))))
+    height = max(m.shape[0] / m.shape[1] for *_, m in mosaics)
+    fig = Figure(figsize=(5.5 * len(mosaics), 5.0 * height + 0.9))
+    for ax, (row, fields, total, mosaic) in zip(fig.subplots(1, len(mosaics), squeeze=False)[0],
+                                               mosaics):
+        ax.imshow(mosaic, interpolation="nearest")
+        ax.set_axis_off()
+        shown = f"{len(fields)} of {total}" if total > len(fields) else f"{total}"
+        ax.set_title(f"{_wrap(row['method_label'], 40)}: {shown} generative fields, "
+                     f"{fields.shape[1]}×{fields.shape[2]} px\n{row[DATASET_LABEL]} image "
+                     f"{row['image']}, {row_level(row)}\nmid-gray = 0, each field scaled to "
+                     "its max |w|", fontsize=9)
+    return [(f"fields_{_slug(str(first['image']))}", fig)]
 
 
 def _display(img: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
@@ -423,8 +468,13 @@ def save(fig: Figure, out: Path, name: str, formats) -> list[Path]:
 
 
 def make_figures(data: RunData, out: str | Path, *, formats=("png",), image: str | None = None,
-                 log: Callable[[str], None] | None = None) -> tuple[list[Path], list[str]]:
-    """Write every figure the data allows into ``out``; return the files and the skip notes."""
+                 log: Callable[[str], None] | None = None,
+                 registry=None) -> tuple[list[Path], list[str]]:
+    """Write every figure the data allows into ``out``, one registered kind after the other;
+    return the files and the skip notes (a kind that fails is a note too, not a lost report)."""
+    from evobench.errors import first_line
+    from evobench.registry import get_registry
+
     formats = [f.strip().lower() for f in formats if f.strip()]
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
@@ -435,24 +485,21 @@ def make_figures(data: RunData, out: str | Path, *, formats=("png",), image: str
         raise EvobenchError(f"image {image!r} is not in the results (images: {known})")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    registry = registry or get_registry()
+    kinds = sorted((registry.figure(n) for n in registry.names("figures")),
+                   key=lambda k: (k.order, k.name))
     tasks = set(data.results["task"])
-    builders = [  # a figure for a task the runs do not have is left out without a note
-        *([("PSNR vs noise level", lambda: psnr_vs_level(data, "denoise"))]
-          if "denoise" in tasks else []),
-        *([("PSNR vs missing fraction", lambda: psnr_vs_level(data, "inpaint"))]
-          if "inpaint" in tasks else []),
-        ("PSNR vs wall time", lambda: psnr_vs_time(data)),
-        ("TVAE training curves", lambda: training_curves(data, image)),
-        ("sparsity histograms", lambda: sparsity(data)),
-        ("TVAE generative fields", lambda: generative_fields(data, image)),
-        ("restoration panels", lambda: restoration_panels(data, image)),
-    ]
     written, notes = [], []
     with style.context(STYLE):
-        for title, build in builders:
-            result = build()
+        for kind in kinds:
+            if kind.tasks and not kind.tasks & tasks:
+                continue  # a figure for a task the runs do not have: left out without a note
+            try:
+                result = load_object(kind.factory)(data, image=image)
+            except Exception as exc:  # noqa: BLE001 - one broken kind must not cost the rest
+                result = f"failed: {type(exc).__name__}: {first_line(exc)}"
             if isinstance(result, str):
-                notes.append(f"skipped {title}: {result}")
+                notes.append(f"skipped {kind.title}: {result}")
                 if log:
                     log(notes[-1])
                 continue

@@ -15,41 +15,13 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from evobench import schema
 from evobench.errors import EvobenchError, first_line
 
-SCHEMA_VERSION = 1
-SCHEMA_KEY = b"evobench_schema"
-
-IDENTITY_COLUMNS = (
-    "run_id", "cell_key", "suite", "profile", "dataset", "image", "color", "task",
-    "degradation", "p_deg_sigma", "sigma01", "p_deg_missing", "p_deg_per", "deg_params",
-    "method", "method_label", "method_version", "method_params", "rep", "base_seed",
-    "noise_seed", "method_seed",
-)
-OUTCOME_COLUMNS = ("status", "error")
-METRIC_COLUMNS = ("psnr", "ssim", "psnr_input", "ssim_input", "psnr_last_eval",
-                  "ssim_last_eval", "last_eval_epoch", "data_range", "metric_variant")
-TIMING_COLUMNS = ("time_fit_s", "time_infer_s", "time_total_s", "cpu_s")
-MEMORY_COLUMNS = ("peak_rss_mb", "peak_gpu_mb")
-ENVIRONMENT_COLUMNS = (
-    "device", "threads", "loadavg_1m", "host", "started_at", "finished_at", "evobench_version",
-)
-FILE_COLUMNS = ("artifact",)
-ALL_COLUMNS = (
-    IDENTITY_COLUMNS + OUTCOME_COLUMNS + METRIC_COLUMNS + TIMING_COLUMNS + MEMORY_COLUMNS
-    + ENVIRONMENT_COLUMNS + FILE_COLUMNS
-)
-# What reports cannot do without; everything else is filled with NaN / "" when absent.
-REQUIRED_COLUMNS = ("cell_key", "dataset", "image", "task", "method", "status", "psnr")
-STRING_COLUMNS = frozenset({
-    "run_id", "cell_key", "suite", "profile", "dataset", "image", "color", "task", "degradation",
-    "p_deg_per", "deg_params", "method", "method_label", "method_version", "method_params",
-    "status", "error", "metric_variant", "device", "host", "started_at", "finished_at",
-    "evobench_version", "artifact",
-})
+ALL_COLUMNS = schema.ROW_ORDER
+REQUIRED_COLUMNS = schema.REQUIRED_COLUMNS
 RUN_DIR = "run_dir"  # added column: absolute path of the run folder a row came from
 DATASET_LABEL = "dataset_label"  # added column: dataset name, with parameters when ambiguous
-TRACE_KEYS = ("cell_key", "method", "epoch")
 
 
 @dataclass
@@ -88,15 +60,16 @@ def read_results(path: str | Path) -> pd.DataFrame:
     except Exception as exc:  # pyarrow raises several types for damaged files
         raise EvobenchError(f"cannot read {file}: {first_line(exc)}") from None
     meta = table.schema.metadata or {}
-    if SCHEMA_KEY in meta:
+    if schema.SCHEMA_KEY in meta:
         try:
-            version = int(meta[SCHEMA_KEY])
+            version = int(meta[schema.SCHEMA_KEY])
         except ValueError:
-            raise EvobenchError(f"{file} has an unreadable schema version {meta[SCHEMA_KEY]!r}") from None
-        if version > SCHEMA_VERSION:
+            raise EvobenchError(f"{file} has an unreadable schema version "
+                                f"{meta[schema.SCHEMA_KEY]!r}") from None
+        if version > schema.SCHEMA_VERSION:
             raise EvobenchError(
                 f"{file} uses results schema {version}, newer than this evobench reads "
-                f"({SCHEMA_VERSION}); upgrade evobench"
+                f"({schema.SCHEMA_VERSION}); upgrade evobench"
             )
     df = table.to_pandas()
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
@@ -110,16 +83,14 @@ def read_results(path: str | Path) -> pd.DataFrame:
 def normalise(df: pd.DataFrame, folder: Path | None = None) -> pd.DataFrame:
     """Give ``df`` every schema column with a stable dtype (strings never NaN)."""
     df = df.copy()
-    for col in ALL_COLUMNS:
+    for col in schema.ROW_ORDER:
         if col not in df.columns:
-            df[col] = "" if col in STRING_COLUMNS else np.nan
-    for col in STRING_COLUMNS:
+            df[col] = "" if col in schema.STRING_COLUMNS else np.nan
+    for col in schema.STRING_COLUMNS:
         df[col] = df[col].fillna("").astype(str)
     empty_label = df["method_label"] == ""
     df.loc[empty_label, "method_label"] = df.loc[empty_label, "method"]
-    for col in ("psnr", "ssim", "psnr_input", "ssim_input", "psnr_last_eval", "ssim_last_eval",
-                "last_eval_epoch", "p_deg_sigma", "p_deg_missing",
-                "sigma01", *TIMING_COLUMNS, *MEMORY_COLUMNS):
+    for col in schema.FLOAT_COLUMNS:
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
     df["rep"] = pd.to_numeric(df["rep"], errors="coerce").fillna(0).astype(int)
     if folder is not None:
@@ -157,12 +128,12 @@ def read_traces(path: str | Path) -> pd.DataFrame:
     folder = run_folder(path)
     file = folder / "traces.parquet"
     if not file.is_file():
-        return pd.DataFrame(columns=[*TRACE_KEYS, RUN_DIR])
+        return pd.DataFrame(columns=[*schema.TRACE_KEYS, RUN_DIR])
     try:
         df = pd.read_parquet(file)
     except Exception as exc:
         raise EvobenchError(f"cannot read {file}: {first_line(exc)}") from None
-    missing = [c for c in TRACE_KEYS if c not in df.columns]
+    missing = [c for c in schema.TRACE_KEYS if c not in df.columns]
     if missing:
         raise EvobenchError(f"{file} lacks the column(s) {', '.join(missing)}")
     df[RUN_DIR] = str(folder)

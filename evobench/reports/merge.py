@@ -12,19 +12,16 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from evobench.errors import EvobenchError
-from evobench.reports.load import RUN_DIR, SCHEMA_KEY, SCHEMA_VERSION, load_runs
+from evobench.reports.load import DATASET_LABEL, RUN_DIR, load_runs
+from evobench.schema import parquet_bytes
 
 
 def write_table(df: pd.DataFrame, file: Path) -> None:
-    """Write a store table the way the harness does: zstd Parquet with the schema version."""
-    table = pa.Table.from_pandas(df.drop(columns=[RUN_DIR], errors="ignore"), preserve_index=False)
-    meta = dict(table.schema.metadata or {})
-    meta[SCHEMA_KEY] = str(SCHEMA_VERSION).encode()
-    pq.write_table(table.replace_schema_metadata(meta), file, compression="zstd")
+    """Write a loaded table back as a store table (:func:`evobench.schema.parquet_bytes`),
+    without the columns the loader added."""
+    file.write_bytes(parquet_bytes(df.drop(columns=[RUN_DIR, DATASET_LABEL], errors="ignore")))
 
 
 def merge_runs(sources, out: str | Path, *, force: bool = False) -> Path:

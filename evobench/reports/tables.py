@@ -19,22 +19,27 @@ from tabulate import tabulate
 
 from evobench.errors import EvobenchError
 from evobench.reports.load import DATASET_LABEL, normalise
+from evobench.schema import Facts, facts
 
 FORMATS = ("text", "markdown", "csv", "latex", "html")
-# metric -> (heading, higher is better, decimals)
-METRICS: dict[str, tuple[str, bool, int]] = {
-    "psnr": ("PSNR (dB) of the final image", True, 2),
-    "psnr_last_eval": ("PSNR (dB) at the last scheduled evaluation (paper presets: epoch 481, "
-                       "as published)", True, 2),
-    "ssim": ("SSIM", True, 3),
-    "time_total_s": ("wall time (s)", False, 2),
-    "cpu_s": ("CPU time (s)", False, 2),
-    "peak_rss_mb": ("peak RSS (MB)", False, 0),
-    "psnr_input": ("input PSNR (dB)", True, 2),
-}
-DEFAULT_METRICS = ("psnr", "ssim", "time_total_s")
+DEFAULT_COLUMNS = ("psnr", "ssim", "time_total_s")  # the result columns tabulated by default
 # shown right after their main metric whenever a run has them (TVAE's published schedule)
 COMPANIONS = {"psnr": "psnr_last_eval"}
+
+
+def column_facts(column: str) -> Facts:
+    """How a table shows ``column``: its metric's facts (``MetricSpec``) or the schema's, else
+    its name, higher is better, three decimals."""
+    from evobench.registry import get_registry
+
+    return facts(column, get_registry().metric_specs()) or Facts(column, True, 3)
+
+
+def heading(column: str) -> str:
+    """A table's heading: the column's label (a metric with a companion column says that it
+    scores the final image)."""
+    label = column_facts(column).label
+    return f"{label} of the final image" if column in COMPANIONS else label
 
 
 def with_companions(df: pd.DataFrame, metrics) -> list[str]:
@@ -46,12 +51,14 @@ def with_companions(df: pd.DataFrame, metrics) -> list[str]:
         if extra and extra not in metrics and extra in df.columns and df[extra].notna().any():
             out.append(extra)
     return out
+
+
 # rows that are references, not competitors (the corrupted input itself): never marked best
 REFERENCE_METHODS = frozenset({"noisy"})
 
 
 @dataclass
-class Cell:
+class Entry:
     """One table entry: the statistic over repetitions plus the count of non-ok rows."""
 
     mean: float = math.nan
@@ -80,7 +87,7 @@ class Table:
     dataset: str
     scope: str  # "average" or an image id
     columns: list[str]
-    rows: list[tuple[str, list[Cell]]]
+    rows: list[tuple[str, list[Entry]]]
 
 
 def level_label(task: str, sigma: float, missing: float, per: str = "") -> str:
@@ -157,17 +164,18 @@ def _failures(df: pd.DataFrame) -> tuple[dict, dict]:
     return avg, img
 
 
-def _cell(stats: tuple | None, failed: Counter | None) -> Cell:
-    cell = Cell(failed=Counter(failed or {}))
+def _entry(stats: tuple | None, failed: Counter | None) -> Entry:
+    entry = Entry(failed=Counter(failed or {}))
     if stats is not None:
         mean, std, count = stats
-        cell.mean, cell.n_reps = float(mean), int(count)
-        cell.std = float(std) if count > 1 else math.nan
-    return cell
+        entry.mean, entry.n_reps = float(mean), int(count)
+        entry.std = float(std) if count > 1 else math.nan
+    return entry
 
 
-def _mark_best(rows: list[tuple[str, list[Cell]]], metric: str) -> None:
-    _, higher, decimals = METRICS.get(metric, (metric, True, 3))
+def _mark_best(rows: list[tuple[str, list[Entry]]], metric: str) -> None:
+    known = column_facts(metric)
+    higher, decimals = known.higher_is_better is not False, known.decimals
     contenders = [(name, cells) for name, cells in rows if name not in REFERENCE_METHODS]
     for j in range(len(rows[0][1]) if rows else 0):
         shown = [round(cells[j].mean, decimals) for _, cells in contenders]
@@ -179,7 +187,7 @@ def _mark_best(rows: list[tuple[str, list[Cell]]], metric: str) -> None:
             cells[j].best = v == target
 
 
-def build_tables(df: pd.DataFrame, metrics=DEFAULT_METRICS, *, per_image: bool = True) -> list[Table]:
+def build_tables(df: pd.DataFrame, metrics=DEFAULT_COLUMNS, *, per_image: bool = True) -> list[Table]:
     """All tables for ``df`` (a results frame): per (task, dataset) and metric, averaged over images
     first, then one per image when ``per_image``."""
     unknown = [m for m in metrics if m not in df.columns]
@@ -200,17 +208,17 @@ def build_tables(df: pd.DataFrame, metrics=DEFAULT_METRICS, *, per_image: bool =
         if per_image and len(images) > 1:
             scopes += images
         for metric in metrics:
-            heading = METRICS.get(metric, (metric,))[0]
+            title_of = heading(metric)
             avg, img = stats[metric]
             for scope in scopes:
                 rows = []
                 for method in methods:
                     if scope == "average":
                         keys = [(task, dataset, method, col) for col in columns]
-                        cells = [_cell(avg.get(k), fail_avg.get(k)) for k in keys]
+                        cells = [_entry(avg.get(k), fail_avg.get(k)) for k in keys]
                     else:
                         keys = [(task, dataset, method, col, scope) for col in columns]
-                        cells = [_cell(img.get(k), fail_img.get(k)) for k in keys]
+                        cells = [_entry(img.get(k), fail_img.get(k)) for k in keys]
                     if any(c.n_reps or c.failed for c in cells):
                         rows.append((method, cells))
                 if not rows:
@@ -218,7 +226,7 @@ def build_tables(df: pd.DataFrame, metrics=DEFAULT_METRICS, *, per_image: bool =
                 _mark_best(rows, metric)
                 where = (f"mean over {len(images)} images" if scope == "average" and len(images) > 1
                          else f"image {images[0] if scope == 'average' else scope}")
-                title = f"{heading}: {task} on {dataset}, {where}"
+                title = f"{title_of}: {task} on {dataset}, {where}"
                 tables.append(Table(title, metric, task, dataset, scope, columns, rows))
     return tables
 
@@ -233,7 +241,7 @@ def status_counts(df: pd.DataFrame) -> pd.DataFrame:
     return counts.reindex(columns=[c for c in cols if c in counts.columns], fill_value=0)
 
 
-def render_summary(df: pd.DataFrame, fmt: str = "text", *, metrics=DEFAULT_METRICS,
+def render_summary(df: pd.DataFrame, fmt: str = "text", *, metrics=DEFAULT_COLUMNS,
                    per_image: bool = True) -> str:
     """The comparison tables of ``df`` in ``fmt`` (text, markdown, csv, latex or html).
 
@@ -257,7 +265,7 @@ def render_summary(df: pd.DataFrame, fmt: str = "text", *, metrics=DEFAULT_METRI
 
 
 def _grid(table: Table, mark) -> tuple[list[str], list[list[str]]]:
-    decimals = METRICS.get(table.metric, (None, None, 3))[2]
+    decimals = column_facts(table.metric).decimals
     header = ["method", *table.columns]
     body = [[name] + [mark(c.text(decimals)) if c.best else c.text(decimals) for c in cells]
             for name, cells in table.rows]

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from evobench import inputs
 from evobench.errors import EvobenchError
+from evobench.inputs import MethodInput, reference_psnr
 from evobench.live import report_progress
 from evobench.patches import extract_patches, merge_patches
 from evobench.tvae.config import TVAEConfig, make_config
@@ -59,38 +61,12 @@ class TVAEResult:
     resumed_at: int | None = None
 
 
-def _check_image(image, what: str, sigma=None) -> np.ndarray:
-    from evobench.validate import image_values
-
-    image_values(image, sigma=sigma, what=what)  # integer, empty or far-off-scale input
-    try:
-        img = np.asarray(image, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise EvobenchError(f"{what} must be a numeric array (H x W or H x W x 3)") from None
-    if not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3)):
-        raise EvobenchError(
-            f"{what} must be H x W (gray) or H x W x 3 (RGB), got shape {tuple(img.shape)}"
-        )
-    return img
-
-
-def _resolve_device(device: str) -> torch.device:
-    from evobench.validate import device as checked_device
-
-    return torch.device(checked_device(device))  # the same rule and message as the CLI
-
-
 def _check_fit(cfg: TVAEConfig, shape: tuple[int, ...]) -> None:
     if cfg.patch_size > min(shape[:2]):
         raise EvobenchError(
             f"patch_size={cfg.patch_size} is larger than the image ({shape[0]} x {shape[1]}); "
             "use a smaller patch_size"
         )
-
-
-def _psnr(clean: np.ndarray, est: np.ndarray) -> float:
-    mse = float(np.mean((clean - est) ** 2))
-    return float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse)
 
 
 FIELD_INIT = 0.2  # initial generative-field scale, as a fraction of the data's std
@@ -164,119 +140,149 @@ def build_trainer(Ynp: np.ndarray, obs_np: np.ndarray | None, cfg: TVAEConfig,
     return Trainer(model, Y, obs, keys, cfg, gen)
 
 
-def _fit(corrupted: np.ndarray, mask: np.ndarray | None, *, sigma, preset, seed, device, clean,
-         overrides, checkpoint=None, checkpoint_every=None) -> TVAEResult:
-    cfg = make_config(get_preset(preset), overrides)
-    _check_fit(cfg, corrupted.shape)
-    dev = _resolve_device(device)
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise EvobenchError(f"seed must be an integer, got {seed!r}")
-    if sigma is not None and not (np.isfinite(sigma) and sigma > 0):
-        raise EvobenchError(f"sigma must be a positive noise std on the [0, 1] scale, got {sigma}")
-    if clean is not None:
-        clean = _check_image(clean, "clean")
-        if clean.shape != corrupted.shape:
-            raise EvobenchError(f"clean has shape {clean.shape}, expected {corrupted.shape}")
-    dtype = torch.float32 if cfg.dtype == "float32" else torch.float64
-    gen = torch.Generator(device=dev)
-    gen.manual_seed(int(seed))
-    p, stride, scale = cfg.patch_size, cfg.stride, cfg.scale
+@dataclass
+class _Patches:
+    """A corrupted image as the fit's data: patches in internal units (NaN = missing), which of
+    them train (``keep``: a patch with nothing observed neither trains nor votes)."""
 
-    data = corrupted.copy()
-    if mask is not None:
-        data[mask] = np.nan
-    Ynp = extract_patches(data, p, stride) * scale
-    N, D = Ynp.shape
-    obs_np = None
-    if mask is not None:
-        obs_np = ~np.isnan(Ynp)
-        if not obs_np.any(1).all():
-            # patches with nothing observed carry no information; they neither train nor vote
-            keep = obs_np.any(1)
-        else:
-            keep = np.ones(N, dtype=bool)
-    else:
-        keep = np.ones(N, dtype=bool)
+    Y: np.ndarray  # (N, D)
+    obs: np.ndarray | None  # (N, D) bool, observed entries; None when denoising
+    keep: np.ndarray  # (N,) bool
 
-    s2 = initial_sigma2(cfg, Ynp[keep], sigma)
 
-    trainer = build_trainer(Ynp[keep], None if obs_np is None else obs_np[keep], cfg, gen, s2)
-    model, decoder, obs = trainer.model, trainer.model.decoder, trainer.obs
-    saver = _checkpointer(checkpoint, checkpoint_every, cfg, preset, seed, dev, corrupted, mask)
+def _patches(call: MethodInput, cfg: TVAEConfig) -> _Patches:
+    data = call.image.copy()
+    if call.mask is not None:
+        data[call.mask] = np.nan
+    Y = extract_patches(data, cfg.patch_size, cfg.stride) * cfg.scale
+    obs = None if call.mask is None else ~np.isnan(Y)
+    keep = np.ones(Y.shape[0], dtype=bool) if obs is None else obs.any(1)
+    return _Patches(Y, obs, keep)
 
-    def to_image(est: torch.Tensor) -> np.ndarray:
-        full = np.full((N, D), np.nan)
-        full[keep] = est.double().cpu().numpy() / scale
-        img = merge_patches(full, corrupted.shape, p, stride, cfg.merge)
-        if mask is not None:
-            img = np.where(mask, img, corrupted)
-            img = np.where(np.isnan(img), np.nanmean(corrupted[~mask]), img)
-        return img
 
-    trace: list[dict] = []
-    snapshots: dict[int, np.ndarray] = {}
-    start, fit0 = 0, 0.0
-    if saver is not None and (restored := saver.restore(trainer)) is not None:
-        start, fit0, trace, snapshots = restored
-    log_scale = math.log(scale) * (D if obs is None else float(obs.sum(1).mean()))
+def _to_image(est: torch.Tensor, data: _Patches, call: MethodInput, cfg: TVAEConfig) -> np.ndarray:
+    """Posterior-mean patches (rows of ``data.keep``, internal units) -> the image on [0, 1];
+    observed pixels keep their values and pixels no patch votes for get the observed mean."""
+    full = np.full(data.Y.shape, np.nan)
+    full[data.keep] = est.double().cpu().numpy() / cfg.scale
+    img = merge_patches(full, call.image.shape, cfg.patch_size, cfg.stride, cfg.merge)
+    if call.mask is not None:
+        img = np.where(call.mask, img, call.image)
+        img = np.where(np.isnan(img), np.nanmean(call.image[~call.mask]), img)
+    return img
 
-    def on_epoch(e, stats, fit_s, dt):
-        row = {"epoch": e, "free_energy": stats["F"] + log_scale,
+
+class _EpochLog:
+    """``run_epochs``' per-epoch callback: the trace row, the snapshots of the scheduled
+    evaluation epochs (and the ``clean`` PSNR), the checkpoint and the live progress."""
+
+    def __init__(self, trainer: Trainer, cfg: TVAEConfig, to_image, clean, saver, log_scale):
+        self.trainer, self.cfg, self.to_image, self.clean = trainer, cfg, to_image, clean
+        self.saver, self.log_scale = saver, log_scale
+        self.trace: list[dict] = []
+        self.snapshots: dict[int, np.ndarray] = {}
+
+    def __call__(self, e, stats, fit_s, dt) -> None:
+        cfg, scale = self.cfg, self.cfg.scale
+        row = {"epoch": e, "free_energy": stats["F"] + self.log_scale,
                "sigma2": stats["sigma2"] / scale**2, "pi_sum": stats["pi_sum"],
                "new_states": stats["new_states"], "seconds": fit_s, "epoch_seconds": dt}
         scheduled = is_eval_epoch(e, cfg.eval_every)
-        if scheduled or (clean is not None and e == cfg.epochs):
-            est, _ = trainer.estimate()
-            img = to_image(est)
+        if scheduled or (self.clean is not None and e == cfg.epochs):
+            est, _ = self.trainer.estimate()
+            img = self.to_image(est)
             if scheduled:
-                snapshots[e] = img.astype(np.float32)
-            if clean is not None:
-                row["psnr"] = _psnr(clean, img)
-        trace.append(row)
-        if saver is not None:
-            saver.after_epoch(e, cfg.epochs, fit_s, trainer, trace, snapshots)
+                self.snapshots[e] = img.astype(np.float32)
+            if self.clean is not None:
+                row["psnr"] = reference_psnr(self.clean, img)
+        self.trace.append(row)
+        if self.saver is not None:
+            self.saver.after_epoch(e, cfg.epochs, fit_s, self.trainer, self.trace,
+                                   self.snapshots)
         # to the harness's live display, if any (which scores the estimate of evaluation epochs)
         report_progress(epoch=e, epochs=cfg.epochs, free_energy=row["free_energy"],
-                        psnr=row.get("psnr"), estimate=snapshots.get(e))
+                        psnr=row.get("psnr"), estimate=self.snapshots.get(e))
 
-    epochs_run = run_epochs(trainer, cfg.epochs, cfg.budget_s, on_epoch, start=start, fit=fit0)
-    time_fit = trace[-1]["seconds"] if trace else 0.0
 
-    t0 = time.perf_counter()
-    est, stats = trainer.estimate(want_stats=True)
-    image = to_image(est)
-    time_infer = time.perf_counter() - t0
-    if clean is not None and trace and "psnr" not in trace[-1]:  # stopped early by budget_s
-        trace[-1]["psnr"] = _psnr(clean, image)
-
+def _fields(trainer: Trainer, cfg: TVAEConfig, image_shape: tuple) -> np.ndarray:
+    """Decoder outputs of the all-zero state and each singleton state, (H + 1, p, p[, 3]) on
+    the [0, 1] scale."""
+    dtype = torch.float32 if cfg.dtype == "float32" else torch.float64
+    dev = trainer.model.pi.device
     with torch.no_grad():
         eye = torch.cat([torch.zeros(1, cfg.H), torch.eye(cfg.H)]).to(dtype=dtype, device=dev)
-        out = decoder(eye).double().cpu().numpy() / scale
-    c = 3 if corrupted.ndim == 3 else 1
-    out = out.reshape(cfg.H + 1, c, p, p)
-    out = out[:, 0] if c == 1 else np.moveaxis(out, 1, -1)
+        out = trainer.model.decoder(eye).double().cpu().numpy() / cfg.scale
+    c = 3 if len(image_shape) == 3 else 1
+    out = out.reshape(cfg.H + 1, c, cfg.patch_size, cfg.patch_size)
+    return out[:, 0] if c == 1 else np.moveaxis(out, 1, -1)
+
+
+def fit(call: MethodInput, *, preset="quick", clean=None, overrides=None, checkpoint=None,
+        checkpoint_every=None) -> TVAEResult:
+    """Fit TVAE to one checked input (``evobench.inputs.check``: :func:`denoise`,
+    :func:`inpaint`, or the ``tvae`` method behind ``evobench.api.run_spec``) and estimate the
+    clean image. Checks only what the engine alone knows (patch size vs image, the preset's
+    constraints such as S <= 2^H); ``clean`` must already match the image (diagnostics)."""
+    cfg = make_config(get_preset(preset), overrides or {})
+    _check_fit(cfg, call.image.shape)
+    dev = torch.device(call.device)
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(int(call.seed))
+    data = _patches(call, cfg)
+    keep = data.keep
+    s2 = initial_sigma2(cfg, data.Y[keep], call.sigma)
+    trainer = build_trainer(data.Y[keep], None if data.obs is None else data.obs[keep], cfg, gen,
+                            s2)
+    saver = _checkpointer(checkpoint, checkpoint_every, cfg, preset, call)
+    obs = trainer.obs
+    log_scale = math.log(cfg.scale) * (data.Y.shape[1] if obs is None
+                                       else float(obs.sum(1).mean()))
+    log = _EpochLog(trainer, cfg, lambda est: _to_image(est, data, call, cfg), clean, saver,
+                    log_scale)
+    start, fit0 = 0, 0.0
+    if saver is not None and (restored := saver.restore(trainer)) is not None:
+        start, fit0, log.trace, log.snapshots = restored
+    epochs_run = run_epochs(trainer, cfg.epochs, cfg.budget_s, log, start=start, fit=fit0)
+    return _result(call, cfg, trainer, log, epochs_run, preset, clean, saver)
+
+
+def _result(call, cfg, trainer, log, epochs_run, preset, clean, saver) -> TVAEResult:
+    """The final estimate, fields and statistics of a finished (or stopped) fit. (Eight
+    parameters: the pieces :func:`fit` assembled, handed over as they are.)"""
+    trace = log.trace
+    t0 = time.perf_counter()
+    est, stats = trainer.estimate(want_stats=True)
+    image = log.to_image(est)
+    time_infer = time.perf_counter() - t0
+    if clean is not None and trace and "psnr" not in trace[-1]:  # stopped early by budget_s
+        trace[-1]["psnr"] = reference_psnr(clean, image)
+    out = _fields(trainer, cfg, call.image.shape)
+    model = trainer.model
     pi = model.pi.double().cpu().numpy()
     sparsity = {"active_mean": stats["active_mean"], "pi_sum": float(pi.sum()),
                 "active_hist": stats["active_hist"]}
     return TVAEResult(image=image, trace=trace, sparsity=sparsity, fields=out[1:],
-                      background=out[0], pi=pi, sigma2=float(model.sigma2) / scale**2,
-                      time_fit_s=time_fit, time_infer_s=time_infer, epochs_run=epochs_run,
-                      config=cfg.as_dict() | {"preset": preset, "seed": int(seed),
-                                              "device": str(dev)},
-                      snapshots=snapshots, last_eval_epoch=max(snapshots, default=None),
+                      background=out[0], pi=pi, sigma2=float(model.sigma2) / cfg.scale**2,
+                      time_fit_s=trace[-1]["seconds"] if trace else 0.0,
+                      time_infer_s=time_infer, epochs_run=epochs_run,
+                      config=cfg.as_dict() | {"preset": preset, "seed": int(call.seed),
+                                              "device": str(torch.device(call.device))},
+                      snapshots=log.snapshots,
+                      last_eval_epoch=max(log.snapshots, default=None),
                       resumes=0 if saver is None else saver.resumes,
                       resumed_at=None if saver is None else saver.resumed_at)
 
 
-def _checkpointer(path, every, cfg: TVAEConfig, preset, seed, dev, corrupted, mask):
+def _checkpointer(path, every, cfg: TVAEConfig, preset, call: MethodInput):
     """The fit's checkpointing (evobench.tvae.checkpoint), or None when neither the caller
     (``checkpoint=PATH``) nor the harness (evobench.checkpoint.current()) asks for it."""
     from evobench.checkpoint import checkpointer
     from evobench.tvae.checkpoint import KIND, FitCheckpoint, input_digest
 
     ident = {"config": {k: v for k, v in cfg.as_dict().items() if k != "budget_s"},
-             "preset": str(preset), "seed": int(seed), "device": str(dev),
-             "input": input_digest(corrupted, mask)}
+             "preset": str(preset), "seed": int(call.seed),
+             "device": str(torch.device(call.device)),
+             "input": input_digest(call.image, call.mask)}
     return checkpointer(path, every, ident, KIND, cls=FitCheckpoint)
 
 
@@ -291,36 +297,18 @@ def denoise(noisy, *, sigma=None, preset="quick", seed=0, device="cpu", clean=No
     seconds of wall time (default 600; 0 = off); if it holds a checkpoint of this very fit
     (same input, configuration, seed and device), the fit continues from it (see
     evobench.tvae.checkpoint); a checkpoint that does not match is reported and ignored.
+    A boundary of its own: the input is checked here (:func:`evobench.inputs.check`), once.
     """
-    img = _check_image(noisy, "noisy image", sigma if isinstance(sigma, int | float) else None)
-    if not np.isfinite(img).all():
-        raise EvobenchError("the noisy image contains NaN or infinite values; for missing "
-                            "pixels use inpaint(corrupted, mask=...)")
-    return _fit(img, None, sigma=sigma, preset=preset, seed=seed, device=device, clean=clean,
-                overrides=overrides, checkpoint=checkpoint, checkpoint_every=checkpoint_every)
+    call = inputs.check(noisy, task="denoise", sigma=sigma, seed=seed, device=device)
+    return fit(call, preset=preset, clean=inputs.reference(clean, call.image.shape),
+               overrides=overrides, checkpoint=checkpoint, checkpoint_every=checkpoint_every)
 
 
 def inpaint(corrupted, *, mask, preset="quick", seed=0, device="cpu", clean=None,
             checkpoint=None, checkpoint_every=None, **overrides) -> TVAEResult:
-    """Fill the pixels where ``mask`` is True (H x W, or per entry H x W x 3); observed pixels
-    are kept as given. Values under the mask are ignored (they may be NaN). ``checkpoint``,
-    ``checkpoint_every``: as for :func:`denoise`."""
-    img = _check_image(corrupted, "corrupted image")
-    if mask is None:
-        raise EvobenchError("inpaint needs a mask (True where a pixel is missing)")
-    m = np.asarray(mask)
-    if m.dtype != bool:
-        raise EvobenchError(f"mask must be a boolean array (True = missing), got dtype {m.dtype}")
-    if m.shape != img.shape and m.shape != img.shape[:2]:
-        raise EvobenchError(
-            f"mask shape {tuple(m.shape)} does not match image shape {tuple(img.shape)}"
-        )
-    if m.shape != img.shape:
-        m = np.broadcast_to(m[..., None], img.shape).copy()
-    if m.all():
-        raise EvobenchError("the mask marks every pixel as missing; nothing to inpaint from")
-    if not np.isfinite(img[~m]).all():
-        raise EvobenchError("the image has NaN or infinite values at pixels the mask marks "
-                            "as observed")
-    return _fit(img, m, sigma=None, preset=preset, seed=seed, device=device, clean=clean,
-                overrides=overrides, checkpoint=checkpoint, checkpoint_every=checkpoint_every)
+    """Fill the pixels where ``mask`` (bool) is True (H x W, or per entry H x W x 3); observed
+    pixels are kept as given. Values under the mask are ignored (they may be NaN).
+    ``checkpoint``, ``checkpoint_every``: as for :func:`denoise`, and so is the input check."""
+    call = inputs.check(corrupted, task="inpaint", mask=mask, seed=seed, device=device)
+    return fit(call, preset=preset, clean=inputs.reference(clean, call.image.shape),
+               overrides=overrides, checkpoint=checkpoint, checkpoint_every=checkpoint_every)

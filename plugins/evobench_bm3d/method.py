@@ -1,7 +1,9 @@
 """BM3D behind the evobench method contract.
 
 ``sigma`` is the noise std in the image's own units (the [0, 1] scale), which is what the bm3d
-package expects for ``sigma_psd`` given as a scalar; no rescaling to 0-255 happens.
+package expects for ``sigma_psd`` given as a scalar; no rescaling to 0-255 happens. The input
+arrives checked (``evobench.api.run_spec``): sigma given and > 0, the bm3d package importable,
+``profile``/``stage``/``colorspace`` among the spec's choices.
 """
 
 from __future__ import annotations
@@ -10,9 +12,7 @@ import time
 
 import numpy as np
 
-from evobench.api import MethodOutput, check_method_input
-from evobench.errors import EvobenchError
-from evobench_bm3d import SPEC
+from evobench.api import MethodOutput
 
 
 def _profile(bm3d, name: str):
@@ -23,27 +23,15 @@ def _profile(bm3d, name: str):
 
 def run(image, *, task, mask=None, sigma=None, seed=0, device="cpu", budget_s=None,
         profile="np", stage="all", colorspace="opp"):
-    """Denoise with BM3D. Deterministic: ``seed`` has no effect."""
-    image, _ = check_method_input(SPEC, image, task=task, mask=mask, sigma=sigma, device=device)
-    if sigma is None:
-        raise EvobenchError("bm3d needs the noise level: pass sigma (std on the [0, 1] scale)")
-    if profile not in {"np", "lc", "vn", "high"} or stage not in {"all", "ht"}:
-        raise EvobenchError(
-            f"bm3d: profile must be np/lc/vn/high and stage all/ht, got {profile!r}/{stage!r}"
-        )
-    try:
-        import bm3d
-    except ImportError:
-        raise EvobenchError(
-            "method 'bm3d' needs the bm3d package: pip install 'evobench[bm3d]'"
-        ) from None
+    """Denoise with BM3D. Deterministic: ``seed`` has no effect. (Ten parameters: the method
+    contract's seven and the spec's three.)"""
+    import bm3d
+
     stage_arg = bm3d.BM3DStages.ALL_STAGES if stage == "all" else \
         bm3d.BM3DStages.HARD_THRESHOLDING
     prof = _profile(bm3d, profile)
     start = time.perf_counter()
-    if sigma == 0:
-        out = image.copy()  # nothing to remove; bm3d divides by sigma
-    elif image.ndim == 2:
+    if image.ndim == 2:
         out = bm3d.bm3d(image, sigma_psd=float(sigma), profile=prof, stage_arg=stage_arg)
     elif stage == "all":
         out = bm3d.bm3d_rgb(image, sigma_psd=float(sigma), profile=prof, colorspace=colorspace)

@@ -7,31 +7,31 @@ s ~ q(s|y), a Monte-Carlo version of TVAE's posterior mean sum_s q(s) mu(s). The
 trained on relaxed (non-binary) inputs, and on House crops ``mean`` was 0.3-1.2 dB better.
 Pixel values are standardised (mean 0, std 1 over the observed pixels) for training;
 ``data_scale="none"`` keeps the [0, 1] scale.
+
+The input arrives checked against the spec by ``evobench.api.run_spec`` (mask shaped like the
+image, patch size within the image, device available); the parameters are the spec's, whose
+defaults fill in what a direct call leaves out.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 
-from evobench.api import MethodOutput, check_method_input, report_progress
+from evobench.api import MethodOutput, report_progress
 from evobench.errors import EvobenchError
+from evobench.inputs import reference, reference_psnr
 from evobench.patches import extract_patches, merge_patches
 from evobench_gsvae import SPEC
 from evobench_gsvae.model import GSVAE, poisson_binomial_hist
 
 _INFER_CHUNK = 4096
 DEFAULT_EPOCHS = {"denoise": 12, "inpaint": 25}
-
-
-def _device(device: str) -> torch.device:
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise EvobenchError("device 'cuda' was requested but torch sees no CUDA GPU; use 'cpu'")
-    return dev
 
 
 def _generators(seed: int, dev: torch.device) -> tuple[torch.Generator, torch.Generator]:
@@ -107,11 +107,109 @@ def _load_state(model: GSVAE, opt: torch.optim.Optimizer, gens: dict, state: dic
     return step
 
 
+@dataclass
+class _Data:
+    """The image as training data: standardised patches (zero at missing entries) on the
+    device, and how to map estimates back to the image."""
+
+    img: np.ndarray
+    observed: np.ndarray | None  # bool, True where observed; None when denoising
+    shift: float
+    scale: float
+    y: torch.Tensor  # (N, D)
+    obs: torch.Tensor | None  # (N, D) 1.0 where observed
+    patch_size: int
+
+    def to_image(self, est: torch.Tensor) -> np.ndarray:
+        merged = merge_patches(est.double().cpu().numpy() * self.scale + self.shift,
+                               self.img.shape, self.patch_size)
+        return merged if self.observed is None else np.where(self.observed, self.img, merged)
+
+
+def _settings(params: dict) -> SimpleNamespace:
+    """The spec's parameters (its defaults for those a direct call leaves out), with
+    ``epochs=None`` resolved per task later and ``hidden`` as a tuple of widths."""
+    s = SimpleNamespace(**({p.name: p.default for p in SPEC.params} | params))
+    if s.tau_min <= 0 or s.tau0 < s.tau_min:
+        raise EvobenchError(f"gsvae needs 0 < tau_min <= tau0, got tau0={s.tau0}, "
+                            f"tau_min={s.tau_min}")
+    s.hidden = tuple(int(h) for h in s.hidden)
+    if any(h < 1 for h in s.hidden):
+        raise EvobenchError(f"gsvae: hidden layer widths must be >= 1, got {s.hidden}")
+    return s
+
+
+def _data(image: np.ndarray, mask, s: SimpleNamespace, dev: torch.device) -> _Data:
+    img = np.asarray(image, dtype=np.float64)
+    observed = None if mask is None else ~np.asarray(mask, dtype=bool)
+    vals = img if observed is None else img[observed]
+    shift, scale = (float(vals.mean()), float(vals.std()) or 1.0) \
+        if s.data_scale == "standardize" else (0.0, 1.0)
+    filled = img if observed is None else np.where(observed, img, 0.0)
+    patches = extract_patches((filled - shift) / scale, s.patch_size)
+    y = torch.as_tensor(patches, dtype=torch.float32, device=dev)
+    obs = None
+    if observed is not None:
+        obs_np = extract_patches(observed.astype(np.float64), s.patch_size)
+        obs = torch.as_tensor(obs_np, dtype=torch.float32, device=dev)
+        y = y * obs
+    return _Data(img, observed, shift, scale, y, obs, s.patch_size)
+
+
+def _model(data: _Data, s: SimpleNamespace, sigma, g_cpu, dev) -> GSVAE:
+    vals = data.img if data.observed is None else data.img[data.observed]
+    sigma2_init = (sigma / data.scale) ** 2 if sigma else \
+        float(vals.var() / data.scale**2) + 1e-3
+    return GSVAE(data.y.shape[1], s.H, s.hidden, activation=s.activation,
+                 masked=data.obs is not None, sigma2_init=max(sigma2_init, 1e-6),
+                 pi_init=s.pi_init, generator=g_cpu).to(dev)
+
+
+class _Training:
+    """The fit's moving parts: model, optimiser, generators, the step count and schedules."""
+
+    def __init__(self, data: _Data, s: SimpleNamespace, model: GSVAE, gens: dict):
+        self.data, self.s, self.model, self.gens = data, s, model, gens
+        self.opt = torch.optim.Adam(model.parameters(), lr=s.lr)
+        self.steps_per_epoch = math.ceil(data.y.shape[0] / s.batch_size)
+        self.total_steps = self.steps_per_epoch * s.epochs
+        self.step = 0
+        self.tau = s.tau0
+
+    def state(self) -> dict:
+        return _state(self.model, self.opt, self.gens, self.step)
+
+    def load(self, state: dict) -> int:
+        return _load_state(self.model, self.opt, self.gens, state)
+
+    def epoch(self, deadline: float | None) -> tuple[float, int, bool]:
+        """One pass over the patches in a fresh random order: (loss sum, patches seen, whether
+        the ``deadline`` (``time.perf_counter()``) stopped it after a batch)."""
+        s, data, model, opt = self.s, self.data, self.model, self.opt
+        n = data.y.shape[0]
+        perm = torch.randperm(n, generator=self.gens["cpu"]).to(data.y.device)
+        loss_sum = 0.0
+        for b in range(self.steps_per_epoch):
+            idx = perm[b * s.batch_size:(b + 1) * s.batch_size]
+            self.tau = max(s.tau_min, s.tau0 * math.exp(-s.anneal_rate * self.step
+                                                        / self.steps_per_epoch))
+            for group in opt.param_groups:
+                group["lr"] = s.lr_final + 0.5 * (s.lr - s.lr_final) * (
+                    1 + math.cos(math.pi * self.step / max(self.total_steps, 1)))
+            loss = model.neg_elbo(data.y[idx], None if data.obs is None else data.obs[idx],
+                                  self.tau, self.gens["dev"]).sum()
+            opt.zero_grad(set_to_none=True)
+            (loss / len(idx)).backward()
+            opt.step()
+            loss_sum += float(loss.detach())
+            self.step += 1
+            if deadline is not None and time.perf_counter() > deadline:
+                return loss_sum, min(n, (b + 1) * s.batch_size), True
+        return loss_sum, min(n, self.steps_per_epoch * s.batch_size), False
+
+
 def fit(image, *, mask=None, sigma=None, seed=0, device="cpu", budget_s=None, clean=None,
-        patch_size=8, H=64, hidden=(256,), activation="relu", epochs=None, batch_size=64,
-        lr=3e-3, lr_final=1e-4, tau0=1.0, tau_min=0.5, anneal_rate=0.1, pi_init=0.5,
-        estimate="mean", n_samples=16, data_scale="standardize", checkpoint=None,
-        checkpoint_every=None):
+        checkpoint=None, checkpoint_every=None, **params):
     """Train a GSVAE on the patches of one image and return the restoration and its statistics.
 
     ``anneal_rate`` is per epoch: tau_t = max(tau_min, tau0 * exp(-anneal_rate * t)) with t the
@@ -124,146 +222,107 @@ def fit(image, *, mask=None, sigma=None, seed=0, device="cpu", budget_s=None, cl
     ``checkpoint``: a folder for checkpoints, written every ``checkpoint_every`` seconds (default
     600; 0 = off) at epoch boundaries; a matching checkpoint there is continued from (bit for
     bit on the same device and threads). Under ``evobench run`` the harness sets both.
+    (Nine named parameters: the method contract's input, ``clean`` and the two checkpoint
+    settings; the spec's parameters arrive as ``**params``.)
     """
-    if epochs is None:
-        epochs = DEFAULT_EPOCHS["denoise" if mask is None else "inpaint"]
-    dev = _device(device)
+    s = _settings(params)
+    if s.epochs is None:
+        s.epochs = DEFAULT_EPOCHS["denoise" if mask is None else "inpaint"]
+    dev = torch.device(device)
     g_cpu, g_dev = _generators(seed, dev)
     g_eval = torch.Generator(device=dev).manual_seed(int(seed) + 2)  # diagnostics only
-    img = np.asarray(image, dtype=np.float64)
-    observed = None if mask is None else ~np.asarray(mask, dtype=bool)
-    if tau_min <= 0 or tau0 < tau_min:
-        raise EvobenchError(f"gsvae needs 0 < tau_min <= tau0, got tau0={tau0}, tau_min={tau_min}")
-    hidden = tuple(int(h) for h in hidden)
-    if any(h < 1 for h in hidden):
-        raise EvobenchError(f"gsvae: hidden layer widths must be >= 1, got {hidden}")
-
-    vals = img if observed is None else img[observed]
-    shift, scale = (float(vals.mean()), float(vals.std()) or 1.0) if data_scale == "standardize" \
-        else (0.0, 1.0)
-    filled = img if observed is None else np.where(observed, img, 0.0)
-    patches = extract_patches((filled - shift) / scale, patch_size)
-    N, D = patches.shape
-    y = torch.as_tensor(patches, dtype=torch.float32, device=dev)
-    obs = None
-    if observed is not None:
-        obs_np = extract_patches(observed.astype(np.float64), patch_size)
-        obs = torch.as_tensor(obs_np, dtype=torch.float32, device=dev)
-        y = y * obs
-    sigma2_init = (sigma / scale) ** 2 if sigma else float(vals.var() / scale**2) + 1e-3
-    model = GSVAE(D, H, hidden, activation=activation, masked=obs is not None,
-                  sigma2_init=max(sigma2_init, 1e-6), pi_init=pi_init, generator=g_cpu).to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    steps_per_epoch = math.ceil(N / batch_size)
-    total_steps = steps_per_epoch * epochs
-
-    def to_image(est: torch.Tensor) -> np.ndarray:
-        merged = merge_patches(est.double().cpu().numpy() * scale + shift, img.shape, patch_size)
-        return merged if observed is None else np.where(observed, img, merged)
-
-    trace: list[dict] = []
-    from evobench import checkpoint as ckpt
-
+    data = _data(image, mask, s, dev)
     gens = {"cpu": g_cpu, "dev": g_dev, "eval": g_eval}
-    ident = {"params": {"patch_size": patch_size, "H": H, "hidden": list(hidden),
-                        "activation": activation, "epochs": epochs, "batch_size": batch_size,
-                        "lr": lr, "lr_final": lr_final, "tau0": tau0, "tau_min": tau_min,
-                        "anneal_rate": anneal_rate, "pi_init": pi_init, "estimate": estimate,
-                        "n_samples": n_samples, "data_scale": data_scale, "sigma": sigma},
-             "seed": int(seed), "device": str(dev), "clean": clean is not None,
-             "input": ckpt.input_digest(img, mask)}
-    saver = ckpt.checkpointer(checkpoint, checkpoint_every, ident, "gsvae")
-    first, fit0 = 0, 0.0
-    restored = None if saver is None else saver.restore(
-        lambda state: _load_state(model, opt, gens, state))
-    step = 0
-    if restored is not None:
-        first, fit0, trace, _ = restored
-        step = steps_per_epoch * first
-    start = time.perf_counter() - fit0  # fit time continues over resumed segments
-    done, stopped, eval_s = first, False, 0.0
-    for epoch in range(first + 1, epochs + 1):
-        t_epoch = time.perf_counter()
-        perm = torch.randperm(N, generator=g_cpu).to(dev)
-        loss_sum = 0.0
-        for b in range(steps_per_epoch):
-            idx = perm[b * batch_size:(b + 1) * batch_size]
-            tau = max(tau_min, tau0 * math.exp(-anneal_rate * step / steps_per_epoch))
-            for group in opt.param_groups:
-                group["lr"] = lr_final + 0.5 * (lr - lr_final) * (
-                    1 + math.cos(math.pi * step / max(total_steps, 1)))
-            loss = model.neg_elbo(y[idx], None if obs is None else obs[idx], tau, g_dev).sum()
-            opt.zero_grad(set_to_none=True)
-            (loss / len(idx)).backward()
-            opt.step()
-            loss_sum += float(loss.detach())
-            step += 1
-            if budget_s is not None and time.perf_counter() - start - eval_s > budget_s:
-                stopped = True
-                break
-        done = epoch
-        row = {"epoch": epoch, "loss": loss_sum / (min(N, (b + 1) * batch_size)),
-               "tau": tau, "lr": opt.param_groups[0]["lr"],
-               "sigma2": float(model.log_sigma2.detach().exp()) * scale**2,
-               "seconds": time.perf_counter() - start - eval_s,
-               "epoch_seconds": time.perf_counter() - t_epoch}
-        if clean is not None:  # diagnostics: not counted as training time
-            t_eval = time.perf_counter()
-            est, _ = _infer(model, y, obs, estimate, n_samples, g_eval)
-            row["psnr"] = float(10 * np.log10(1.0 / np.mean((to_image(est) - clean) ** 2)))
-            eval_s += time.perf_counter() - t_eval
-        trace.append(row)
-        report_progress(epoch=epoch, epochs=epochs, loss=row["loss"], psnr=row.get("psnr"))
-        if stopped:
-            break
-        if saver is not None:
-            saver.after_epoch(epoch, epochs, row["seconds"],
-                              lambda n=step: _state(model, opt, gens, n), trace)
-    time_fit = time.perf_counter() - start - eval_s
-
+    run = _Training(data, s, _model(data, s, sigma, g_cpu, dev), gens)
+    saver = _saver(checkpoint, checkpoint_every, s, sigma, seed, dev, clean, data.img, mask)
+    trace, done, stopped, time_fit = _train(run, saver, budget_s, clean)
     t_inf = time.perf_counter()
-    est, q = _infer(model, y, obs, estimate, n_samples, g_dev)
-    restored = to_image(est)
-    with torch.no_grad():
-        hist = poisson_binomial_hist(q).cpu().numpy()
-        eye = torch.eye(H, device=dev)
-        fields = (model.decode(eye) - model.decode(torch.zeros(1, H, device=dev))).double()
-        pi = model.pi.double().cpu().numpy()
-    c = 1 if img.ndim == 2 else img.shape[2]
-    fields = fields.cpu().numpy().reshape(H, c, patch_size, patch_size) * scale
-    fields = fields[:, 0] if img.ndim == 2 else np.moveaxis(fields, 1, -1)
+    est, q = _infer(run.model, data.y, data.obs, s.estimate, s.n_samples, g_dev)
+    restored = data.to_image(est)
+    artifacts = _artifacts(run.model, q, s, data)
     time_infer = time.perf_counter() - t_inf
-
     extras = {
         "active_mean": float(q.double().sum(dim=1).mean()),
-        "pi_sum": float(pi.sum()),
+        "pi_sum": float(run.model.pi.detach().double().cpu().numpy().sum()),
         "epochs": done,
         "stopped_by_budget": stopped,
         "final_loss": trace[-1]["loss"] if trace else float("nan"),
-        "sigma_learned": float(model.log_sigma2.detach().exp().sqrt()) * scale,
-        "tau_final": trace[-1]["tau"] if trace else tau0,
-        "n_patches": N,
+        "sigma_learned": float(run.model.log_sigma2.detach().exp().sqrt()) * data.scale,
+        "tau_final": trace[-1]["tau"] if trace else s.tau0,
+        "n_patches": data.y.shape[0],
     }
-    artifacts = {"fields": fields.astype(np.float32), "active_hist": hist.astype(np.float32),
-                 "pi": pi.astype(np.float32)}
     return MethodOutput(restored, extras=extras, time_fit_s=time_fit, time_infer_s=time_infer,
                         trace=trace, artifacts=artifacts)
+
+
+def _saver(checkpoint, every, s: SimpleNamespace, sigma, seed, dev, clean, img, mask):
+    """The fit's checkpointing (``evobench.checkpoint``), or None when nobody asks for it.
+    (Nine parameters: everything that identifies the fit, which a checkpoint must match.)"""
+    from evobench import checkpoint as ckpt
+
+    settings = {p.name: getattr(s, p.name) for p in SPEC.params} | {"hidden": list(s.hidden)}
+    ident = {"params": settings | {"sigma": sigma}, "seed": int(seed), "device": str(dev),
+             "clean": clean is not None, "input": ckpt.input_digest(img, mask)}
+    return ckpt.checkpointer(checkpoint, every, ident, "gsvae")
+
+
+def _train(run: _Training, saver, budget_s, clean) -> tuple[list[dict], int, bool, float]:
+    """The epochs (continuing from a checkpoint if there is one): (trace, epochs done, whether
+    ``budget_s`` stopped training, fit seconds). Diagnostics (``clean``) are not training
+    time."""
+    s, data, model = run.s, run.data, run.model
+    trace: list[dict] = []
+    first, fit0 = 0, 0.0
+    restored = None if saver is None else saver.restore(run.load)
+    if restored is not None:
+        first, fit0, trace, _ = restored
+        run.step = run.steps_per_epoch * first
+    start = time.perf_counter() - fit0  # fit time continues over resumed segments
+    done, eval_s, stopped = first, 0.0, False
+    for epoch in range(first + 1, s.epochs + 1):
+        t_epoch = time.perf_counter()
+        deadline = None if budget_s is None else start + eval_s + budget_s
+        loss_sum, seen, stopped = run.epoch(deadline)
+        done = epoch
+        row = {"epoch": epoch, "loss": loss_sum / seen, "tau": run.tau,
+               "lr": run.opt.param_groups[0]["lr"],
+               "sigma2": float(model.log_sigma2.detach().exp()) * data.scale**2,
+               "seconds": time.perf_counter() - start - eval_s,
+               "epoch_seconds": time.perf_counter() - t_epoch}
+        if clean is not None:
+            t_eval = time.perf_counter()
+            est, _ = _infer(model, data.y, data.obs, s.estimate, s.n_samples, run.gens["eval"])
+            row["psnr"] = reference_psnr(clean, data.to_image(est))
+            eval_s += time.perf_counter() - t_eval
+        trace.append(row)
+        report_progress(epoch=epoch, epochs=s.epochs, loss=row["loss"], psnr=row.get("psnr"))
+        if stopped:
+            break
+        if saver is not None:
+            saver.after_epoch(epoch, s.epochs, row["seconds"],
+                              lambda n=run.step: _state(model, run.opt, run.gens, n), trace)
+    return trace, done, stopped, time.perf_counter() - start - eval_s
+
+
+@torch.no_grad()
+def _artifacts(model: GSVAE, q: torch.Tensor, s: SimpleNamespace, data: _Data) -> dict:
+    """Generative fields (decoder output of each singleton state minus the all-zero one, TVAE's
+    definition), the active-unit histogram and the prior, as float32 arrays."""
+    dev = q.device
+    hist = poisson_binomial_hist(q).cpu().numpy()
+    eye = torch.eye(s.H, device=dev)
+    fields = (model.decode(eye) - model.decode(torch.zeros(1, s.H, device=dev))).double()
+    pi = model.pi.double().cpu().numpy()
+    c = 1 if data.img.ndim == 2 else data.img.shape[2]
+    fields = fields.cpu().numpy().reshape(s.H, c, s.patch_size, s.patch_size) * data.scale
+    fields = fields[:, 0] if data.img.ndim == 2 else np.moveaxis(fields, 1, -1)
+    return {"fields": fields.astype(np.float32), "active_hist": hist.astype(np.float32),
+            "pi": pi.astype(np.float32)}
 
 
 def run(image, *, task, mask=None, sigma=None, seed=0, device="cpu", budget_s=None, clean=None,
         **params):
     """The evobench method contract; ``clean`` (not passed by the harness) adds PSNR to the
     per-epoch trace for diagnostics."""
-    image, mask = check_method_input(SPEC, image, task=task, mask=mask, sigma=sigma,
-                                     device=device)
-    p = int(params.get("patch_size", 8))
-    if p > min(image.shape[:2]):
-        raise EvobenchError(
-            f"gsvae: patch_size {p} exceeds the image side {min(image.shape[:2])}; lower it"
-        )
-    if clean is not None:
-        clean = np.asarray(clean, dtype=np.float64)
-        if clean.shape != image.shape:
-            raise EvobenchError(f"clean image shape {clean.shape} differs from {image.shape}")
     return fit(image, mask=mask, sigma=sigma, seed=seed, device=device, budget_s=budget_s,
-               clean=clean, **params)
+               clean=reference(clean, np.shape(image)), **params)

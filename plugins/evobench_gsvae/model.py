@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.01)}
+from evobench.tvae.model import ACTIVATIONS  # the same hidden-layer activations as TVAE's decoder
 
 
 def _mlp(sizes: list[int], activation: str, generator: torch.Generator) -> nn.Sequential:
@@ -42,6 +42,8 @@ class GSVAE(nn.Module):
     def __init__(self, D: int, H: int, hidden: tuple[int, ...], *, activation: str = "relu",
                  masked: bool = False, sigma2_init: float = 1.0, pi_init: float = 0.5,
                  generator: torch.Generator):
+        """(Nine parameters: the sizes and the initial values of the generative model, which
+        TVAE's decoder shares, and the generator that draws the weights.)"""
         super().__init__()
         self.D, self.H, self.masked = D, H, masked
         self.decoder = _mlp([H, *hidden, D], activation, generator)

@@ -1,7 +1,8 @@
 """scikit-image implementations of the classic baselines (the method contract of evobench).
 
-Every function validates its input against its own spec, so a direct call (not through
-``evobench.api.run_method``) is as safe as a registered one. Methods without a known noise level
+Each receives its input checked against its spec by ``evobench.api.run_spec`` (task, colour,
+mask shaped like the image, sigma rule) and does not check it again; each has the method
+contract's seven keywords plus its spec's parameters. Methods without a known noise level
 estimate it with ``skimage.restoration.estimate_sigma`` (recorded in ``extras["sigma_used"]``).
 """
 
@@ -12,9 +13,8 @@ import time
 import numpy as np
 from skimage import restoration
 
-from evobench.api import MethodOutput, check_method_input
-from evobench.errors import EvobenchError
-from evobench_skimage import SPECS
+from evobench.api import MethodOutput
+from evobench.inputs import mean_filled
 
 
 def _channel_axis(image: np.ndarray) -> int | None:
@@ -28,10 +28,6 @@ def _sigma_or_estimate(image: np.ndarray, sigma: float | None) -> float:
     return float(est)
 
 
-def _validated(name, image, task, mask, sigma, device):
-    return check_method_input(SPECS[name], image, task=task, mask=mask, sigma=sigma, device=device)
-
-
 def _timed(fn, *args, **kwargs):
     start = time.perf_counter()
     out = fn(*args, **kwargs)
@@ -41,22 +37,14 @@ def _timed(fn, *args, **kwargs):
 def run_noisy(image, *, task, mask=None, sigma=None, seed=0, device="cpu", budget_s=None):
     """The identity. For inpainting a missing entry gets the mean of the observed entries of its
     channel: a constant fill is the least-informed guess, so every method must beat it."""
-    image, mask = _validated("noisy", image, task, mask, sigma, device)
-    out = image.copy()
-    if mask is not None:
-        chans = out.reshape(-1, 1 if out.ndim == 2 else out.shape[2])
-        miss = mask.reshape(chans.shape)
-        counts = (~miss).sum(axis=0)
-        means = np.where(miss, 0.0, chans).sum(axis=0) / np.maximum(counts, 1)
-        chans[miss] = np.broadcast_to(means, chans.shape)[miss]
-    return MethodOutput(out, time_fit_s=0.0, time_infer_s=0.0)
+    return MethodOutput(mean_filled(image, mask), time_fit_s=0.0, time_infer_s=0.0)
 
 
 def run_nlm(image, *, task, mask=None, sigma=None, seed=0, device="cpu", budget_s=None,
             patch_size=5, patch_distance=6, h_factor=0.7, fast_mode=True):
     """Non-local means; ``h = h_factor * sigma`` (skimage recommends h slightly below sigma in
-    fast mode, and subtracts sigma^2 from patch distances when sigma is passed)."""
-    image, _ = _validated("nlm", image, task, mask, sigma, device)
+    fast mode, and subtracts sigma^2 from patch distances when sigma is passed). (Parameters:
+    the method contract's seven and the spec's.)"""
     sig = _sigma_or_estimate(image, sigma)
     out, secs = _timed(
         restoration.denoise_nl_means, image, patch_size=patch_size,
@@ -70,8 +58,8 @@ def run_nlm(image, *, task, mask=None, sigma=None, seed=0, device="cpu", budget_
 def run_tv(image, *, task, mask=None, sigma=None, seed=0, device="cpu", budget_s=None,
            weight=None, weight_factor=0.9, max_num_iter=200, eps=2e-4):
     """Chambolle's TV denoising; the weight scales with the noise level (0.9 sigma was the best
-    factor on House and Cameraman at sigma 15-50 in a grid of 0.6-1.5)."""
-    image, _ = _validated("tv", image, task, mask, sigma, device)
+    factor on House and Cameraman at sigma 15-50 in a grid of 0.6-1.5). (Parameters: the
+    method contract's seven and the spec's.)"""
     sig = None
     if weight is None:
         sig = _sigma_or_estimate(image, sigma)
@@ -89,8 +77,8 @@ def run_tv(image, *, task, mask=None, sigma=None, seed=0, device="cpu", budget_s
 def run_wavelet(image, *, task, mask=None, sigma=None, seed=0, device="cpu", budget_s=None,
                 wavelet="db1", mode="soft", wavelet_levels=None, convert2ycbcr=True,
                 rescale_sigma=True):
-    """Wavelet shrinkage with BayesShrink (per-subband thresholds from sigma)."""
-    image, _ = _validated("wavelet", image, task, mask, sigma, device)
+    """Wavelet shrinkage with BayesShrink (per-subband thresholds from sigma). (Parameters: the
+    method contract's seven and the spec's.)"""
     sig = _sigma_or_estimate(image, sigma)
     out, secs = _timed(
         restoration.denoise_wavelet, image, sigma=sig, wavelet=wavelet, mode=mode,
@@ -104,9 +92,6 @@ def run_biharmonic(image, *, task, mask=None, sigma=None, seed=0, device="cpu", 
                    split_into_regions=False):
     """Biharmonic inpainting. A per-entry RGB mask (channels missing independently) is solved
     channel by channel, because skimage takes one H x W mask for all channels."""
-    image, mask = _validated("biharmonic", image, task, mask, sigma, device)
-    if mask is None:
-        raise EvobenchError("biharmonic inpaints only: pass task='inpaint' and a mask")
     filled = np.where(mask, 0.0, image)
     start = time.perf_counter()
     if image.ndim == 2:

@@ -1,5 +1,6 @@
 """The standard plugin: datasets (Set12, BSD68, Castle, scikit-image's images, a user folder),
-degradations (Gaussian noise, missing pixels, both), metrics (PSNR, SSIM) and the suites.
+degradations (Gaussian noise, missing pixels, both), metrics (PSNR, SSIM), the suites and the
+built-in figure kinds (drawn by ``evobench.reports.figures``).
 
 Only specs live here: numpy, scikit-image and PIL are imported by ``datasets``,
 ``degradations`` and ``metrics`` when a run needs them.
@@ -10,6 +11,7 @@ from __future__ import annotations
 from evobench.api import (
     DatasetSpec,
     DegradationSpec,
+    FigureSpec,
     MetricSpec,
     Param,
     SuiteSpec,
@@ -32,14 +34,14 @@ DNCNN = "cszn/DnCNN@e93b278 (testsets/)"
 
 DATASETS = (
     DatasetSpec(name="set12", loader=f"{_D}:load_set12", images=SET12_IDS,
-                aliases=dict(zip(SET12_NAMES, SET12_IDS)), fetch=f"{_D}:fetch_set12",
+                aliases=dict(zip(SET12_NAMES, SET12_IDS)), files=f"{_D}:files_of",
                 summary="Set12: 12 gray test images (02 = House, 09 = Barbara, as in the paper)",
                 source=DNCNN, licence="research test images, no licence stated"),
     DatasetSpec(name="bsd68", loader=f"{_D}:load_bsd68", images=BSD68_IDS,
-                fetch=f"{_D}:fetch_bsd68", summary="BSD68: 68 gray Berkeley test images",
+                files=f"{_D}:files_of", summary="BSD68: 68 gray Berkeley test images",
                 source=DNCNN, licence="research test images, no licence stated"),
     DatasetSpec(name="castle", loader=f"{_D}:load_castle", images=("castle",), color="rgb",
-                fetch=f"{_D}:fetch_castle",
+                files=f"{_D}:files_of",
                 summary="Castle: the RGB Berkeley image of the paper's inpainting benchmark",
                 source="tvlearn/ecml2022@de99f01 (experiments/inpainting/img/castle.jpg)",
                 licence="research test image, no licence stated"),
@@ -75,12 +77,37 @@ DEGRADATIONS = (
                     summary="missing pixels plus Gaussian noise on the observed ones"),
 )
 
-METRICS = (
-    MetricSpec(name="psnr", factory=f"{_M}:psnr",
-               summary="skimage peak_signal_noise_ratio, whole image, float"),
-    MetricSpec(name="ssim", factory=f"{_M}:ssim",
+_WHOLE = "float64, whole image (all pixels and channels), no clipping, no quantisation"
+METRIC_SPECS = (
+    MetricSpec(name="psnr", factory=f"{_M}:psnr", label="PSNR", unit="dB", decimals=2,
+               summary="skimage peak_signal_noise_ratio, whole image, float",
+               variant=f"{_WHOLE}; skimage peak_signal_noise_ratio"),
+    MetricSpec(name="ssim", factory=f"{_M}:ssim", label="SSIM", decimals=3, min_size=7,
                summary="skimage structural_similarity, 7x7 uniform window, channel_axis=-1 "
-               "for RGB"),
+               "for RGB",
+               variant=f"{_WHOLE}; skimage structural_similarity, 7x7 uniform window, "
+               "channel_axis=-1 for RGB"),
+)
+
+_F = "evobench.reports.figures"
+FIGURES = (
+    FigureSpec(name="psnr-vs-noise", factory=f"{_F}:psnr_vs_noise", title="PSNR vs noise level",
+               tasks=frozenset({"denoise"}), order=10,
+               summary="PSNR against the noise level, one line per method"),
+    FigureSpec(name="psnr-vs-missing", factory=f"{_F}:psnr_vs_missing",
+               title="PSNR vs missing fraction", tasks=frozenset({"inpaint"}), order=20,
+               summary="PSNR against the missing fraction, one line per method"),
+    FigureSpec(name="psnr-vs-time", factory=f"{_F}:psnr_vs_time", title="PSNR vs wall time",
+               order=30, summary="PSNR against wall time (log scale) per method and level"),
+    FigureSpec(name="training-curves", factory=f"{_F}:training_curves",
+               title="training curves", order=40,
+               summary="free energy (or loss) and PSNR per epoch of the learned methods"),
+    FigureSpec(name="sparsity", factory=f"{_F}:sparsity", title="sparsity histograms", order=50,
+               summary="active latents per patch of the methods with a latent code"),
+    FigureSpec(name="fields", factory=f"{_F}:generative_fields", title="generative fields",
+               order=60, summary="the generative fields of every method that stores them"),
+    FigureSpec(name="panels", factory=f"{_F}:restoration_panels", title="restoration panels",
+               order=70, summary="clean / corrupted / restored images with their PSNR"),
 )
 
 
@@ -98,7 +125,7 @@ def evobench_register_degradations(register):
 
 @hookimpl
 def evobench_register_metrics(register):
-    for spec in METRICS:
+    for spec in METRIC_SPECS:
         register(spec)
 
 
@@ -108,3 +135,9 @@ def evobench_register_suites(register):
 
     for name, (summary, profiles) in SUITES.items():
         register(SuiteSpec(name=name, profiles=profiles, summary=summary))
+
+
+@hookimpl
+def evobench_register_figures(register):
+    for spec in FIGURES:
+        register(spec)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evobench.data import RemoteFile, ensure, fetch_all
+from evobench.data import RemoteFile, ensure
 from evobench.errors import EvobenchError
 from evobench_standard import SKIMAGE_GRAY, SKIMAGE_RGB
 
@@ -99,16 +99,9 @@ def load_castle(image_id: str) -> np.ndarray:
     return read_image(ensure(_file("castle", "castle.jpg")))
 
 
-def fetch_set12(force: bool = False):
-    return fetch_all(remote_files()["set12"], force=force)
-
-
-def fetch_bsd68(force: bool = False):
-    return fetch_all(remote_files()["bsd68"], force=force)
-
-
-def fetch_castle(force: bool = False):
-    return fetch_all(remote_files()["castle"], force=force)
+def files_of(dataset: str) -> tuple[RemoteFile, ...]:
+    """The files of a downloaded set (its spec's ``files``), from ``files.toml``."""
+    return remote_files()[dataset]
 
 
 # -- scikit-image's bundled images (no network) -----------------------------------------------

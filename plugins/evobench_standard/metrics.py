@@ -1,14 +1,12 @@
 """PSNR and SSIM with an explicit data range, on the whole image, in float, without clipping.
 
-``VARIANT`` is stored in every result row so a table says which convention produced it.
+Their facts (label, unit, decimals, data range, variant) are on their ``MetricSpec`` in
+``evobench_standard``; the variant is stored in every result row.
 """
 
 from __future__ import annotations
 
 import numpy as np
-
-VARIANT = ("float64 whole-image (all pixels, all channels), data_range=1.0, no clipping, "
-           "no quantisation; ssim: skimage 7x7 uniform window, channel_axis=-1 for RGB")
 
 
 def psnr(clean: np.ndarray, restored: np.ndarray, *, data_range: float = 1.0) -> float:

@@ -1,5 +1,10 @@
-"""``tvae`` behind the evobench method contract: calls ``evobench.tvae.denoise`` / ``inpaint``
+"""``tvae`` behind the evobench method contract: fits ``evobench.tvae`` to the checked input
 and maps the engine's result to a ``MethodOutput``.
+
+The input arrives checked against the spec by ``evobench.api.run_spec``, so the method calls the
+engine's :func:`evobench.tvae.pipeline.fit` directly (not ``denoise``/``inpaint``, which check
+again for Python callers). The parameters are the spec's: ``preset`` and overrides that default
+to None, meaning "the preset's value".
 
 ``artifacts["fields"]`` are the engine's singleton outputs minus the all-zero output (what each
 latent adds), the same definition the ``gsvae`` method uses, so the two compare directly.
@@ -9,34 +14,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from evobench.api import MethodOutput, check_method_input
-from evobench.errors import EvobenchError
-from evobench_tvae import SPEC
-
-OVERRIDES = ("patch_size", "H", "hidden", "S", "P", "C", "G", "batch_size", "epochs",
-             "selection", "mutation", "crossover", "lr_min", "lr_max", "half_cycle")
+from evobench.api import MethodOutput
+from evobench.inputs import MethodInput, reference
 
 
 def run(image, *, task, mask=None, sigma=None, seed=0, device="cpu", budget_s=None, clean=None,
         preset="quick", **overrides):
     """Fit TVAE on the image's patches; ``clean`` (diagnostics only, the harness never passes
-    it) adds PSNR to the trace. ``budget_s`` stops training after the epoch that crosses it."""
-    image, mask = check_method_input(SPEC, image, task=task, mask=mask, sigma=sigma,
-                                     device=device)
-    unknown = sorted(set(overrides) - set(OVERRIDES))
-    if unknown:
-        raise EvobenchError(f"tvae has no parameter(s) {unknown}; use {list(OVERRIDES)}")
-    from evobench.tvae import denoise, inpaint
+    it) adds PSNR to the trace. ``budget_s`` stops training after the epoch that crosses it.
+    (Nine named parameters: the method contract's seven, ``clean`` and ``preset``.)"""
+    from evobench.tvae.pipeline import fit
 
     ov = {k: v for k, v in overrides.items() if v is not None}
     if budget_s is not None:
         ov["budget_s"] = float(budget_s)
-    if task == "denoise":
-        res = denoise(image, sigma=sigma, preset=preset, seed=seed, device=device, clean=clean,
-                      **ov)
-    else:
-        res = inpaint(image, mask=mask, preset=preset, seed=seed, device=device, clean=clean,
-                      **ov)
+    call = MethodInput(image, task, mask, sigma if task == "denoise" else None, seed, device)
+    res = fit(call, preset=preset, clean=reference(clean, image.shape), overrides=ov)
     last = res.trace[-1] if res.trace else {}
     extras = {
         "active_mean": float(res.sparsity["active_mean"]),

@@ -60,7 +60,8 @@ def test_external_plugin_appears_everywhere(installed_example):
     assert hello["distribution"] == "evobench-hello"
     assert hello["version"] == "0.2.0"
     assert hello["status"] == "ok"
-    assert hello["provides"] == {"methods": ["median"]}
+    assert hello["provides"] == {"methods": ["median"], "metrics": ["mae"],
+                                 "figures": ["psnr-gain"]}
     methods = json.loads(evobench("list", "methods", "--json", extra_path=installed_example).stdout)
     median = next(m for m in methods if m["name"] == "median")
     assert median["params"][0]["name"] == "size" and median["params"][0]["default"] == 3
@@ -149,3 +150,46 @@ def test_licence_lines_name_what_they_cover_and_counts_read_well(invoke):
     assert heads["castle"].startswith("castle  rgb, 1 image  (") and "images" not in heads["castle"]
     assert heads["set12"].startswith("set12  gray, 12 images")
     assert heads["folder"].startswith("folder  gray, your images")
+
+
+def test_external_plugin_adds_a_metric_and_a_figure_kind(installed_example, tmp_path):
+    """A metric and a figure kind are one registration each (the example plugin's ``mae`` and
+    ``psnr-gain``): a run scores the metric, a report tabulates it with its spec's label and
+    decimals, compare gates it in its spec's direction, and the figure kind is drawn."""
+    import re
+
+    import pandas as pd
+
+    from evobench.schema import parquet_bytes
+
+    suite = tmp_path / "mae.toml"
+    suite.write_text('[profiles.quick]\ndatasets = ["skimage[images=camera,crop=32]"]\n'
+                     'degradations = ["gaussian[sigma=25]"]\nmethods = ["noisy", "median"]\n'
+                     'metrics = ["psnr", "mae"]\n')
+    evobench("run", "--suite", str(suite), "--out", str(tmp_path), "--run-name", "base",
+             "--quiet", "-j", "1", extra_path=installed_example)
+    base = tmp_path / "base"
+    df = pd.read_parquet(base / "results.parquet")
+    assert df["mae"].between(0, 1).all() and df["mae_input"].notna().all()
+    assert df["metric_variant"].str.contains("mae: float64").all()
+    evobench("report", str(base), "--metrics", "psnr,mae", "--format", "md", "--out",
+             str(tmp_path / "report"), extra_path=installed_example)
+    md = (tmp_path / "report" / "summary.md").read_text()
+    table = md[md.index("#### MAE: denoise on skimage"):]
+    assert re.search(r"\| median +\| 0\.\d{4} ", table), table[:400]
+    assert (tmp_path / "report" / "figures" / "psnr_gain.png").is_file()
+
+    def candidate(name: str, shift: float):
+        folder = tmp_path / name
+        folder.mkdir()
+        worse = df.assign(mae=df["mae"] + shift)
+        (folder / "results.parquet").write_bytes(parquet_bytes(worse))
+        return folder
+
+    gate = ("--fail-on", "mae:0.005")  # no sign: the direction is the spec's (lower is better)
+    worse = evobench("compare", str(base), str(candidate("worse", 0.01)), *gate,
+                     extra_path=installed_example, check=False)
+    assert worse.returncode == 1 and "mae +0.01" in worse.stdout, worse.stdout + worse.stderr
+    better = evobench("compare", str(base), str(candidate("better", -0.01)), *gate,
+                      extra_path=installed_example, check=False)
+    assert better.returncode == 0, better.stdout + better.stderr

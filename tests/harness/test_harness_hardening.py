@@ -364,6 +364,7 @@ def test_subprocess_cells_ignore_an_evobench_folder_in_the_cwd(fakes, tmp_path, 
     """The Dask path: ``python -m evobench.harness.isolate`` in the worker's current folder."""
     from evobench.harness import isolate
     from evobench.harness.grid import Cell
+    from evobench.harness.worker import CellPayload
 
     shadow = tmp_path / "evobench"
     shadow.mkdir()
@@ -377,11 +378,11 @@ def test_subprocess_cells_ignore_an_evobench_folder_in_the_cwd(fakes, tmp_path, 
     from evobench.registry import get_registry
 
     img = np.random.default_rng(0).random((16, 16))
-    payload = {"cell": cell, "method_spec": get_registry().method("fake-ok"),
-               "metric_specs": {"psnr": get_registry().metric("psnr")}, "clean": img,
-               "corrupted": img, "mask": None, "sigma": 0.1, "threads": 1, "save_images": False}
+    payload = CellPayload(cell=cell, method_spec=get_registry().method("fake-ok"),
+                          metric_specs={"psnr": get_registry().metric("psnr")}, clean=img,
+                          corrupted=img, mask=None, sigma=0.1)
     result = isolate.run_in_subprocess(payload, 120)
-    assert result["row"]["status"] == "ok", result["row"]["error"]
+    assert result.row["status"] == "ok", result.row["error"]
 
 
 # -- also: symlinks in folder[path=DIR] ------------------------------------------------------

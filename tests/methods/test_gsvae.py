@@ -97,11 +97,11 @@ def test_rejects_bad_input(gray_noisy):
     with pytest.raises(EvobenchError, match="tau_min <= tau0"):
         run_method("gsvae", gray_noisy, task="denoise", tau0=0.3, tau_min=0.5)
     with pytest.raises(EvobenchError, match="H x W"):
-        gsvae_run(np.zeros((8, 8, 4)), task="denoise")
+        run_method("gsvae", np.zeros((8, 8, 4)), task="denoise")
     with pytest.raises(EvobenchError, match="hidden"):
         run_method("gsvae", gray_noisy, task="denoise", hidden="64-0")
     with pytest.raises(EvobenchError, match="needs a mask"):
-        gsvae_run(gray_noisy, task="inpaint")
+        run_method("gsvae", gray_noisy, task="inpaint")
     if not torch.cuda.is_available():
         with pytest.raises(EvobenchError, match="CUDA"):
             run_method("gsvae", gray_noisy, task="denoise", device="cuda", **TINY)

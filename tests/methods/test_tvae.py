@@ -82,8 +82,8 @@ def test_rejects_bad_input(gray_noisy):
     with pytest.raises(SpecError, match="selection"):
         run_method("tvae", gray_noisy, task="denoise", selection="roulette")
     with pytest.raises(EvobenchError, match="no parameter"):
-        tvae_run(gray_noisy, task="denoise", temperature=1.0)
+        run_method("tvae", gray_noisy, task="denoise", temperature=1.0)
     with pytest.raises(EvobenchError, match="needs a mask"):
-        tvae_run(gray_noisy, task="inpaint")
+        run_method("tvae", gray_noisy, task="inpaint")
     with pytest.raises(EvobenchError, match="patch_size"):
         run_method("tvae", gray_noisy[:6, :6], task="denoise", patch_size=8)

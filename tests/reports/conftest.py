@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from evobench.reports.synthetic import make_run
+from synthetic_run import make_run
 
 
 @pytest.fixture(scope="session")
