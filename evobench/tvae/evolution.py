@@ -162,6 +162,22 @@ def children_per_generation(P: int, C: int, cross: bool) -> int:
     return P * (P - 1) if cross else P * C
 
 
+def _children(model: TVAEModel, pkeys: torch.Tensor, C: int, mutation: str, cross: bool,
+              p_bf: float, gen: torch.Generator) -> torch.Tensor:
+    """The children's keys (B, n_children, nw) of parents' keys ``pkeys`` (B, P, nw)."""
+    H = model.H
+    if mutation == "randflip" and not cross:
+        return randflip_keys(pkeys, H, C, gen)
+    parents = unpack(pkeys, H, torch.uint8)
+    n_per = C
+    if cross:
+        parents = crossover(parents, gen)
+        n_per = 1
+    if mutation == "randflip":
+        return pack(randflip(parents, n_per, gen))
+    return pack(sparseflip(parents, n_per, model.pi, p_bf, gen))
+
+
 def estep(model: TVAEModel, Y: torch.Tensor, obs: torch.Tensor | None,
           dobs: torch.Tensor | None, keys: torch.Tensor, *, P: int, C: int, G: int,
           selection: str, mutation: str, cross: bool, p_bf: float, gen: torch.Generator,
@@ -180,6 +196,10 @@ def estep(model: TVAEModel, Y: torch.Tensor, obs: torch.Tensor | None,
     Works on packed keys: each distinct state of the chunk is unpacked and run through the
     decoder once (chunked_log_joint); randflip children are their parents' keys with one bit
     toggled, so only the P parents per patch are ever unpacked (for the other operators).
+
+    The many keyword-only parameters are the EA's hyperparameters, one per published knob
+    (P, C, G, selection, mutation, crossover, bit-flip probability) plus the generator, the
+    memory bound and the tvo block; callers name each.
     """
     B, S, _ = keys.shape
     H = model.H
@@ -191,21 +211,7 @@ def estep(model: TVAEModel, Y: torch.Tensor, obs: torch.Tensor | None,
         # generation's children, in generation order
         idx = select_parents(pool_lpj, P, selection, gen, block=block,
                              stored_best_first=g == 0)
-        pkeys = take_rows(pool, idx)
-        if mutation == "randflip" and not cross:
-            ckeys = randflip_keys(pkeys, H, C, gen)
-        else:
-            parents = unpack(pkeys, H, torch.uint8)
-            if cross:
-                parents = crossover(parents, gen)
-                n_per = 1
-            else:
-                n_per = C
-            if mutation == "randflip":
-                children = randflip(parents, n_per, gen)
-            else:
-                children = sparseflip(parents, n_per, model.pi, p_bf, gen)
-            ckeys = pack(children)
+        ckeys = _children(model, take_rows(pool, idx), C, mutation, cross, p_bf, gen)
         clpj, _, _ = chunked_log_joint(model, Y, None, obs, dobs, max_rows, keys=ckeys)
         new_keys.append(ckeys)
         new_lpj.append(clpj)

@@ -122,7 +122,11 @@ ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.01)}
 
 
 class Decoder(nn.Module):
-    """MLP H -> hidden... -> D with a linear output layer."""
+    """MLP H -> hidden... -> D with a linear output layer.
+
+    Nine parameters: the published MLP's shape and initialisation (H, hidden, D, activation,
+    init), the generator its weights are drawn from, and the dtype and device they live on.
+    """
 
     def __init__(self, H: int, hidden: tuple[int, ...], D: int, activation: str = "relu",
                  init: str = "xavier", generator: torch.Generator | None = None,

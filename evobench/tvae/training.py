@@ -206,11 +206,20 @@ class Trainer:
             sums.n_new += new.sum()
             self._mstep_chunk(idx, keys, terms, sums)
 
+    def _distinct(self, keys: torch.Tensor) -> tuple[Codes, torch.Tensor]:
+        """The distinct states of a chunk's sets ``keys`` (n, S, nw) as Codes, and each
+        (patch, state) pair's index among them. Per mini-batch the decoder then runs once per
+        distinct state (exact: gradients of repeated states are summed before backprop); the
+        first layer is sparse if the density of the states held (with repeats) makes it pay."""
+        uk, inv = unique_keys(keys.reshape(-1, keys.shape[-1]))
+        density = float(popcount(uk).index_select(0, inv).double().mean())
+        return Codes.from_keys(uk, self.cfg.H, sparse_pays(density, self.cfg.H, uk.device)), inv
+
     def _mstep_chunk(self, idx, keys, terms: _EpochTerms, sums: _EpochSums) -> None:
         """Adam mini-batches over one chunk given its new sets ``keys`` (n, S, nw); adds the
         chunk's F and the pi, sigma2 statistics to ``sums``."""
         cfg, model = self.cfg, self.model
-        dtype, dev, S, H, D = self.Y.dtype, self.Y.device, cfg.S, cfg.H, self.D
+        dtype, dev, S, D = self.Y.dtype, self.Y.device, cfg.S, self.D
         n = len(idx)
         Yc = self.Y[idx]
         oc = None if self.obs is None else self.obs[idx]
@@ -220,14 +229,9 @@ class Trainer:
                                           want_mean=True, keys=keys)
             Yc = torch.where(oc.bool(), Yc, est)
             oc = dc = None
-        # the chunk's distinct states: their prior terms once, and per mini-batch the decoder
-        # runs once per distinct state of the batch (exact: gradients of repeated states are
-        # summed before the backward pass)
-        uk, inv_c = unique_keys(keys.reshape(n * S, -1))
-        pos = torch.zeros(uk.shape[0], dtype=torch.int64, device=dev)
+        codes, inv_c = self._distinct(keys)
+        pos = torch.zeros(codes.R, dtype=torch.int64, device=dev)
         dn = self.D if dc is None else dc.unsqueeze(1)
-        density = float(popcount(uk).index_select(0, inv_c).double().mean())  # per state held
-        codes = Codes.from_keys(uk, H, sparse_pays(density, H, dev))
         base = (codes.matvec(terms.logit)[inv_c].view(n, S) + terms.const
                 - dn * terms.half_log)  # fixed in the epoch
         q_all = torch.empty(n, S, dtype=dtype, device=dev)
@@ -254,7 +258,7 @@ class Trainer:
             self.opt.step(lr)
             self.step += 1
         sums.F += lse_all.sum()
-        qu = torch.zeros(uk.shape[0], dtype=dtype, device=dev)
+        qu = torch.zeros(codes.R, dtype=dtype, device=dev)
         qu.index_add_(0, inv_c, q_all.view(-1))
         sums.A_pi += codes.rmatvec(qu)
         sums.A_sig += (q_all * err_all).sum()
