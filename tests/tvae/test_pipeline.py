@@ -85,6 +85,24 @@ def test_same_seed_same_output_and_different_seed_differs(noisy):
     assert not np.array_equal(a.image, c.image)
 
 
+def test_last_epoch_is_estimated_once(noisy, monkeypatch):
+    """When the last epoch is also an evaluation epoch, its estimate (and the sparsity
+    statistics) serve both the snapshot and the final image: estimates at epochs 1 and 3 only,
+    and the final image equals the last snapshot."""
+    from evobench.tvae.training import Trainer
+
+    calls = []
+    real = Trainer.estimate
+    monkeypatch.setattr(Trainer, "estimate",
+                        lambda self, want_stats=False: (calls.append(want_stats),
+                                                        real(self, want_stats))[1])
+    res = denoise(noisy, clean=noisy, **(FAST | dict(eval_every=2)))
+    assert calls == [False, True]
+    assert sorted(res.snapshots) == [1, 3]
+    np.testing.assert_array_equal(res.image.astype(np.float32), res.snapshots[3])
+    assert res.time_infer_s > 0 and res.sparsity["active_mean"] > 0
+
+
 def test_rgb_inpainting_options():
     rng = np.random.default_rng(2)
     img = data.astronaut()[200:216, 200:216] / 255.0
