@@ -505,4 +505,24 @@ def make_figures(data: RunData, out: str | Path, *, formats=("png",), image: str
                 continue
             for name, fig in result:
                 written += save(fig, out, name, formats)
+    _forget_stale(out, written)
     return written, notes
+
+
+FIGURE_LIST = ".evobench-figures"  # the files the last make_figures wrote into a folder
+
+
+def _forget_stale(out: Path, written: list[Path]) -> None:
+    """Delete the figures a previous report wrote into ``out`` that this one did not (a kind
+    whose data is gone, a format no longer asked for), so a folder never shows figures of older
+    results; files evobench did not write there are left alone."""
+    listing = out / FIGURE_LIST
+    names = {p.name for p in written}
+    try:
+        before = listing.read_text().split("\n")
+    except OSError:
+        before = []
+    for name in before:
+        if name and name not in names and Path(name).name == name:
+            (out / name).unlink(missing_ok=True)
+    listing.write_text("\n".join(sorted(names)))

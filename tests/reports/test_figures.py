@@ -131,3 +131,16 @@ def test_fields_mosaic_is_symmetric_per_field():
     assert tuple(m[0, 0]) == FIELD_GAP_COLOR and tuple(m[4, 4]) == FIELD_GAP_COLOR
     rgb = _mosaic(np.ones((2, 3, 3, 3)), ncols=2)
     assert rgb.shape == (5, 9, 3) and (rgb[1:4, 1:4] == 1.0).all()
+
+
+def test_a_new_report_removes_only_its_own_stale_figures(small_run, tmp_path):
+    """Figures an earlier report wrote but this one does not (here: the svg format, no longer
+    asked for) are deleted; a file evobench did not write is kept."""
+    data = load_runs(small_run)
+    first, _ = make_figures(data, tmp_path, formats=["png", "svg"])
+    assert any(p.suffix == ".svg" for p in first)
+    (tmp_path / "notes.svg").write_text("<svg/>")  # the user's own file
+    second, _ = make_figures(data, tmp_path, formats=["png"])
+    assert {p.name for p in second} == {p.name for p in first if p.suffix == ".png"}
+    left = {p.name for p in tmp_path.iterdir()} - {".evobench-figures"}
+    assert left == {p.name for p in second} | {"notes.svg"}

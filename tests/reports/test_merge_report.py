@@ -84,11 +84,12 @@ def test_figures_cli(make, invoke, tmp_path):
     assert res.exit_code == 0, res.output
     assert "missing fraction" not in res.output  # a denoise-only run: no inpainting figure, no note
     assert "skipped PSNR vs noise level: only one noise level" in res.output
-    stems = {p.stem for p in (tmp_path / "f").iterdir()}
+    files = [p for p in (tmp_path / "f").iterdir() if p.name != ".evobench-figures"]
+    stems = {p.stem for p in files}
     assert {"fields_02", "training_curves_02", "sparsity", "psnr_vs_time"} <= stems
     for stem in stems:
         assert (tmp_path / "f" / f"{stem}.pdf").is_file() and (tmp_path / "f" / f"{stem}.svg").is_file()
-    assert len(list((tmp_path / "f").iterdir())) == 2 * len(stems)
+    assert len(files) == 2 * len(stems)
 
 
 def test_report_and_figures_default_to_one_folder_per_run(make, invoke, tmp_path, monkeypatch):
