@@ -44,6 +44,9 @@ def _split(values: tuple[str, ...]) -> list[str] | None:
               help="Cells in parallel (local executor); threads per cell = cores // jobs. "
                    "auto: one cell per core, one thread each (one cell at a time with "
                    "--device cuda).")
+@click.option("--threads-per-cell", default=None, metavar="N",
+              help="Torch/BLAS threads per cell instead of cores // jobs (pin it where "
+                   "timings must not depend on the machine, e.g. CI baselines).")
 @click.option("--timeout", default=None, metavar="DURATION",
               help="Hard wall-clock limit per cell, e.g. 90s, 10m, 2h (default: the profile's, "
                    "else none).")
@@ -72,8 +75,8 @@ def _split(values: tuple[str, ...]) -> list[str] | None:
                    "(resume by rerunning), e.g. 3h50m before a 4 h job limit. SIGTERM does "
                    "the same.")
 def run(suite_name, profile, methods, datasets, sigma, missing, repetitions, seed, device, jobs,
-        timeout, out, run_name, dry_run, force, executor, scheduler, save_images, quiet,
-        checkpoint_every, keep_checkpoints, stop_after):
+        threads_per_cell, timeout, out, run_name, dry_run, force, executor, scheduler,
+        save_images, quiet, checkpoint_every, keep_checkpoints, stop_after):
     """Run a suite (or a selection of it) and store the results under OUT/RUN_NAME/."""
     from evobench import validate
     from evobench.harness import grid as grid_mod
@@ -99,6 +102,9 @@ def run(suite_name, profile, methods, datasets, sigma, missing, repetitions, see
     if overrides.missing and not all(0 < m < 1 for m in overrides.missing):
         raise EvobenchError("--missing values are fractions between 0 and 1 (e.g. 0.5,0.8)")
     jobs = _jobs(jobs, device)
+    from evobench.harness.executors import check_threads
+
+    threads_per_cell = check_threads(threads_per_cell)
     suite = grid_mod.load_suite(suite_name, registry)
     grid = grid_mod.build_grid(suite, profile, overrides, registry)
     if run_name is None:
@@ -125,15 +131,15 @@ def run(suite_name, profile, methods, datasets, sigma, missing, repetitions, see
     from evobench.harness.progress import Progress
 
     if executor == "dask":
-        engine = DaskExecutor(scheduler)
+        engine = DaskExecutor(scheduler, threads_per_cell)
         options.jobs = engine.slots  # cells in flight at once, recorded in the rows
     else:
         if scheduler:
             raise EvobenchError("--scheduler is only used with --executor dask")
-        engine = LocalExecutor(jobs)
-        if jobs > available_cores() and not quiet:
-            click.echo(f"note: {jobs} jobs on {available_cores()} cores; timings will be "
-                       "inflated", err=True)
+        engine = LocalExecutor(jobs, threads_per_cell)
+        if jobs * engine.threads_per_cell() > available_cores() and not quiet:
+            click.echo(f"note: {jobs} jobs x {engine.threads_per_cell()} threads on "
+                       f"{available_cores()} cores; timings will be inflated", err=True)
     from evobench.harness.store import StoreWriteError
 
     def _terminate(signum, frame):  # a batch system's stop: checkpoint, exit 75
