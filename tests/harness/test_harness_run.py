@@ -219,8 +219,11 @@ def test_inpainting_and_rgb(fakes, invoke, tmp_path):
     assert result.exit_code == 0, result.output
     (run,) = tmp_path.iterdir()  # a folder named after the selection
     assert run.name.startswith("inpaint-smoke-fake-ok-noisy-fake-grayonly-skimage-rgb-")
-    df = _results(run).set_index("method")
-    assert df.loc["fake-grayonly", "status"] == "skipped"
+    rows = _results(run)
+    # the smoke profile's two inpainting blocks: missing pixels, and missing RGB entries
+    assert sorted(rows.p_deg_per.unique()) == ["entry", "pixel"]
+    assert (rows[rows.method == "fake-grayonly"].status == "skipped").all()
+    df = rows[rows.p_deg_per == "pixel"].set_index("method")
     assert df.loc["noisy", "color"] == "rgb" and df.loc["noisy", "p_deg_per"] == "pixel"
     # the noisy method fills like the input metric does: identical PSNR
     assert df.loc["noisy", "psnr"] == pytest.approx(df.loc["noisy", "psnr_input"])
