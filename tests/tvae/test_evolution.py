@@ -156,3 +156,22 @@ def test_tvo_normalises_a_lone_last_row_over_itself(B):
     want = torch.cat([p[1:], p[:1]])  # index j-1 gets p_j; the last index gets p_0
     freq = torch.bincount(idx, minlength=5).double() / idx.numel()
     torch.testing.assert_close(freq, want, atol=0.01, rtol=0)  # >= 4.5 standard errors
+
+
+@pytest.mark.parametrize("selection,mutation,cross", [
+    ("tvo", "randflip", False), ("fitness", "sparseflip", False), ("uniform", "randflip", True),
+    ("fitness", "sparseflip", True)])
+def test_estep_draws_only_from_the_generator_passed_in(selection, mutation, cross):
+    """Same generator state -> same E-step, whatever torch's global generator holds: no operator
+    may fall back to the global random state."""
+    model, Y, keys, _ = _setup(N=20)
+    results = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        g = torch.Generator().manual_seed(5)
+        with torch.no_grad():
+            out = estep(model, Y, None, None, keys, P=3, C=2, G=2, selection=selection,
+                        mutation=mutation, cross=cross, p_bf=0.3, gen=g, max_rows=100)
+        results.append((out, g.get_state()))
+    (a, ga), (b, gb) = results
+    assert all(torch.equal(x, y) for x, y in zip(a, b)) and torch.equal(ga, gb)
