@@ -41,6 +41,9 @@ from evobench.errors import EvobenchError
               help="Cells in parallel (local executor); threads per cell = cores // jobs. "
                    "auto: one cell per core, one thread each (one cell at a time with "
                    "--device cuda).")
+@click.option("--threads-per-cell", default=None, metavar="N",
+              help="Torch/BLAS threads per cell instead of cores // jobs (pin it where "
+                   "timings must not depend on the machine, e.g. CI baselines).")
 @click.option("--timeout", default=None, metavar="DURATION",
               help="Hard wall-clock limit per cell, e.g. 90s, 10m, 2h (default: the profile's, "
                    "else none).")
@@ -88,6 +91,7 @@ class RunArgs:
     seed: int
     device: str
     jobs: str
+    threads_per_cell: str | None
     timeout: str | None
     out: Path
     run_name: str | None
@@ -171,18 +175,25 @@ def _run_options(args: RunArgs, grid, overrides, jobs: int):
 
 def _engine(args: RunArgs, options):
     """The executor: local processes (``-j`` at a time) or a Dask cluster."""
-    from evobench.harness.executors import DaskExecutor, LocalExecutor, available_cores
+    from evobench.harness.executors import (
+        DaskExecutor,
+        LocalExecutor,
+        available_cores,
+        check_threads,
+    )
 
+    threads = check_threads(args.threads_per_cell)
     if args.executor == "dask":
-        engine = DaskExecutor(args.scheduler)
+        engine = DaskExecutor(args.scheduler, threads)
         options.jobs = engine.slots  # cells in flight at once, recorded in the rows
         return engine
     if args.scheduler:
         raise EvobenchError("--scheduler is only used with --executor dask")
-    if options.jobs > available_cores() and not args.quiet:
-        click.echo(f"note: {options.jobs} jobs on {available_cores()} cores; timings will be "
-                   "inflated", err=True)
-    return LocalExecutor(options.jobs)
+    engine = LocalExecutor(options.jobs, threads)
+    if options.jobs * engine.threads_per_cell() > available_cores() and not args.quiet:
+        click.echo(f"note: {options.jobs} jobs x {engine.threads_per_cell()} threads on "
+                   f"{available_cores()} cores; timings will be inflated", err=True)
+    return engine
 
 
 def _execute(grid, registry, options, engine):

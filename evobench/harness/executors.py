@@ -33,18 +33,36 @@ def _listener_for(on_event, cell):
     return lambda kind, fields: on_event(cell, kind, fields)
 
 
+def check_threads(threads) -> int | None:
+    """``--threads-per-cell``: None (decided by the executor) or an integer >= 1 (also given
+    as text, as on the command line); anything else is a one-line EvobenchError."""
+    if threads is None:
+        return None
+    try:
+        n = int(str(threads).strip()) if not isinstance(threads, bool | float) else None
+    except ValueError:
+        n = None
+    if n is None or n < 1:
+        raise EvobenchError(f"--threads-per-cell must be an integer >= 1, got {threads!r}")
+    return n
+
+
 class LocalExecutor:
-    """``jobs`` cells at a time, each in its own fresh process on this machine."""
+    """``jobs`` cells at a time, each in its own fresh process on this machine, with
+    ``threads`` torch/BLAS threads each (default: cores // jobs, at least 1)."""
 
     name = "local"
     on_event = None  # on_event(cell, kind, fields): "start" / "progress" of running cells
 
-    def __init__(self, jobs: int = 1):
+    def __init__(self, jobs: int = 1, threads: int | None = None):
         if jobs < 1:
             raise EvobenchError("--jobs must be >= 1")
         self.jobs = jobs
+        self.threads = check_threads(threads)
 
     def threads_per_cell(self) -> int:
+        if self.threads is not None:
+            return self.threads
         return max(1, available_cores() // self.jobs)
 
     def run(self, payloads: Iterable[CellPayload],
@@ -102,13 +120,14 @@ def probe_scheduler(address: str, timeout: float = 5.0) -> None:
 class DaskExecutor:
     """Cells as Dask tasks on an existing scheduler; each task runs its cell in a subprocess
     of the Dask worker (hard timeout there too). One thread per cell: a Dask worker already
-    runs as many tasks as it has threads."""
+    runs as many tasks as it has threads; ``threads`` overrides that."""
 
     name = "dask"
     on_event = None
     TOPIC = "evobench-cell-events"
 
-    def __init__(self, address: str):
+    def __init__(self, address: str, threads: int | None = None):
+        self.threads = check_threads(threads)
         if not address:
             raise EvobenchError("--executor dask needs --scheduler ADDRESS (e.g. tcp://host:8786)")
         try:
@@ -125,7 +144,7 @@ class DaskExecutor:
         self.slots = max(1, sum(self.client.nthreads().values()))
 
     def threads_per_cell(self) -> int:
-        return 1
+        return 1 if self.threads is None else self.threads
 
     def run(self, payloads: Iterable[CellPayload],
             timeout: float | None) -> Iterator[tuple[CellPayload, CellResult]]:

@@ -337,7 +337,8 @@ def environment_warnings(base: pd.DataFrame, cand: pd.DataFrame, base_manifest: 
 
     ok_b, ok_c = base[base.get("status", "ok") == "ok"], cand[cand.get("status", "ok") == "ok"]
     differ("threads per cell", _values(ok_b, "threads"), _values(ok_c, "threads"),
-           "timings differ, and TVAE's results depend on the thread count")
+           "timings are not comparable, and methods other than tvae, which is bit-identical "
+           "at any thread count, may round differently; pin --threads-per-cell")
     differ("jobs", _values(ok_b, "jobs"), _values(ok_c, "jobs"),
            "cells in parallel compete for cores: timings are not comparable")
     differ("executors", _values(ok_b, "executor"), _values(ok_c, "executor"),

@@ -158,10 +158,6 @@ def take_rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return x.reshape(B * M, K).index_select(0, rows.reshape(-1)).view(B, idx.shape[1], K)
 
 
-def children_per_generation(P: int, C: int, cross: bool) -> int:
-    return P * (P - 1) if cross else P * C
-
-
 def _children(model: TVAEModel, pkeys: torch.Tensor, C: int, mutation: str, cross: bool,
               p_bf: float, gen: torch.Generator) -> torch.Tensor:
     """The children's keys (B, n_children, nw) of parents' keys ``pkeys`` (B, P, nw)."""

@@ -1,8 +1,9 @@
 """The built-in suites as plain data (selector strings only; nothing is imported).
 
 Each profile is a list of grid blocks; a profile's grid is the union of its blocks. ``smoke``
-takes seconds (64 x 64 crops, a few epochs) and is deterministic: CI compares it with a
-committed baseline. ``quick`` takes minutes on a 2-core CPU (128 x 128 crops of embedded
+takes seconds (64 x 64 gray and a 48 x 48 RGB crop, a few epochs; about 35 s for denoise and
+25 s for inpaint at ``-j auto`` on 2 cores) and is deterministic: CI compares it with a
+committed baseline (results/baselines/README.md). ``quick`` takes minutes on a 2-core CPU (128 x 128 crops of embedded
 images). ``paper`` pairs each published TVAE preset with its own image and noise level (hours on
 a CPU; meant for a GPU or a cluster).
 """
@@ -14,6 +15,18 @@ BASELINES_INPAINT = ["noisy", "biharmonic"]
 # tvae at 10 epochs beats the noisy floor on both 64x64 crops (26.9 / 22.1 dB vs 20.2 denoising,
 # 28.7 / 24.7 dB vs 17.4 / 15.0 mean-fill inpainting) in ~1 s of CPU a cell
 SMOKE_LEARNED = ["tvae[epochs=10,H=16,S=8,P=2,C=2]", "gsvae[epochs=3,H=16]"]
+# the engine's other options end to end, one tiny cell each, so CI's regression baseline covers
+# them: G > 1 with fitness selection; crossover with sparseflip; H > 64 (keys of two words);
+# the impute-then-train M-step of the inpainting presets (their "+" variants, LR schedule
+# shortened to fit 10 epochs); RGB denoising and inpainting
+SMOKE_TVAE_DENOISE = ["tvae[epochs=10,H=16,S=8,P=2,C=2,G=3,selection=fitness]",
+                      "tvae[epochs=10,H=16,S=8,P=3,C=2,crossover=true,mutation=sparseflip]",
+                      "tvae[epochs=5,H=72,S=8,P=2,C=2]"]
+_IMPUTE = "H=16,hidden=16,S=8,P=2,C=2,half_cycle=1,lr_max=0.05,epochs=10"
+SMOKE_TVAE_INPAINT = [f"tvae[preset=house-inpaint-50+,patch_size=5,{_IMPUTE}]"]
+SMOKE_RGB = "skimage-rgb[images=astronaut,crop=48]"
+SMOKE_TVAE_RGB = ["tvae[epochs=10,H=16,S=8,P=2,C=2,patch_size=5]"]
+SMOKE_TVAE_RGB_INPAINT = [f"tvae[preset=castle-inpaint-50+,{_IMPUTE}]"]
 QUICK_LEARNED = ["tvae[epochs=20]", "gsvae[epochs=20]"]
 SCORED = ["psnr", "ssim"]  # the metrics every block scores
 
@@ -41,7 +54,9 @@ def _block(datasets, degradations, methods=(), **extra) -> dict:
 
 DENOISE = {
     "smoke": [_block([SMOKE_GRAY], ["gaussian[sigma=25]"],
-                     BASELINES_DENOISE + SMOKE_LEARNED, timeout="120s")],
+                     BASELINES_DENOISE + SMOKE_LEARNED + SMOKE_TVAE_DENOISE, timeout="120s"),
+              _block([SMOKE_RGB], ["gaussian[sigma=25]"], ["noisy"] + SMOKE_TVAE_RGB,
+                     timeout="120s")],
     "quick": [
         _block([QUICK_GRAY], ["gaussian[sigma=15]", "gaussian[sigma=25]", "gaussian[sigma=50]"],
                BASELINES_DENOISE, timeout="10m"),
@@ -61,7 +76,9 @@ DENOISE = {
 
 INPAINT = {
     "smoke": [_block([SMOKE_GRAY], ["inpaint[missing=0.5]"],
-                     BASELINES_INPAINT + SMOKE_LEARNED, timeout="120s")],
+                     BASELINES_INPAINT + SMOKE_LEARNED + SMOKE_TVAE_INPAINT, timeout="120s"),
+              _block([SMOKE_RGB], ["inpaint[missing=0.5,per=entry]"],
+                     ["noisy"] + SMOKE_TVAE_RGB_INPAINT, timeout="120s")],
     "quick": [
         _block([QUICK_GRAY], ["inpaint[missing=0.5]", "inpaint[missing=0.8]"],
                BASELINES_INPAINT, timeout="10m"),

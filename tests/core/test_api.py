@@ -112,7 +112,35 @@ def test_fixture_registers_a_temporary_plugin(evobench_plugin):
     assert "temporary-x" in get_registry().names("methods")
 
 
-def test_fixture_cleans_up_after_itself():
-    from evobench.registry import get_registry
+def test_fixture_cleans_up_after_itself(tmp_path):
+    """A plugin registered through the fixture is gone in the next test. Checked in a pytest
+    session of its own, where the checking test runs right after the registering one whatever
+    order or selection the outer run uses."""
+    import subprocess
+    import sys
+    import textwrap
 
-    assert "temporary-x" not in get_registry().names("methods")
+    (tmp_path / "test_inner.py").write_text(textwrap.dedent("""
+        import types
+
+        from evobench.api import MethodSpec, hookimpl
+        from evobench.registry import get_registry
+
+        @hookimpl
+        def evobench_register_methods(register):
+            register(MethodSpec(name="temporary-x", factory="os:getcwd",
+                                tasks=frozenset({"denoise"})))
+
+        def test_a_registers(evobench_plugin):
+            evobench_plugin(types.SimpleNamespace(
+                evobench_register_methods=evobench_register_methods), "tmp-plugin")
+            assert "temporary-x" in get_registry().names("methods")
+
+        def test_b_is_clean_afterwards():
+            assert "temporary-x" not in get_registry().names("methods")
+            assert "tmp-plugin" not in get_registry().plugins
+    """))
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "--rootdir", str(tmp_path), "test_inner.py"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and "2 passed" in run.stdout, run.stdout[-2000:]

@@ -47,10 +47,37 @@ def test_positions_reach_the_border():
         (lambda: extract_patches(np.zeros((4, 4)), 5), "larger than the image"),
         (lambda: extract_patches(np.zeros((4, 4, 2)), 2), "H x W x 3"),
         (lambda: extract_patches(np.zeros((8, 8)), 2, 0), "stride must be >= 1"),
-        (lambda: merge_patches(np.zeros((3, 4)), (4, 4), 2), "expected"),
+        (lambda: merge_patches(np.zeros((3, 4)), (4, 4), 2), r"shape \(3, 4\), expected \(9, 4\)"),
+        (lambda: merge_patches(np.zeros((9, 4)), (4, 4, 3), 2),
+         r"shape \(9, 4\), expected \(9, 12\)"),
         (lambda: merge_patches(np.zeros((9, 4)), (4, 4), 2, weighting="max"), "unknown weighting"),
     ],
 )
 def test_bad_input(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_gaussian_merge_is_the_weighted_mean_of_its_definition():
+    """Each pixel: sum_k w(i_k, j_k) x_k / sum_k w(i_k, j_k) over the patches k covering it, at
+    offset (i_k, j_k) inside patch k, with w(i, j) = exp(-(x_i^2 + x_j^2) / 2) on the cell
+    centres x_i = -1 + (2 i + 1) / p of [-1, 1] (symmetric about the patch centre). Written as a
+    loop over patches; values differ per patch so the weights matter."""
+    p, shape = 4, (7, 6)
+    rng = np.random.default_rng(3)
+    patches = rng.random(((7 - p + 1) * (6 - p + 1), p * p))
+    got = merge_patches(patches, shape, p, 1, "gaussian")
+    x = -1 + (2 * np.arange(p) + 1) / p
+    w = np.exp(-0.5 * (x[:, None] ** 2 + x[None, :] ** 2))
+    acc, norm = np.zeros(shape), np.zeros(shape)
+    k = 0
+    for r in range(7 - p + 1):
+        for c in range(6 - p + 1):
+            acc[r:r + p, c:c + p] += w * patches[k].reshape(p, p)
+            norm[r:r + p, c:c + p] += w
+            k += 1
+    np.testing.assert_allclose(got, acc / norm, rtol=1e-12, atol=0)
+    # and a patch's weights are symmetric: a flipped image merges to the flipped result
+    flipped = patches.reshape(-1, p, p)[::-1, ::-1, ::-1].reshape(len(patches), -1)
+    np.testing.assert_allclose(merge_patches(flipped, shape, p, 1, "gaussian"),
+                               got[::-1, ::-1], rtol=1e-12, atol=0)

@@ -2,6 +2,7 @@
 
 import types
 
+import pluggy
 import pytest
 
 from evobench.api import MethodSpec, MetricSpec, Param, hookimpl
@@ -83,7 +84,7 @@ def test_blocked_plugin_is_not_registered(monkeypatch):
 def test_misspelled_hook_is_rejected():
     reg = Registry()
     plugin = types.SimpleNamespace(evobench_register_metods=hookimpl(lambda register: None))
-    with pytest.raises(Exception, match="unknown hook"):
+    with pytest.raises(pluggy.PluginValidationError, match="unknown hook"):
         reg.add_plugin(plugin, "typo")
 
 

@@ -56,7 +56,7 @@ def _grid(suite="denoise", profile="smoke", **kw):
 
 def test_smoke_grid_and_keys():
     grid = _grid(methods=["noisy", "tv[weight_factor=0.8]"], sigmas=[15, 50])
-    assert len(grid.cells) == 2 * 2 * 2  # images x sigmas x methods
+    assert len(grid.cells) == 3 * 2 * 2  # images (2 gray, 1 RGB block) x sigmas x methods
     assert {c.deg_params["sigma"] for c in grid.cells} == {15.0, 50.0}
     assert grid.timeout == 120
     by = {(c.method, c.image, c.deg_params["sigma"]): c for c in grid.cells}

@@ -114,6 +114,34 @@ def test_threads_are_limited_inside_each_worker(fakes, invoke, tmp_path, jobs):
     assert row["x_n_pools"] >= 1 and row["x_pool_threads_max"] == expected
 
 
+@pytest.mark.parametrize("jobs, threads", [("2", "1"), ("1", "3")])
+def test_threads_per_cell_overrides_cores_over_jobs(fakes, invoke, tmp_path, jobs, threads):
+    """--threads-per-cell N gives every cell N threads whatever the core count (here also
+    more than cores // jobs on a 2-core machine), recorded in the row and the manifest."""
+    import json
+
+    result = invoke("run", "-d", "skimage[images=camera,crop=32]", "-m", "fake-threads",
+                    "--sigma", "20", "--out", tmp_path, "--run-name", "t", "-j", jobs,
+                    "--threads-per-cell", threads, "--quiet")
+    assert result.exit_code == 0, result.output
+    row = _results(tmp_path / "t").iloc[0]
+    n = int(threads)
+    assert row["threads"] == n and row["x_torch_threads"] == n and row["x_omp_env"] == n
+    assert row["x_pool_threads_max"] == n
+    manifest = json.loads((tmp_path / "t" / "manifest.json").read_text())
+    assert manifest["threads_per_cell"] == n
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "two"])
+def test_threads_per_cell_must_be_a_positive_integer(fakes, invoke, tmp_path, bad):
+    result = invoke("run", "-d", TINY, "-m", "fake-ok", "--out", tmp_path, "--run-name", "b",
+                    "--threads-per-cell", bad, "--quiet")
+    assert result.exit_code == 2, result.output
+    assert "--threads-per-cell" in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert not (tmp_path / "b").exists()
+
+
 def test_resume_after_interrupt_and_force(fakes, invoke, tmp_path):
     args = ["run", "-d", TINY, "-m", "fake-ok", "--sigma", "10,20", "--out", tmp_path,
             "--run-name", "r", "--quiet", "--no-save-images"]
@@ -191,8 +219,11 @@ def test_inpainting_and_rgb(fakes, invoke, tmp_path):
     assert result.exit_code == 0, result.output
     (run,) = tmp_path.iterdir()  # a folder named after the selection
     assert run.name.startswith("inpaint-smoke-fake-ok-noisy-fake-grayonly-skimage-rgb-")
-    df = _results(run).set_index("method")
-    assert df.loc["fake-grayonly", "status"] == "skipped"
+    rows = _results(run)
+    # the smoke profile's two inpainting blocks: missing pixels, and missing RGB entries
+    assert sorted(rows.p_deg_per.unique()) == ["entry", "pixel"]
+    assert (rows[rows.method == "fake-grayonly"].status == "skipped").all()
+    df = rows[rows.p_deg_per == "pixel"].set_index("method")
     assert df.loc["noisy", "color"] == "rgb" and df.loc["noisy", "p_deg_per"] == "pixel"
     # the noisy method fills like the input metric does: identical PSNR
     assert df.loc["noisy", "psnr"] == pytest.approx(df.loc["noisy", "psnr_input"])

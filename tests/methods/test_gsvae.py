@@ -30,7 +30,8 @@ def denoised(one_torch_thread, gray_noisy):
 
 def test_beats_noisy_floor(denoised, gray_clean, gray_noisy):
     gain = psnr(gray_clean, denoised.image) - psnr(gray_clean, gray_noisy)
-    assert gain > 1.5, f"gsvae gains only {gain:.2f} dB over the noisy input"
+    # measured 2.26 dB at one torch thread
+    assert gain > 1.75, f"gsvae gains only {gain:.2f} dB over the noisy input"
 
 
 def test_reports_sparsity_and_trace(denoised, gray_clean):
@@ -67,7 +68,8 @@ def test_inpaint_keeps_observed_and_beats_floor(gray_clean, gray_mask, gray_hole
                      **dict(TINY, epochs=3, estimate="mean"))
     np.testing.assert_array_equal(out.image[~gray_mask], gray_clean[~gray_mask])
     floor = run_method("noisy", gray_holed, task="inpaint", mask=gray_mask)
-    assert psnr(gray_clean, out.image) > psnr(gray_clean, floor.image) + 3.0
+    # measured 8.29 dB above the mean fill at one torch thread
+    assert psnr(gray_clean, out.image) > psnr(gray_clean, floor.image) + 7.8
 
 
 def test_rgb_fields_and_psnr_trace(rgb_clean):
@@ -78,7 +80,7 @@ def test_rgb_fields_and_psnr_trace(rgb_clean):
     assert out.image.shape == small.shape
     assert out.artifacts["fields"].shape == (TINY["H"], 4, 4, 3)
     assert all("psnr" in r for r in out.trace)
-    assert out.trace[-1]["psnr"] > psnr(small, noisy)
+    assert out.trace[-1]["psnr"] > psnr(small, noisy) + 1.75  # measured +2.28 dB
     # the diagnostics draw from their own generator: the result does not depend on them
     blind = gsvae_run(noisy, task="denoise", sigma=SIGMA, **params)
     np.testing.assert_array_equal(blind.image, out.image)

@@ -33,7 +33,8 @@ def test_presets_match_the_engine():
 
 def test_beats_noisy_floor(denoised, gray_clean, gray_noisy):
     gain = psnr(gray_clean, denoised.image) - psnr(gray_clean, gray_noisy)
-    assert gain > 1.0, f"tvae gains only {gain:.2f} dB over the noisy input"
+    # measured 3.34 dB at one torch thread
+    assert gain > 2.85, f"tvae gains only {gain:.2f} dB over the noisy input"
 
 
 def test_reports_sparsity_fields_and_trace(denoised, gray_clean):
@@ -65,7 +66,8 @@ def test_inpaint_keeps_observed_and_beats_floor(gray_clean, gray_mask, gray_hole
                      **dict(TINY, half_cycle=1.0))
     np.testing.assert_array_equal(out.image[~gray_mask], gray_clean[~gray_mask])
     floor = run_method("noisy", gray_holed, task="inpaint", mask=gray_mask)
-    assert psnr(gray_clean, out.image) > psnr(gray_clean, floor.image) + 3.0
+    # measured 10.26 dB above the mean fill at one torch thread
+    assert psnr(gray_clean, out.image) > psnr(gray_clean, floor.image) + 9.75
 
 
 def test_budget_and_clean_trace(gray_clean, gray_noisy):

@@ -174,3 +174,40 @@ def test_default_gates_include_cpu_time_with_its_floor(make, invoke):
     # changes below the time floor are timer noise, for CPU time as for wall time
     assert invoke("compare", a, make("s2", time_scale=2.0, **SMALL), "--time-floor",
                   "1000").exit_code == 0
+
+
+def test_nan_in_the_baseline_skips_the_gate_and_nan_in_the_candidate_regresses(make, tmp_path):
+    """A metric the baseline lacks (NaN in an ok row: e.g. a column added since) cannot regress;
+    the same metric missing from an ok candidate row is a regression ("psnr missing")."""
+    a = make("a", **SMALL)
+    df = pd.read_parquet(a / "results.parquet")
+    df.loc[df.method == "tvae", "psnr"] = float("nan")
+    (tmp_path / "nan").mkdir()
+    write_table(df, tmp_path / "nan" / "results.parquet")
+    worse = make("w", psnr_shift={"tvae": -0.2}, **SMALL)
+    gate = "psnr:-0.05"
+    assert compare(a, worse, gate).failed  # the drop fails against a real baseline value ...
+    comp = compare(tmp_path / "nan", worse, gate)  # ... and is not judged against NaN
+    assert not comp.failed and set(comp.cells["verdict"]) == {"ok"}
+    assert not compare(tmp_path / "nan", tmp_path / "nan", gate).failed  # NaN on both sides
+    comp = compare(a, tmp_path / "nan", gate)
+    reg = comp.regressions
+    assert comp.failed and set(reg["method"]) == {"tvae[S=64]"} and len(reg) == 2
+    assert (reg["reasons"] == "psnr missing").all()
+
+
+def test_time_floor_ignores_only_changes_below_it(make, invoke):
+    """--time-floor S: a relative time gate skips cells whose time changed by less than S
+    seconds (bm3d's ~1.5 s here), and still judges larger changes (tvae's ~40 s); an absolute
+    time gate is not floored."""
+    a = make("a", **SMALL)
+    slow = make("b", time_scale=2.0, **SMALL)
+    gates = ("--fail-on", "time_total_s:+25%", "--show", "regressions")
+    none = invoke("compare", a, slow, *gates, "--time-floor", "0")
+    assert none.exit_code == 1 and "REGRESSION: 3 of 3 cells" in none.output
+    some = invoke("compare", a, slow, *gates, "--time-floor", "5")
+    assert some.exit_code == 1 and "REGRESSION: 2 of 3 cells" in some.output
+    assert "bm3d" not in some.output.split("\n\n")[0]  # the regressions table: tvae only
+    assert invoke("compare", a, slow, *gates, "--time-floor", "100").exit_code == 0
+    absolute = invoke("compare", a, slow, "--fail-on", "time_total_s:+1", "--time-floor", "100")
+    assert absolute.exit_code == 1

@@ -140,3 +140,38 @@ def test_randflip_on_keys_equals_randflip_on_states(H):
     a = pack(randflip(parents, C, torch.Generator().manual_seed(1)))
     b = randflip_keys(pack(parents), H, C, torch.Generator().manual_seed(1))
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("B", [1, 33])
+def test_tvo_normalises_a_lone_last_row_over_itself(B):
+    """Rows are grouped in blocks of 32; a block of one row (B = 1, or the 33rd row) normalises
+    over that row alone, so its draws follow its own fitness: index j-1 for u in
+    [c_{j-1}, c_j), the last index for u below c_0 (the row's total is 1)."""
+    g = torch.Generator().manual_seed(8)
+    row = torch.tensor([-9.0, -7.0, -5.0, -4.0, -2.0], dtype=torch.float64)
+    lpj = torch.cat([-50 - torch.rand(B - 1, 5, generator=g, dtype=torch.float64), row[None]])
+    idx = select_parents(lpj, 40_000, "tvo", g, block=32)[-1]
+    f = row - 2 * row.min()
+    p = f / f.sum()
+    want = torch.cat([p[1:], p[:1]])  # index j-1 gets p_j; the last index gets p_0
+    freq = torch.bincount(idx, minlength=5).double() / idx.numel()
+    torch.testing.assert_close(freq, want, atol=0.01, rtol=0)  # >= 4.5 standard errors
+
+
+@pytest.mark.parametrize("selection,mutation,cross", [
+    ("tvo", "randflip", False), ("fitness", "sparseflip", False), ("uniform", "randflip", True),
+    ("fitness", "sparseflip", True)])
+def test_estep_draws_only_from_the_generator_passed_in(selection, mutation, cross):
+    """Same generator state -> same E-step, whatever torch's global generator holds: no operator
+    may fall back to the global random state."""
+    model, Y, keys, _ = _setup(N=20)
+    results = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        g = torch.Generator().manual_seed(5)
+        with torch.no_grad():
+            out = estep(model, Y, None, None, keys, P=3, C=2, G=2, selection=selection,
+                        mutation=mutation, cross=cross, p_bf=0.3, gen=g, max_rows=100)
+        results.append((out, g.get_state()))
+    (a, ga), (b, gb) = results
+    assert all(torch.equal(x, y) for x, y in zip(a, b)) and torch.equal(ga, gb)

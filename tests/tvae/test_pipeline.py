@@ -30,7 +30,7 @@ def noisy(crop):
 def test_denoising_raises_psnr_well_above_the_input(crop, noisy):
     res = denoise(noisy, sigma=25 / 255, clean=crop, epochs=12, eval_every=4)
     gain = _psnr(crop, res.image) - _psnr(crop, noisy)
-    assert gain > 4.0, gain
+    assert gain > 7.5, gain  # measured 8.03 dB at one torch thread
     assert res.image.shape == crop.shape and res.image.dtype == np.float64
     assert [r["epoch"] for r in res.trace] == list(range(1, 13))
     # the published schedule (epochs 1, 5, 9) plus the last epoch
@@ -39,7 +39,7 @@ def test_denoising_raises_psnr_well_above_the_input(crop, noisy):
     assert sorted(res.snapshots) == [1, 5, 9] and res.last_eval_epoch == 9
     assert res.trace[8]["psnr"] == pytest.approx(_psnr(crop, res.snapshots[9]), abs=1e-4)
     # the learned noise level is close to the true one (reported on the [0, 1] scale)
-    assert 0.5 < res.sigma2 / (25 / 255) ** 2 < 1.6
+    assert 1.0 < res.sigma2 / (25 / 255) ** 2 < 1.25  # measured 1.117
 
 
 def test_inpainting_beats_a_local_mean(crop):
@@ -52,7 +52,7 @@ def test_inpainting_beats_a_local_mean(crop):
     local = uniform_filter(np.where(mask, 0, crop), 3) / np.maximum(uniform_filter(obs, 3), 1e-9)
     local = np.where(mask, local, crop)
     assert np.array_equal(res.image[~mask], crop[~mask])  # observed pixels are kept
-    assert _psnr(crop, res.image) > _psnr(crop, local) + 1.0
+    assert _psnr(crop, res.image) > _psnr(crop, local) + 1.1  # measured 33.03 vs 31.44 dB
     assert np.isfinite(res.image).all()
 
 
@@ -171,6 +171,6 @@ def test_cuda_fit_denoises_like_the_cpu_one(crop, noisy):
     gpu = denoise(noisy, sigma=25 / 255, device="cuda", clean=crop, epochs=12)
     cpu = denoise(noisy, sigma=25 / 255, device="cpu", clean=crop, epochs=12)
     assert gpu.config["device"].startswith("cuda")
-    assert _psnr(crop, gpu.image) > _psnr(crop, noisy) + 6  # CPU: 8.0 dB
+    assert _psnr(crop, gpu.image) > _psnr(crop, noisy) + 6  # CPU: 8.03 dB (not measured on a GPU)
     # the search branches on rounding-level differences: equal quality, not equal bits
     assert abs(_psnr(crop, gpu.image) - _psnr(crop, cpu.image)) < 1.0

@@ -63,3 +63,32 @@ def test_initial_states_distinct_sparse_and_seeded():
     assert len({tuple(r) for r in dense.tolist()}) == 60
     with pytest.raises(EvobenchError, match="S <= 2\\^H"):
         initial_states(17, 4, g)
+
+
+@pytest.mark.parametrize("H", [1, 4, 16])
+def test_s_equal_2_to_the_H_enumerates_every_state_without_drawing(H):
+    """S = 2^H: every state once, in binary counting order (bit h of code k is unit h), and the
+    generator is not consumed (nothing is drawn)."""
+    g = torch.Generator().manual_seed(0)
+    before = g.get_state().clone()
+    st = initial_states(2**H, H, g)
+    assert torch.equal(g.get_state(), before)
+    codes = (st.long() << torch.arange(H)).sum(1)
+    assert torch.equal(codes, torch.arange(2**H))
+    assert st.dtype == torch.uint8 and st.shape == (2**H, H)
+
+
+def test_initial_states_says_when_it_cannot_find_enough_distinct_states(monkeypatch):
+    """If the draws keep repeating (forced here: every candidate after the first counts as a
+    duplicate), the error names S and H in one line instead of looping forever."""
+    from evobench.tvae import states
+
+    def only_first(keys):
+        first = torch.zeros(keys.shape[:2], dtype=torch.bool)
+        first[:, 0] = True
+        return first
+
+    monkeypatch.setattr(states, "first_occurrence", only_first)
+    with pytest.raises(EvobenchError, match=r"could not draw S=5 distinct states with H=8; "
+                                            r"lower S"):
+        initial_states(5, 8, torch.Generator().manual_seed(0))

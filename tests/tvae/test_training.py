@@ -97,3 +97,44 @@ def test_training_leaves_flush_denormal_off():
     rng = np.random.default_rng(0)
     denoise(rng.random((12, 12)), patch_size=4, H=4, hidden=(4,), S=4, P=2, C=2, epochs=1)
     assert torch.tensor([tiny]).mul(1.0).item() != 0.0
+
+
+def test_epochs_run_with_subnormals_flushed_and_the_mode_is_restored_after():
+    """run_epochs flushes subnormal floats to zero while an epoch runs (subnormal arithmetic
+    is ~100x slower on x86) and only then; checked from inside the epoch."""
+    import pytest
+    import torch
+
+    supported = torch.set_flush_denormal(True)  # False where the CPU has no such mode
+    torch.set_flush_denormal(False)
+    if not supported:
+        pytest.skip("this CPU cannot flush subnormals")
+    tiny = torch.tensor([1e-40], dtype=torch.float32)  # a float32 subnormal
+    seen = []
+
+    class Probe:
+        def epoch(self):
+            seen.append(tiny.mul(1.0).item())
+            return {}
+
+    assert run_epochs(Probe(), 2, None, lambda *a: None) == 2
+    assert seen == [0.0, 0.0]  # flushed during both epochs
+    assert tiny.mul(1.0).item() != 0.0  # and not after
+
+
+def test_a_bad_generator_state_is_refused_and_changes_nothing():
+    """load_state_dict checks everything before changing anything: a generator state of the
+    right type that torch rejects gives ValueError, and the generator keeps its state."""
+    rng = np.random.default_rng(0)
+    Y, _ = _bars(rng, N=64)
+    cfg = make_config(get_preset("quick"), dict(H=8, hidden=(16,), S=8, P=2, C=2, scale=1.0))
+    tr = build_trainer(Y, None, cfg, torch.Generator().manual_seed(0), 0.5)
+    state = tr.state_dict()
+    before = tr.gen.get_state().clone()
+    bad = dict(state, generator=state["generator"][:100].copy())  # uint8, 1-D, too short
+    import pytest
+
+    with pytest.raises(ValueError, match="generator"):
+        tr.load_state_dict(bad)
+    assert torch.equal(tr.gen.get_state(), before)
+    tr.load_state_dict(state)  # the good state still loads
