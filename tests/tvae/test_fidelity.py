@@ -7,11 +7,11 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from tiny_models import tiny_model
 
 from evobench.tvae import evolution
 from evobench.tvae.config import TVAEConfig
 from evobench.tvae.evolution import estep, select_parents, tvo_parents
-from evobench.tvae.model import Decoder, TVAEModel
 from evobench.tvae.pipeline import initial_sigma2, is_eval_epoch
 from evobench.tvae.presets import (
     EVOBENCH_SETTINGS,
@@ -83,17 +83,9 @@ def test_tvo_on_sets_stored_best_first_picks_the_previous_best():
     assert torch.equal(mine, 49 - ref)
 
 
-def _model(H=10, D=9, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    dec = Decoder(H, (8,), D, "relu", "xavier", g, torch.float64)
-    model = TVAEModel(dec, torch.full((H,), 0.2, dtype=torch.float64),
-                      torch.tensor(0.5, dtype=torch.float64))
-    return model, g
-
-
 @pytest.mark.parametrize("selection", ["tvo", "best", "fitness"])
 def test_later_generations_breed_from_the_previous_generations_children(monkeypatch, selection):
-    model, g = _model()
+    model, g = tiny_model()
     N, S, P, C, G = 12, 8, 3, 2, 3
     Y = torch.randn(N, 9, generator=g, dtype=torch.float64)
     keys = pack(initial_states(S, 10, g)).unsqueeze(0).expand(N, -1, -1).contiguous()

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 from scipy import stats
+from tiny_models import tiny_model
 
 from evobench.tvae import evolution
 from evobench.tvae.config import make_config
 from evobench.tvae.evolution import crossover, estep, select_parents, sparseflip, take_rows
-from evobench.tvae.model import Decoder, TVAEModel
 from evobench.tvae.pipeline import build_trainer
 from evobench.tvae.presets import get_preset
 from evobench.tvae.states import initial_states, pack, unpack
@@ -86,14 +86,6 @@ def test_sparsity_statistics_and_estimate_equal_full_enumeration(masked, threads
 
 
 # -- generation g+1 breeds from generation g's children ------------------------------------------
-def _model(H=10, D=9, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    dec = Decoder(H, (8,), D, "relu", "xavier", g, torch.float64)
-    model = TVAEModel(dec, torch.full((H,), 0.2, dtype=torch.float64),
-                      torch.tensor(0.5, dtype=torch.float64))
-    return model, g
-
-
 @pytest.mark.parametrize("mutation,cross", [("randflip", False), ("randflip", True),
                                             ("sparseflip", False)])
 def test_each_generations_parents_are_the_previous_generations_children(monkeypatch, mutation,
@@ -101,7 +93,7 @@ def test_each_generations_parents_are_the_previous_generations_children(monkeypa
     """Records what estep hands to the selection and to the first operator: generation 1's
     parents are rows of K_n; generation g+1's are the rows of generation g's children at the
     selected indices, selected on those children's own log-joints."""
-    model, g = _model()
+    model, g = tiny_model()
     H, N, S, P, C, G = 10, 12, 8, 3, 2, 3
     Y = torch.randn(N, 9, generator=g, dtype=torch.float64)
     keys = pack(initial_states(S, H, g)).unsqueeze(0).expand(N, -1, -1).contiguous()
