@@ -51,9 +51,7 @@ class Codes:
         self.sparse = sparse
         self._dense = None if sparse else states
         if sparse:
-            self.rows, self.cols = states.nonzero(as_tuple=True)
-            self.offsets = torch.zeros(R + 1, dtype=torch.int64, device=states.device)
-            torch.cumsum(torch.bincount(self.rows, minlength=R), 0, out=self.offsets[1:])
+            self._set_lists(*states.nonzero(as_tuple=True))
 
     @classmethod
     def from_keys(cls, keys: torch.Tensor, H: int, sparse: bool | None = None) -> Codes:
@@ -75,10 +73,14 @@ class Codes:
     def _from_lists(cls, rows: torch.Tensor, cols: torch.Tensor, R: int, H: int) -> Codes:
         self = cls.__new__(cls)
         self.R, self.H, self.sparse, self._dense = R, H, True, None
-        self.rows, self.cols = rows, cols
-        self.offsets = torch.zeros(R + 1, dtype=torch.int64, device=rows.device)
-        torch.cumsum(torch.bincount(rows, minlength=R), 0, out=self.offsets[1:])
+        self._set_lists(rows, cols)
         return self
+
+    def _set_lists(self, rows: torch.Tensor, cols: torch.Tensor) -> None:
+        """Keep the active-unit lists (row-major) and where each row's list starts."""
+        self.rows, self.cols = rows, cols
+        self.offsets = torch.zeros(self.R + 1, dtype=torch.int64, device=rows.device)
+        torch.cumsum(torch.bincount(rows, minlength=self.R), 0, out=self.offsets[1:])
 
     def select(self, idx: torch.Tensor) -> Codes:
         """The Codes of rows ``idx``: for sparse codes a gather of their active-unit lists,
