@@ -160,6 +160,7 @@ class Trainer:
         terms = _EpochTerms(logit=logit, const=const, half_log=half_log, inv2s2=inv2s2_f)
         sums = _EpochSums(F=F, n_new=n_new, A_pi=A_pi, A_sig=A_sig)
 
+        @torch.no_grad()  # grad mode is per thread: the worker's too
         def run_estep(i: int, m: TVAEModel):
             idx = chunks[i]
             return estep(m, self.Y[idx], None if self.obs is None else self.obs[idx],

@@ -86,6 +86,30 @@ def test_overlapped_epochs_are_deterministic_and_learn():
     assert sa[-1]["F"] > sa[0]["F"]
 
 
+def test_overlapped_estep_records_no_autograd_graph(monkeypatch):
+    """Grad mode is per thread: the E-step in the worker thread must run without autograd
+    (else every decoder pass records a graph and keeps its activations alive)."""
+    import evobench.tvae.training as training
+
+    torch.set_num_threads(2)  # the autouse fixture restores the previous count
+    seen = []
+
+    def spy(*args, **kwargs):
+        out = estep(*args, **kwargs)
+        seen.append((torch.is_grad_enabled(), out[1].requires_grad))
+        return out
+
+    estep = training.estep
+    monkeypatch.setattr(training, "estep", spy)
+    Y, _ = _bars(np.random.default_rng(0), N=200)
+    cfg = make_config(get_preset("quick"), dict(H=8, hidden=(16,), S=8, P=2, C=2, scale=1.0,
+                                                chunk_size=64))
+    tr = build_trainer(Y, None, cfg, torch.Generator().manual_seed(0), 0.1)
+    assert tr.overlap
+    tr.epoch()
+    assert len(seen) == 4 and not any(g or r for g, r in seen), seen
+
+
 def test_training_leaves_flush_denormal_off():
     """The flush-to-zero mode used during epochs must not leak into the caller's code."""
     import numpy as np
