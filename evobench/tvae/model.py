@@ -360,6 +360,12 @@ def _unique_keys_ranked(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     return _first_rows(keys, code)[0], code
 
 
+# (patch, state) pairs per slice of the gather-subtract-square-sum pass: small enough that a
+# slice's (rows, D) outputs stay in cache between those four passes (16,384 x 64 floats: 4 MB;
+# ~8 % faster E-steps than 65,536 on house-25); the numbers do not depend on it (row sums).
+PAIR_ROWS = 16384
+
+
 def chunked_log_joint(model: TVAEModel, Y: torch.Tensor, states: torch.Tensor,
                       obs: torch.Tensor | None, dobs: torch.Tensor | None,
                       max_rows: int, want_mean: bool = False, keys: torch.Tensor | None = None
@@ -387,7 +393,7 @@ def chunked_log_joint(model: TVAEModel, Y: torch.Tensor, states: torch.Tensor,
         priors.append(c.matvec(logit))
     mu_u = torch.cat(mus)
     prior = torch.cat(priors)[inv]  # (B, S)
-    step = max(1, max_rows // max(S, 1))
+    step = max(1, min(max_rows, PAIR_ROWS) // max(S, 1))
     lpjs, errs, means = [], [], []
     for a in range(0, B, step):
         b = min(B, a + step)
