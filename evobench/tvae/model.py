@@ -227,8 +227,8 @@ class Decoder(nn.Module):
                 g = torch.mm(g, lin.weight)
                 if self.slope == 0.0:  # relu: keep g where the unit was active (one op)
                     g = torch.ops.aten.threshold_backward(g, a, 0.0)
-                else:
-                    g.mul_(torch.where(a > 0, 1.0, self.slope).to(g.dtype))
+                else:  # leaky relu: g x slope where it was not (the slope in g's dtype)
+                    g = torch.ops.aten.leaky_relu_backward(g, a, self.slope, True)
 
 
 def forward_distinct(dec: Decoder, states: torch.Tensor | Codes, inv: torch.Tensor,

@@ -5,7 +5,9 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from tiny_models import tiny_model
 
+from evobench.tvae import evolution
 from evobench.tvae.evolution import (
     crossover,
     estep,
@@ -52,9 +54,14 @@ def test_estep_never_lowers_F_and_keeps_sets_unique(selection, mutation, cross, 
     improved = torch.zeros(Y.shape[0], dtype=torch.bool)
     with torch.no_grad():
         for _ in range(6):
+            old = keys
             keys, lpj, new, kept = estep(model, Yo, obs, dobs, keys, P=4, C=3, G=G,
                                          selection=selection, mutation=mutation,
                                          cross=cross, p_bf=0.1, gen=g, max_rows=77)
+            # the count of new states: kept keys that were not in the patch's K_n before
+            was = [set(map(tuple, row.tolist())) for row in old]
+            assert new.tolist() == [sum(tuple(k) not in w for k in row.tolist())
+                                    for row, w in zip(keys, was)]
             F_now = _F(model, Yo, keys, obs, dobs)
             assert (F_now >= F_prev - 1e-9).all()  # monotone for every patch
             torch.testing.assert_close(torch.logsumexp(lpj, 1), F_now)
@@ -175,3 +182,20 @@ def test_estep_draws_only_from_the_generator_passed_in(selection, mutation, cros
         results.append((out, g.get_state()))
     (a, ga), (b, gb) = results
     assert all(torch.equal(x, y) for x, y in zip(a, b)) and torch.equal(ga, gb)
+
+
+def test_crossover_with_randflip_flips_one_bit_of_each_crossed_child():
+    """With crossover, randflip mutates each of the P(P-1) crossover children by exactly one
+    bit (C is not used). Identical parents make every crossover child the parent itself, so
+    each child is the parent with one bit flipped, every position alike."""
+    g = torch.Generator().manual_seed(9)
+    model, _ = tiny_model(H=10)
+    parent = torch.tensor([1, 0, 0, 1, 0, 0, 0, 1, 0, 0], dtype=torch.uint8)
+    pkeys = pack(parent.expand(300, 4, 10).contiguous())
+    ch = unpack(evolution._children(model, pkeys, 3, "randflip", True, 0.1, g), 10,
+                torch.uint8)
+    assert ch.shape == (300, 4 * 3, 10)
+    diff = ch ^ parent
+    assert (diff.sum(-1) == 1).all()
+    counts = torch.bincount(diff.argmax(-1).flatten(), minlength=10).double()
+    assert counts.min() > 0.8 * counts.mean()  # 360 expected per position

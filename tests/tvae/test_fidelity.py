@@ -156,3 +156,48 @@ def test_sigma2_start_rules():
     assert initial_sigma2(twice, Y / 255, 25 / 255) == pytest.approx(
         (var / 255**2 + 0.001) / 255**2)
     assert initial_sigma2(TVAEConfig(sigma2_init=0.01), Y, 0.1) == 0.01
+
+
+def test_tvo_counts_cumulative_sums_strictly_above_the_draw(monkeypatch):
+    """Each draw u returns M-1 minus the number of cumulative sums *above* u, so u exactly at
+    c_{j-1} gives j-1 (u in [c_{j-1}, c_j)). Equal fitness in a block of one row gives
+    c = (1/4, 1/2, 3/4, 1), exact in float32 and float64, so the draws can sit on them."""
+    lpj = torch.full((1, 4), -1.0, dtype=torch.float64)  # f = lpj - 2 min = 1 for each
+    u = torch.tensor([[0.25, 0.5, 0.75, 0.0, 0.1, 0.6, 0.99]])
+    monkeypatch.setattr(evolution, "_uniform", lambda shape, like, gen: u.clone())
+    idx = tvo_parents(lpj, u.shape[1], torch.Generator(), block=1)
+    # sums above u: 3, 2, 1, 4, 4, 2, 1 -> 3 - that, with -1 wrapping to the last index
+    assert idx[0].tolist() == [0, 1, 2, 3, 3, 1, 2]
+
+
+@pytest.mark.parametrize("block", [1, 8])
+def test_estep_normalises_tvo_over_the_block_it_is_given(monkeypatch, block):
+    """estep's ``block`` is the tvo selection's mini-batch: generation 1's parents of 32 rows
+    follow the described probabilities for blocks of ``block`` rows (on K_n in the published,
+    reversed order), not those of the default 32-row block."""
+    model, g = tiny_model()
+    N, S, P = 32, 8, 300
+    Y = torch.randn(N, 9, generator=g, dtype=torch.float64)
+    st = torch.stack([initial_states(S, 10, g) for _ in range(N)])
+    chosen = []
+    real_select = evolution.select_parents
+
+    def spy_select(lpj, P_, method, gen, **kw):
+        idx = real_select(lpj, P_, method, gen, **kw)
+        chosen.append(idx)
+        return idx
+
+    monkeypatch.setattr(evolution, "select_parents", spy_select)
+    estep(model, Y, None, None, pack(st), P=P, C=1, G=1, selection="tvo", mutation="randflip",
+          cross=False, p_bf=0.1, gen=g, max_rows=100_000, block=block)
+    with torch.no_grad():
+        lpj, _ = model.log_joint(Y, st.double())  # scored here, from the states
+
+    def described(b):
+        return torch.cat([_described_probabilities(lpj[a:a + b].flip(1)).flip(1)
+                          for a in range(0, N, b)]).mean(0)
+
+    freq = torch.stack([torch.bincount(r, minlength=S) for r in chosen[0]]).double() / P
+    # per index over the 32 rows: 9600 draws, standard errors <= 0.005
+    torch.testing.assert_close(freq.mean(0), described(block), atol=0.02, rtol=0)
+    assert described(32)[0] - described(block)[0] > 0.06  # a 32-row block: visibly different

@@ -106,7 +106,8 @@ def test_full_enumeration_gives_exact_posterior():
 
 @pytest.mark.parametrize("activation,hidden", [("relu", (7,)), ("leaky_relu", (6, 5))])
 def test_hand_written_gradient_equals_autograd(activation, hidden):
-    """The M-step's manual backprop gives the gradient of -F_batch/B that autograd gives."""
+    """The M-step's manual backprop gives the gradient of -F_batch/B that autograd gives, to
+    rounding in float64 (a leaky-relu slope rounded to float32 is ~1e-9 off)."""
     model, g = _model(H=5, D=6, hidden=hidden, activation=activation)
     dec = model.decoder
     rng = np.random.default_rng(3)
@@ -122,7 +123,7 @@ def test_hand_written_gradient_equals_autograd(activation, hidden):
     q = torch.softmax(lpj.detach(), 1)
     dec.backward_from_output((o * (q / (model.sigma2 * B)).unsqueeze(-1)).view(-1, 6), acts)
     for p, a in zip(dec.parameters(), auto):
-        torch.testing.assert_close(p.grad, a)
+        torch.testing.assert_close(p.grad, a, rtol=1e-12, atol=1e-14)
 
 
 def _sparse_states(rng, R, H, k):
@@ -177,6 +178,9 @@ def test_codes_from_packed_keys_and_row_selection_equal_those_of_the_states(H):
     sel, ref_sel = c.select(idx), Codes(s[idx], sparse=True)
     for name in ("rows", "cols", "offsets"):
         assert torch.equal(getattr(sel, name), getattr(ref_sel, name)), name
+    for dt in (torch.float64, torch.uint8):  # sparse codes' dense form, in the dtype asked
+        d = c.dense(dt)
+        assert d.dtype == dt and torch.equal(d, s.to(dt))
     dense = Codes.from_keys(keys, H, sparse=False)
     assert not dense.sparse and torch.equal(dense.dense(torch.uint8), s)
     assert torch.equal(dense.select(idx).dense(torch.uint8), s[idx])
@@ -190,6 +194,22 @@ def test_sparse_path_is_chosen_from_the_measured_density():
     assert Codes(_sparse_states(rng, 64, 512, 2.0)).sparse  # 2 of 512: gather-sum
     assert not Codes(_sparse_states(rng, 64, 64, 20.0)).sparse  # 20 of 64: dense product
     assert not Codes(_sparse_states(rng, 64, 8, 1.0)).sparse  # tiny H: dense
+
+
+def test_sparse_path_threshold_is_one_plus_the_mean_active_units_times_the_cost():
+    """Sparse exactly when (1 + mean active units per row) * SPARSE_COST < H, the mean over
+    the rows given (one row: its own count), for Codes of states and of packed keys alike."""
+    import evobench.tvae.model as model_mod
+
+    cost = model_mod.SPARSE_COST["cpu"]
+    for R, k in ((1, 2), (6, 1)):
+        edge = (1 + k) * cost
+        assert edge == int(edge)
+        for H, want in ((int(edge), False), (int(edge) + 1, True)):
+            s = torch.zeros(R, H, dtype=torch.uint8)
+            s[:, :k] = 1
+            assert Codes(s).sparse is want, (R, k, H)
+            assert Codes.from_keys(pack(s), H).sparse is want, (R, k, H)
 
 
 @pytest.mark.parametrize("want_mean", [False, True])
@@ -305,18 +325,43 @@ def test_unique_keys_is_exact(H):
 
 def test_unique_keys_survives_hash_collisions(monkeypatch):
     """Rows are grouped by a hash first; when different keys share a hash (forced here: with
-    no mixing steps the hash is the xor of the words), the exact ranking takes over."""
+    no mixing steps the hash is the xor of the words), the exact ranking takes over, and only
+    then (it is the slow path)."""
     import evobench.tvae.model as model_mod
 
     rng = np.random.default_rng(7)
     keys = pack(_sparse_states(rng, 300, 128, 2.0))
     assert (keys[:, 1] == 0).sum() > 1 and torch.unique(keys, dim=0).shape[0] > 2
-    monkeypatch.setattr("evobench.tvae.states._SPLITMIX", ())
     calls = []
     ranked = model_mod._unique_keys_ranked
     monkeypatch.setattr(model_mod, "_unique_keys_ranked",
                         lambda k: (calls.append(1), ranked(k))[1])
     uk, inv = model_mod.unique_keys(keys)
+    assert calls == []  # no collision among these keys under the real hash
+    assert torch.equal(uk[inv], keys)
+    assert uk.shape[0] == torch.unique(keys, dim=0).shape[0]
+    monkeypatch.setattr("evobench.tvae.states._SPLITMIX", ())
+    uk, inv = model_mod.unique_keys(keys)
     assert calls == [1]
     assert torch.equal(uk[inv], keys)
     assert uk.shape[0] == torch.unique(keys, dim=0).shape[0]
+
+
+def test_default_init_draws_pytorch_default_ranges_from_the_generator():
+    """init="default" (PyTorch's nn.Linear default): each layer's weights and biases are
+    uniform on [-1/sqrt(fan_in), 1/sqrt(fan_in)], drawn from the generator passed in."""
+    from scipy import stats
+
+    def make(global_seed):
+        torch.manual_seed(global_seed)  # must not matter
+        return Decoder(64, (100,), 30, "relu", "default", torch.Generator().manual_seed(0),
+                       torch.float64)
+
+    dec = make(1)
+    for lin in dec.linears:
+        bound = 1.0 / math.sqrt(lin.in_features)
+        for t in (lin.weight, lin.bias):
+            x = t.detach().flatten().numpy() / bound
+            assert np.abs(x).max() <= 1.0
+            assert stats.kstest(x, "uniform", args=(-1.0, 2.0)).pvalue > 1e-3, t.shape
+    assert all(torch.equal(a, b) for a, b in zip(dec.parameters(), make(2).parameters()))

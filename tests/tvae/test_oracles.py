@@ -85,6 +85,66 @@ def test_sparsity_statistics_and_estimate_equal_full_enumeration(masked, threads
     assert abs(active_mean - H / 2) > 0.5
 
 
+# -- an epoch's closed-form pi, sigma2 and F against the formula -----------------------------------
+@pytest.mark.parametrize("mstep", ["marginalise", "impute"])
+def test_epoch_updates_pi_and_sigma2_in_closed_form(mstep):
+    """With the decoder held fixed (no Adam step), an epoch's results follow from the final
+    K_n alone, written out here with NumPy: q_n = the posterior over K_n,
+    F/N = mean_n log sum_s p(s, y_n), pi = mean_n sum_s q_n(s) s (clipped to [1e-5, 1 - 1e-5]),
+    sigma2 = sum_n sum_s q_n(s) |y_n - mu(s)|^2_obs / sum_n D_obs. "marginalise" leaves the
+    missing entries out; "impute" first fills them with the posterior-mean estimate and then
+    treats the patch as fully observed (D_obs = D), as the published inpainting runs do."""
+    H, N, D, S = 5, 80, 9, 8
+    rng = np.random.default_rng(3)
+    W = rng.normal(size=(H, D))
+    Y = (rng.random((N, H)) < 0.3) @ W + 0.3 * rng.normal(size=(N, D))
+    obs = rng.random((N, D)) > 0.3
+    obs[:, 0] = True
+    cfg = make_config(get_preset("quick"), dict(
+        H=H, hidden=(6,), S=S, P=2, C=2, scale=1.0, chunk_size=32, batch_size=16,
+        dtype="float64", inpaint_mstep=mstep))
+    tr = build_trainer(np.where(obs, Y, np.nan), obs, cfg, torch.Generator().manual_seed(0),
+                       0.4)
+    tr.opt.step = lambda lr: None  # the decoder stays as initialised
+    pi, s2 = tr.model.pi.numpy().copy(), 0.4
+    keys_before = tr.keys.clone()
+    stats_ = tr.epoch()
+    assert tr.chunk == 32 and N > 2 * tr.chunk  # summed over several chunks
+    st = unpack(tr.keys, H, torch.float64)  # (N, S, H), the final K_n
+    with torch.no_grad():
+        mu = tr.model.decoder(st).numpy()
+    st = st.numpy()
+    y = np.where(obs, Y, 0.0)[:, None, :]
+    prior = st @ np.log(pi) + (1 - st) @ np.log1p(-pi)
+
+    def lpj_err(y, o):
+        err = (((y - mu) * o[:, None, :]) ** 2).sum(-1)
+        return prior - 0.5 * o.sum(1, keepdims=True) * np.log(2 * np.pi * s2) - err / (2 * s2), err
+
+    def softmax(a):
+        e = np.exp(a - a.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+
+    lpj, err = lpj_err(y, obs.astype(float))
+    denom = obs.sum()
+    if mstep == "impute":
+        est = (softmax(lpj)[..., None] * mu).sum(1)
+        y = np.where(obs, Y, est)[:, None, :]
+        lpj, err = lpj_err(y, np.ones((N, D)))
+        denom = N * D
+    q = softmax(lpj)
+    m = lpj.max(1)
+    F = float(np.mean(m + np.log(np.exp(lpj - m[:, None]).sum(1))))
+    assert stats_["F"] == pytest.approx(F, rel=1e-12)
+    np.testing.assert_allclose(tr.model.pi.numpy(),
+                               np.clip((q[..., None] * st).sum((0, 1)) / N, 1e-5, 1 - 1e-5),
+                               rtol=1e-12)
+    assert stats_["sigma2"] == pytest.approx(float((q * err).sum() / denom), rel=1e-12)
+    was = [set(map(tuple, row.tolist())) for row in keys_before]
+    new = sum(tuple(k) not in w for row, w in zip(tr.keys.tolist(), was) for k in row)
+    assert stats_["new_states"] == new / N
+
+
 # -- generation g+1 breeds from generation g's children ------------------------------------------
 @pytest.mark.parametrize("mutation,cross", [("randflip", False), ("randflip", True),
                                             ("sparseflip", False)])

@@ -162,3 +162,128 @@ def test_a_bad_generator_state_is_refused_and_changes_nothing():
         tr.load_state_dict(bad)
     assert torch.equal(tr.gen.get_state(), before)
     tr.load_state_dict(state)  # the good state still loads
+
+
+class _Probe:
+    """A stand-in trainer whose epochs take no time and count themselves."""
+
+    def __init__(self):
+        self.epochs = 0
+
+    def epoch(self):
+        self.epochs += 1
+        return {}
+
+
+def test_a_fresh_fit_clock_starts_at_zero_and_a_resumed_one_at_its_fit_time():
+    """on_epoch gets the fit time so far: for a fresh fit the sum of its epochs' times (so a
+    budget longer than all epochs lets every epoch run). A fit resumed with ``fit`` seconds
+    already at the budget runs no further epoch: the budget is spent at fit >= budget, as in
+    the loop."""
+    seen = []
+    probe = _Probe()
+    assert run_epochs(probe, 3, 0.5, lambda e, s, fit, dt: seen.append((fit, dt))) == 3
+    assert probe.epochs == 3
+    total = 0.0
+    for fit, dt in seen:
+        total += dt
+        assert fit == total
+    probe = _Probe()
+    assert run_epochs(probe, 5, 2.0, lambda *a: None, start=2, fit=2.0) == 2
+    assert probe.epochs == 0
+    assert run_epochs(probe, 5, 2.0, lambda *a: None, start=2, fit=1.9) == 5  # not yet spent
+    assert probe.epochs == 3
+
+
+def test_sparseflip_flips_1_over_H_bits_unless_told_otherwise(monkeypatch):
+    """bitflip_frequency None means p_bf = 1/H in every E-step; a given value is used as is."""
+    from evobench.tvae import training
+
+    seen = []
+    real = training.estep
+    monkeypatch.setattr(training, "estep", lambda *a, **kw: (seen.append(kw["p_bf"]),
+                                                             real(*a, **kw))[1])
+    Y, _ = _bars(np.random.default_rng(0), N=64)
+    for freq, want in ((None, 1 / 8), (0.3, 0.3)):
+        cfg = make_config(get_preset("quick"), dict(H=8, hidden=(8,), S=8, P=2, C=2, scale=1.0,
+                                                     mutation="sparseflip",
+                                                     bitflip_frequency=freq))
+        seen.clear()
+        build_trainer(Y, None, cfg, torch.Generator().manual_seed(0), 0.5).epoch()
+        assert seen and all(p == want for p in seen)
+
+
+def test_per_chunk_work_uses_at_most_the_threads_asked_for():
+    """estimate and free_energy spread chunks over as many threads as torch had when the
+    trainer was made (2 here), never more, and return the chunks' results in order."""
+    import threading
+    import time
+
+    torch.set_num_threads(2)  # the autouse fixture restores the previous count
+    Y, _ = _bars(np.random.default_rng(0), N=96)
+    cfg = make_config(get_preset("quick"), dict(H=8, hidden=(8,), S=8, P=2, C=2, scale=1.0,
+                                                 batch_size=16, chunk_size=16))
+    tr = build_trainer(Y, None, cfg, torch.Generator().manual_seed(0), 0.5)
+    lock, running, most = threading.Lock(), [0], [0]
+
+    def fn(idx):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.02)
+        with lock:
+            running[0] -= 1
+        return int(idx[0])
+
+    assert tr._map_chunks(fn) == list(range(0, 96, 16))  # 6 chunks, in order
+    assert most[0] <= 2
+
+
+def test_the_mstep_backpropagates_only_states_of_non_negligible_gradient(monkeypatch):
+    """With a small sigma2 most of a batch's distinct states carry posteriors far below 1e-14,
+    and the M-step leaves them out of the backprop (model.backward_distinct): fewer rows go
+    through backward_from_output than the batches have distinct states."""
+    from evobench.tvae import training
+    from evobench.tvae.model import Decoder
+
+    distinct, backprop = [], []
+    real_fwd, real_bwd = training.forward_distinct, Decoder.backward_from_output
+
+    def spy_fwd(dec, states, inv, sparse=None):
+        out, acts = real_fwd(dec, states, inv, sparse)
+        distinct.append(states.R)  # the batch's distinct states (Codes)
+        return out, acts
+
+    def spy_bwd(self, g, acts):
+        backprop.append(g.shape[0])
+        return real_bwd(self, g, acts)
+
+    monkeypatch.setattr(training, "forward_distinct", spy_fwd)
+    monkeypatch.setattr(Decoder, "backward_from_output", spy_bwd)
+    Y, _ = _bars(np.random.default_rng(0), N=64)
+    cfg = make_config(get_preset("quick"), dict(H=8, hidden=(8,), S=16, P=2, C=2, scale=1.0,
+                                                 sigma2_init=1e-3))
+    build_trainer(Y, None, cfg, torch.Generator().manual_seed(0), 1e-3).epoch()
+    assert len(backprop) == len(distinct) == 2  # 64 patches, batches of 32
+    assert all(b <= d for b, d in zip(backprop, distinct))
+    assert sum(backprop) < sum(distinct)
+
+
+def test_bad_step_counts_and_a_reshaped_generator_state_are_refused():
+    """adam_t and step must be non-negative ints (not bools, floats or None); the generator
+    entry must be the 1-D uint8 array state_dict writes (torch would take a 2-D one of the
+    right size). Nothing changes on a refusal."""
+    import pytest
+
+    Y, _ = _bars(np.random.default_rng(0), N=64)
+    cfg = make_config(get_preset("quick"), dict(H=8, hidden=(16,), S=8, P=2, C=2, scale=1.0))
+    tr = build_trainer(Y, None, cfg, torch.Generator().manual_seed(0), 0.5)
+    state = tr.state_dict()
+    before = tr.gen.get_state().clone()
+    for name in ("adam_t", "step"):
+        for bad in (True, 2.5, -1, None, "3"):
+            with pytest.raises(ValueError, match=f"{name!r} is not a step count"):
+                tr.load_state_dict(dict(state, **{name: bad}))
+    with pytest.raises(ValueError, match="generator"):
+        tr.load_state_dict(dict(state, generator=state["generator"].reshape(1, -1)))
+    assert torch.equal(tr.gen.get_state(), before) and tr.step == 0 and tr.opt.t == 0
