@@ -365,3 +365,11 @@ def test_default_init_draws_pytorch_default_ranges_from_the_generator():
             assert np.abs(x).max() <= 1.0
             assert stats.kstest(x, "uniform", args=(-1.0, 2.0)).pvalue > 1e-3, t.shape
     assert all(torch.equal(a, b) for a, b in zip(dec.parameters(), make(2).parameters()))
+
+
+def test_decoder_defaults_to_relu_and_xavier():
+    """Decoder(H, hidden, D) with no options is the reference MLP: ReLU between layers,
+    zero biases (Xavier-normal init)."""
+    dec = Decoder(4, (3,), 2, generator=torch.Generator().manual_seed(0))
+    assert isinstance(dec.net[1], torch.nn.ReLU) and dec.slope == 0.0
+    assert all(float(lin.bias.abs().sum()) == 0.0 for lin in dec.linears)
