@@ -63,6 +63,67 @@ def test_denoise_is_bit_identical_at_one_and_two_threads():
     assert traces[0] == traces[1]
 
 
+def _engine_results(model, Y, keys):
+    """Initial states (enumerated and drawn), duplicate detection (hashed and, after a
+    collision, exact), sparse codes' dense form, E-steps with each operator and, for one-word
+    and two-word keys, a training epoch of each inpainting M-step with estimates."""
+    from evobench.tvae import states
+    from evobench.tvae.evolution import estep
+    from evobench.tvae.model import Codes
+
+    g = torch.Generator().manual_seed(1)
+    out = [states.initial_states(16, 4, g), states.initial_states(20, 70, g)]
+    st = states.unpack(keys, model.H, torch.uint8)
+    out.append(Codes(st[0], sparse=True).dense(torch.float64))
+    mix = states._SPLITMIX
+    row = torch.tensor([[[5, 9], [9, 5], [5, 9], [3, 1]]], device="cpu")
+    for mixing in (mix, ()):  # no mixing: the hash is the xor of the words, (5, 9) and
+        states._SPLITMIX = mixing  # (9, 5) collide and the exact sort runs
+        try:
+            out.append(states.first_occurrence(row))
+        finally:
+            states._SPLITMIX = mix
+    for sel, mut, cross in (("tvo", "randflip", False), ("fitness", "sparseflip", True),
+                            ("uniform", "randflip", True)):
+        out += estep(model, Y, None, None, keys, P=3, C=2, G=2, selection=sel, mutation=mut,
+                     cross=cross, p_bf=0.1, gen=g, max_rows=7)[:3]
+    rng = np.random.default_rng(0)
+    Yi, obs = rng.random((64, 16)), rng.random((64, 16)) > 0.3
+    for H, mstep in ((8, "impute"), (70, "marginalise")):
+        cfg = make_config(get_preset("quick"), dict(
+            H=H, hidden=(8,), S=8, P=2, C=2, scale=1.0, inpaint_mstep=mstep, chunk_size=32,
+            batch_size=16))
+        tr = build_trainer(np.where(obs, Yi, np.nan), obs, cfg,
+                           torch.Generator().manual_seed(0), 0.1)
+        tr.epoch()
+        est, stats = tr.estimate(want_stats=True)
+        out += [tr.opt.flat, tr.keys, est, torch.tensor(stats["active_hist"], device="cpu"),
+                torch.tensor(tr.free_energy(), device="cpu")]
+    return out
+
+
+def test_results_do_not_depend_on_torchs_default_device():
+    """Every tensor the engine makes goes on its inputs' device, never on torch's default
+    device (which a caller may have set, e.g. to CUDA): with the default set to "meta"
+    (tensors without data; mixing them with CPU tensors fails) the same CPU results come out.
+    This is what catches a missing ``device=`` on a CPU-only machine."""
+    from tiny_models import tiny_model
+
+    from evobench.tvae import states
+    from evobench.tvae.states import initial_states, pack
+
+    model, g = tiny_model(H=70)
+    Y = torch.randn(6, 9, generator=g, dtype=torch.float64)
+    keys = pack(initial_states(8, 70, g)).unsqueeze(0).expand(6, -1, -1).contiguous()
+    ref = _engine_results(model, Y, keys)
+    states._POPCOUNT.clear()  # a per-device table, made again at the first use
+    with torch.device("meta"):
+        got = _engine_results(model, Y, keys)
+    assert len(got) == len(ref)
+    for a, b in zip(got, ref):
+        assert a.device.type == "cpu" and torch.equal(a, b)
+
+
 # ---- through the command line: -j 1 vs -j 2 vs the Dask executor (each cell its own process)
 
 GRID = ["--suite", "denoise", "--profile", "smoke", "-d", "skimage[images=camera,crop=48]",

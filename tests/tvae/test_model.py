@@ -367,9 +367,13 @@ def test_default_init_draws_pytorch_default_ranges_from_the_generator():
     assert all(torch.equal(a, b) for a, b in zip(dec.parameters(), make(2).parameters()))
 
 
-def test_decoder_defaults_to_relu_and_xavier():
-    """Decoder(H, hidden, D) with no options is the reference MLP: ReLU between layers,
-    zero biases (Xavier-normal init)."""
-    dec = Decoder(4, (3,), 2, generator=torch.Generator().manual_seed(0))
-    assert isinstance(dec.net[1], torch.nn.ReLU) and dec.slope == 0.0
-    assert all(float(lin.bias.abs().sum()) == 0.0 for lin in dec.linears)
+def test_decoder_defaults_are_the_reference_relu_mlp_in_float32_on_cpu():
+    """Decoder(H, hidden, D) alone: relu hidden layers, Xavier-normal weights with zero
+    biases, float32 parameters on the CPU."""
+    dec = Decoder(5, (4,), 3, generator=torch.Generator().manual_seed(0))
+    assert dec.slope == 0.0 and isinstance(dec.net[1], torch.nn.ReLU)
+    for lin in dec.linears:
+        assert lin.weight.dtype == torch.float32 and lin.weight.device.type == "cpu"
+        assert (lin.bias == 0).all() and lin.weight.abs().sum() > 0
+    h = torch.full((1, 4), -1.0)
+    assert torch.equal(dec._act(h), torch.zeros(1, 4))  # relu, not leaky
