@@ -175,14 +175,9 @@ def _run_options(args: RunArgs, grid, overrides, jobs: int):
 
 def _engine(args: RunArgs, options):
     """The executor: local processes (``-j`` at a time) or a Dask cluster."""
-    from evobench.harness.executors import (
-        DaskExecutor,
-        LocalExecutor,
-        available_cores,
-        check_threads,
-    )
+    from evobench.harness.executors import DaskExecutor, LocalExecutor, available_cores
 
-    threads = check_threads(args.threads_per_cell)
+    threads = args.threads_per_cell  # checked by the executor
     if args.executor == "dask":
         engine = DaskExecutor(args.scheduler, threads)
         options.jobs = engine.slots  # cells in flight at once, recorded in the rows

@@ -362,7 +362,7 @@ def _unique_keys_ranked(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
 
 # (patch, state) pairs per slice of the gather-subtract-square-sum pass: small enough that a
 # slice's (rows, D) outputs stay in cache between those four passes (16,384 x 64 floats: 4 MB;
-# ~8 % faster E-steps than 65,536 on house-25); the numbers do not depend on it (row sums).
+# ~5 % less E-step CPU than 65,536 on house-25); the numbers do not depend on it (row sums).
 PAIR_ROWS = 16384
 
 
