@@ -17,6 +17,7 @@ exact in math (only the summation order changes):
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -70,17 +71,21 @@ class Codes:
         return cls._from_lists(rb.index_select(0, i), cb.index_select(0, i) * 8 + b, R, H)
 
     @classmethod
-    def _from_lists(cls, rows: torch.Tensor, cols: torch.Tensor, R: int, H: int) -> Codes:
+    def _from_lists(cls, rows: torch.Tensor, cols: torch.Tensor, R: int, H: int,
+                    offsets: torch.Tensor | None = None) -> Codes:
         self = cls.__new__(cls)
         self.R, self.H, self.sparse, self._dense = R, H, True, None
-        self._set_lists(rows, cols)
+        self._set_lists(rows, cols, offsets)
         return self
 
-    def _set_lists(self, rows: torch.Tensor, cols: torch.Tensor) -> None:
+    def _set_lists(self, rows: torch.Tensor, cols: torch.Tensor,
+                   offsets: torch.Tensor | None = None) -> None:
         """Keep the active-unit lists (row-major) and where each row's list starts."""
         self.rows, self.cols = rows, cols
-        self.offsets = torch.zeros(self.R + 1, dtype=torch.int64, device=rows.device)
-        torch.cumsum(torch.bincount(rows, minlength=self.R), 0, out=self.offsets[1:])
+        if offsets is None:
+            offsets = torch.zeros(self.R + 1, dtype=torch.int64, device=rows.device)
+            torch.cumsum(torch.bincount(rows, minlength=self.R), 0, out=offsets[1:])
+        self.offsets = offsets
 
     def select(self, idx: torch.Tensor) -> Codes:
         """The Codes of rows ``idx``: for sparse codes a gather of their active-unit lists,
@@ -93,7 +98,20 @@ class Codes:
         torch.cumsum(counts, 0, out=starts[1:])
         at = (self.offsets.index_select(0, idx).index_select(0, rows)
               + torch.arange(rows.numel(), device=idx.device) - starts.index_select(0, rows))
-        return Codes._from_lists(rows, self.cols.index_select(0, at), len(idx), self.H)
+        return Codes._from_lists(rows, self.cols.index_select(0, at), len(idx), self.H, starts)
+
+    def split(self, sizes: list[int]) -> list[Codes]:
+        """Consecutive blocks of ``sizes`` rows as Codes: views of these lists (one host sync
+        for where the blocks' lists start), instead of a ``select`` per block."""
+        bounds = [0, *itertools.accumulate(sizes)]
+        if not self.sparse:
+            return [Codes(self._dense[a:b], sparse=False) for a, b in itertools.pairwise(bounds)]
+        starts = self.offsets[bounds].tolist()
+        blocks = []
+        for (a, b), (oa, ob) in zip(itertools.pairwise(bounds), itertools.pairwise(starts)):
+            blocks.append(Codes._from_lists(self.rows[oa:ob] - a, self.cols[oa:ob], b - a,
+                                            self.H, self.offsets[a:b + 1] - oa))
+        return blocks
 
     def rmatvec(self, w: torch.Tensor) -> torch.Tensor:
         """sum over rows of w_r s_r, (H,), for row weights w (R,)."""

@@ -72,16 +72,18 @@ def worker_threads() -> int:
     return _OUTER_THREADS[-1] if _OUTER_THREADS else torch.get_num_threads()
 
 
-def _compact(vals: torch.Tensor, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The distinct values of ``vals`` (ints < len(pos)), increasing, and each entry's index
-    among them, like torch.unique(vals, return_inverse=True) but by marking instead of sorting;
-    ``pos`` is scratch space, returned zeroed."""
-    pos[vals] = 1
-    uniq = pos.nonzero().squeeze(1)
-    pos[uniq] = torch.arange(uniq.numel(), device=pos.device)
-    inv = pos[vals]
-    pos[uniq] = 0
-    return uniq, inv
+def _block_distinct(vals: torch.Tensor, per: int, U: int
+                    ) -> tuple[torch.Tensor, list[int], torch.Tensor]:
+    """For consecutive blocks of ``per`` entries of ``vals`` (ints < U): each block's distinct
+    values, increasing (blocks concatenated), how many each block has, and each entry's index
+    among its block's values. One sort of (block, value) for all blocks."""
+    R = vals.numel()
+    n_blocks = -(-R // per)
+    block = torch.arange(R, device=vals.device) // per
+    uniq, inv = torch.unique(block * U + vals, return_inverse=True)
+    counts = torch.bincount(uniq // U, minlength=n_blocks)
+    starts = torch.cumsum(counts, 0).sub_(counts)
+    return uniq % U, counts.tolist(), inv.sub_(starts.index_select(0, block))
 
 
 @dataclass
@@ -91,6 +93,17 @@ class _EpochTerms:
     const: torch.Tensor  # sum log(1 - pi)
     half_log: torch.Tensor  # log(2 pi sigma2) / 2
     inv2s2: float  # 1 / (2 sigma2), a Python float: one sync per epoch, none per step
+
+
+@dataclass
+class _ChunkPlan:
+    """A chunk's M-step bookkeeping. It depends on the chunk's new sets and the epoch's terms
+    only, not on the parameters, so whichever thread is idle builds it (same numbers)."""
+    codes: Codes  # the chunk's distinct states
+    inv: torch.Tensor  # (n S,) each (patch, state) pair's row in codes
+    base: torch.Tensor  # (n, S) the log-joints' terms fixed in the epoch (prior, normaliser)
+    states: list[Codes]  # per mini-batch: its distinct states (rows of codes, increasing)
+    invs: list[torch.Tensor]  # per mini-batch: each pair's row in its states
 
 
 @dataclass
@@ -192,20 +205,30 @@ class Trainer:
         at the same point of the schedule either way, and only the E-step draws from the
         generator, so both orders give the same numbers. Each E-step sees fixed parameters
         (monotone); the cost is that they are one chunk of Adam steps older.
+
+        The worker also builds the chunk's M-step plan unless it was the slower of the two
+        streams on the previous chunk (then this thread builds it): the plan does not depend
+        on who builds it.
         """
-        pending = pool.submit(run_estep, 0, self.shadow) if pool is not None else None
+        @torch.no_grad()
+        def estep_and_plan(i: int, plan_too: bool):
+            out = run_estep(i, self.shadow)
+            return out, (self._mstep_plan(chunks[i], out[0], terms) if plan_too else None)
+
+        pending = pool.submit(estep_and_plan, 0, True) if pool is not None else None
         for i, idx in enumerate(chunks):
             if pool is None:
-                keys, _, new, _ = run_estep(i, self.shadow)
+                (keys, _, new, _), plan = estep_and_plan(i, False)
                 self.shadow_flat.copy_(self.opt.flat)
             else:
-                keys, _, new, _ = pending.result()
+                worker_first = pending.done()
+                (keys, _, new, _), plan = pending.result()
                 if i + 1 < len(chunks):
                     self.shadow_flat.copy_(self.opt.flat)
-                    pending = pool.submit(run_estep, i + 1, self.shadow)
+                    pending = pool.submit(estep_and_plan, i + 1, worker_first)
             self.keys[idx] = keys
             sums.n_new += new.sum()
-            self._mstep_chunk(idx, keys, terms, sums)
+            self._mstep_run(idx, plan or self._mstep_plan(idx, keys, terms), sums, terms)
 
     def _distinct(self, keys: torch.Tensor) -> tuple[Codes, torch.Tensor]:
         """The distinct states of a chunk's sets ``keys`` (n, S, nw) as Codes, and each
@@ -216,33 +239,40 @@ class Trainer:
         density = float(popcount(uk).index_select(0, inv).double().mean())
         return Codes.from_keys(uk, self.cfg.H, sparse_pays(density, self.cfg.H, uk.device)), inv
 
-    def _mstep_chunk(self, idx, keys, terms: _EpochTerms, sums: _EpochSums) -> None:
-        """Adam mini-batches over one chunk given its new sets ``keys`` (n, S, nw); adds the
-        chunk's F and the pi, sigma2 statistics to ``sums``."""
+    def _mstep_plan(self, idx, keys, terms: _EpochTerms) -> _ChunkPlan:
+        """The M-step plan of the chunk ``idx`` with new sets ``keys`` (n, S, nw)."""
+        S, per = self.cfg.S, self.cfg.batch_size * self.cfg.S
+        codes, inv_c = self._distinct(keys)
+        impute_or_full = self.dobs is None or self.impute  # imputed patches count all D
+        dn = self.D if impute_or_full else self.dobs[idx].unsqueeze(1)
+        base = (codes.matvec(terms.logit)[inv_c].view(len(idx), S) + terms.const
+                - dn * terms.half_log)
+        uidx, sizes, inv = _block_distinct(inv_c, per, codes.R)
+        return _ChunkPlan(codes=codes, inv=inv_c, base=base,
+                          states=codes.select(uidx).split(sizes), invs=list(inv.split(per)))
+
+    def _mstep_run(self, idx, plan: _ChunkPlan, sums: _EpochSums, terms: _EpochTerms) -> None:
+        """Adam mini-batches over the chunk ``idx`` with its plan; adds the chunk's F and the
+        pi, sigma2 statistics to ``sums``."""
         cfg, model = self.cfg, self.model
         dtype, dev, S, D = self.Y.dtype, self.Y.device, cfg.S, self.D
         n = len(idx)
         Yc = self.Y[idx]
         oc = None if self.obs is None else self.obs[idx]
-        dc = None if self.dobs is None else self.dobs[idx]
         if self.impute:  # reference: fill missing entries with the current estimate
+            dc = self.dobs[idx]
+            keys = self.keys[idx]
             _, _, est = chunked_log_joint(model, Yc, None, oc, dc, cfg.max_rows,
                                           want_mean=True, keys=keys)
             Yc = torch.where(oc.bool(), Yc, est)
-            oc = dc = None
-        codes, inv_c = self._distinct(keys)
-        pos = torch.zeros(codes.R, dtype=torch.int64, device=dev)
-        dn = self.D if dc is None else dc.unsqueeze(1)
-        base = (codes.matvec(terms.logit)[inv_c].view(n, S) + terms.const
-                - dn * terms.half_log)  # fixed in the epoch
+            oc = None
         q_all = torch.empty(n, S, dtype=dtype, device=dev)
         err_all = torch.empty(n, S, dtype=dtype, device=dev)
         lse_all = torch.empty(n, 1, dtype=dtype, device=dev)
-        for a in range(0, n, cfg.batch_size):  # M-step (no autograd: see model)
+        for k, a in enumerate(range(0, n, cfg.batch_size)):  # M-step (no autograd: see model)
             b = min(n, a + cfg.batch_size)
             lr = triangular_lr(self.step, cfg.lr_min, cfg.lr_max, self.half)
-            uidx, inv = _compact(inv_c[a * S:b * S], pos)
-            states = codes.select(uidx)
+            states, inv = plan.states[k], plan.invs[k]
             o, acts = forward_distinct(model.decoder, states, inv)
             o = o.view(b - a, S, D)
             o.sub_(Yc[a:b].unsqueeze(1))
@@ -250,7 +280,7 @@ class Trainer:
                 o.mul_(oc[a:b].unsqueeze(1))
             err, q, lse = err_all[a:b], q_all[a:b], lse_all[a:b]  # written in place
             torch.sum(o.square(), -1, out=err)
-            torch.add(base[a:b], err, alpha=-terms.inv2s2, out=q)  # log-joints
+            torch.add(plan.base[a:b], err, alpha=-terms.inv2s2, out=q)  # log-joints
             torch.logsumexp(q, 1, keepdim=True, out=lse)
             q.sub_(lse).exp_()  # truncated posteriors
             # d(-F_batch/B)/d mu = q (mu - y) / (sigma2 B), masked like o
@@ -259,9 +289,9 @@ class Trainer:
             self.opt.step(lr)
             self.step += 1
         sums.F += lse_all.sum()
-        qu = torch.zeros(codes.R, dtype=dtype, device=dev)
-        qu.index_add_(0, inv_c, q_all.view(-1))
-        sums.A_pi += codes.rmatvec(qu)
+        qu = torch.zeros(plan.codes.R, dtype=dtype, device=dev)
+        qu.index_add_(0, plan.inv, q_all.view(-1))
+        sums.A_pi += plan.codes.rmatvec(qu)
         sums.A_sig += (q_all * err_all).sum()
 
     def _map_chunks(self, fn) -> list:

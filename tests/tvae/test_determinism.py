@@ -47,6 +47,43 @@ def test_trainer_is_bit_identical_at_one_and_two_threads():
     assert sa[-1]["F"] > sa[0]["F"]  # and it learns
 
 
+@pytest.mark.parametrize("worker_first", [True, False])
+def test_the_mstep_plan_gives_the_same_numbers_whichever_thread_builds_it(monkeypatch,
+                                                                          worker_first):
+    """The worker builds the next chunk's M-step plan when it finished its E-step first, else
+    the main thread does: forced both ways, the numbers equal those of the in-line schedule."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import evobench.tvae.training as training
+
+    class Pool(ThreadPoolExecutor):  # futures report the E-step as done (or not) on arrival
+        def submit(self, fn, /, *args, **kwargs):
+            future = super().submit(fn, *args, **kwargs)
+            future.result()
+            future.done = lambda: worker_first
+            return future
+
+    built_by_worker = []
+    real_plan = training.Trainer._mstep_plan
+
+    def spy(self, *args):
+        built_by_worker.append(threading.current_thread() is not threading.main_thread())
+        return real_plan(self, *args)
+
+    rng = np.random.default_rng(0)
+    Y = rng.random((500, 16)) + (rng.random((500, 1)) < 0.3)  # 6 chunks of 96 patches
+    a, sa, ea, _ = _fit(1, Y, epochs=2)
+    monkeypatch.setattr(training, "ThreadPoolExecutor", Pool)
+    monkeypatch.setattr(training.Trainer, "_mstep_plan", spy)
+    b, sb, eb, _ = _fit(2, Y, epochs=2)
+    assert b.overlap
+    per_epoch = [True] * 6 if worker_first else [True] + [False] * 5  # chunk 0: the worker
+    assert built_by_worker == per_epoch * 2
+    assert torch.equal(a.keys, b.keys) and torch.equal(a.opt.flat, b.opt.flat)
+    assert sa == sb and torch.equal(ea, eb)
+
+
 def test_denoise_is_bit_identical_at_one_and_two_threads():
     rng = np.random.default_rng(1)
     clean = np.kron(rng.random((5, 5)), np.ones((6, 6)))  # 30 x 30, blocky

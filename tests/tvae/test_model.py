@@ -189,6 +189,27 @@ def test_codes_from_packed_keys_and_row_selection_equal_those_of_the_states(H):
         torch.testing.assert_close(codes.rmatvec(w), w @ s.double(), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("sparse", [True, False])
+def test_codes_split_into_blocks_equals_codes_of_each_block(sparse):
+    """split gives consecutive row blocks (empty ones too) whose lists, first layers and
+    dense forms are those of Codes built from each block's states."""
+    rng = np.random.default_rng(7)
+    s = _sparse_states(rng, 50, 40, 2.0)
+    s[10] = 1  # a dense row
+    s[20] = 0
+    sizes = [7, 0, 13, 1, 29]
+    blocks = Codes(s, sparse=sparse).split(sizes)
+    dec = _model(H=40, D=3, hidden=(5,))[0].decoder
+    for block, rows in zip(blocks, torch.arange(50).split(sizes)):
+        ref = Codes(s[rows], sparse=sparse)
+        assert block.sparse is sparse and block.R == len(rows)
+        assert torch.equal(block.dense(torch.uint8), s[rows])
+        if sparse:
+            for name in ("rows", "cols", "offsets"):
+                assert torch.equal(getattr(block, name), getattr(ref, name)), name
+        assert torch.equal(dec.first_layer(block), dec.first_layer(ref))
+
+
 def test_sparse_path_is_chosen_from_the_measured_density():
     rng = np.random.default_rng(0)
     assert Codes(_sparse_states(rng, 64, 512, 2.0)).sparse  # 2 of 512: gather-sum

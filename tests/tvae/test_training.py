@@ -9,7 +9,7 @@ from scipy.optimize import linear_sum_assignment
 from evobench.tvae.config import make_config
 from evobench.tvae.pipeline import build_trainer
 from evobench.tvae.presets import get_preset
-from evobench.tvae.training import run_epochs, triangular_lr
+from evobench.tvae.training import _block_distinct, run_epochs, triangular_lr
 
 
 def _bars(rng, N=500, H=8, pi=0.25, sigma2=0.01):
@@ -60,6 +60,18 @@ def test_triangular_lr_matches_torch_cyclic_lr():
         assert abs(opt.param_groups[0]["lr"] - triangular_lr(step, 1e-4, 1e-2, 7)) < 1e-12
         opt.step()
         sched.step()
+
+
+def test_block_distinct_equals_a_unique_per_block():
+    """Each block of ``per`` entries (the last one shorter): its distinct values increasing,
+    their count, and each entry's index among them, as torch.unique gives them block by block."""
+    vals = torch.as_tensor(np.random.default_rng(0).integers(0, 40, 230))
+    uniq, sizes, inv = _block_distinct(vals, 64, 40)
+    assert len(sizes) == 4 and inv.shape == vals.shape
+    for block_vals, block_uniq, block_inv in zip(vals.split(64), uniq.split(sizes),
+                                                 inv.split(64)):
+        ref_uniq, ref_inv = torch.unique(block_vals, return_inverse=True)
+        assert torch.equal(block_uniq, ref_uniq) and torch.equal(block_inv, ref_inv)
 
 
 def test_overlapped_epochs_are_deterministic_and_learn():
