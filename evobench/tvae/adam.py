@@ -15,31 +15,46 @@ import math
 import torch
 
 
-def flatten_params(params: list[torch.nn.Parameter]) -> torch.Tensor:
-    """Move ``params`` into one contiguous buffer (each becomes a view of it); returns it."""
+def flatten_params(params: list[torch.nn.Parameter],
+                   transposed: tuple[torch.nn.Parameter, ...] = ()) -> torch.Tensor:
+    """Move ``params`` into one contiguous buffer (each becomes a view of it); returns it.
+
+    A 2-D parameter in ``transposed`` is laid out as its transpose (the view has the original
+    shape, strides (1, rows)): the decoder's first layer, whose sparse forward and gradient
+    work on the rows of W1^T, then needs no transposed copy per step.
+    """
     ref = params[0]
     flat = torch.empty(sum(p.numel() for p in params), dtype=ref.dtype, device=ref.device)
     off = 0
     for p in params:
         k = p.numel()
-        flat[off:off + k].copy_(p.detach().reshape(-1))
-        p.data = flat[off:off + k].view_as(p)
+        if any(p is t for t in transposed):
+            view = flat[off:off + k].view(p.shape[1], p.shape[0]).t()
+        else:
+            view = flat[off:off + k].view_as(p)
+        view.copy_(p.detach())
+        p.data = view
         off += k
     return flat
+
+
+def _views(buf: torch.Tensor, params: list[torch.nn.Parameter], flat: torch.Tensor
+           ) -> list[torch.Tensor]:
+    """Views of ``buf`` laid out like ``params`` are in ``flat``."""
+    return [buf.as_strided(p.shape, p.stride(), p.storage_offset() - flat.storage_offset())
+            for p in params]
 
 
 class FlatAdam:
     """Adam whose parameters and gradients live in two flat buffers (views are rebound)."""
 
-    def __init__(self, params: list[torch.nn.Parameter], betas=(0.9, 0.999), eps: float = 1e-8):
+    def __init__(self, params: list[torch.nn.Parameter], betas=(0.9, 0.999), eps: float = 1e-8,
+                 transposed: tuple[torch.nn.Parameter, ...] = ()):
         self.params = list(params)
-        self.flat = flatten_params(self.params)
+        self.flat = flatten_params(self.params, transposed)
         self.grad = torch.zeros_like(self.flat)
-        off = 0
-        for p in self.params:
-            k = p.numel()
-            p.grad = self.grad[off:off + k].view_as(p)
-            off += k
+        for p, g in zip(self.params, _views(self.grad, self.params, self.flat)):
+            p.grad = g
         self.m = torch.zeros_like(self.flat)
         self.v = torch.zeros_like(self.flat)
         self.buf = torch.empty_like(self.flat)
@@ -56,3 +71,16 @@ class FlatAdam:
         torch.sqrt(self.v, out=self.buf)
         self.buf.div_(math.sqrt(1 - b2**self.t)).add_(self.eps)
         self.flat.addcdiv_(self.m, self.buf, value=-lr / (1 - b1**self.t))
+
+    def canonical(self, buf: torch.Tensor) -> torch.Tensor:
+        """A flat buffer (``flat``, ``m`` or ``v``) with every parameter in its own shape's
+        row-major order, whatever the layout in memory (the checkpoint format)."""
+        views = _views(buf, self.params, self.flat)
+        return torch.cat([v.reshape(-1) for v in views])
+
+    def load_canonical(self, buf: torch.Tensor, values: torch.Tensor) -> None:
+        """Write ``values`` in the canonical order (see ``canonical``) into ``buf``."""
+        off = 0
+        for v in _views(buf, self.params, self.flat):
+            v.copy_(values[off:off + v.numel()].view(v.shape))
+            off += v.numel()

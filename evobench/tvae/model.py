@@ -174,6 +174,11 @@ class Decoder(nn.Module):
     def forward(self, s: torch.Tensor) -> torch.Tensor:
         return self.net(s)
 
+    def stored_transposed(self) -> tuple[nn.Parameter, ...]:
+        """Parameters the trainer lays out transposed in its flat buffer: W1, so that the
+        sparse first layer and its gradient use W1^T's rows with no copy per step."""
+        return (self.linears[0].weight,)
+
     def _act(self, h: torch.Tensor) -> torch.Tensor:
         return h.relu_() if self.slope == 0.0 else nn.functional.leaky_relu_(h, self.slope)
 
@@ -233,11 +238,14 @@ class Decoder(nn.Module):
             if lin.weight.grad is None:
                 lin.weight.grad = torch.empty_like(lin.weight)
                 lin.bias.grad = torch.empty_like(lin.bias)
-            if isinstance(a, Codes):
-                gt = torch.zeros(lin.weight.shape[1], lin.weight.shape[0], dtype=g.dtype,
-                                 device=g.device)
-                gt.index_add_(0, a.cols, g.index_select(0, a.rows))
-                lin.weight.grad.copy_(gt.t())
+            grad_t = lin.weight.grad.t()
+            if isinstance(a, Codes):  # W1^T's gradient: g's rows added at the active units
+                gt = grad_t if grad_t.is_contiguous() else torch.empty_like(grad_t)
+                gt.zero_().index_add_(0, a.cols, g.index_select(0, a.rows))
+                if gt is not grad_t:
+                    grad_t.copy_(gt)
+            elif grad_t.is_contiguous():  # stored transposed (stored_transposed)
+                torch.mm(a.t(), g, out=grad_t)
             else:
                 torch.mm(g.t(), a, out=lin.weight.grad)
             torch.sum(g, 0, out=lin.bias.grad)

@@ -136,8 +136,10 @@ class Trainer:
         self.workers = worker_threads() if Y.device.type == "cpu" else 1
         self.overlap = self.workers >= 2
         self.shadow = TVAEModel(copy.deepcopy(model.decoder), model.pi, model.sigma2)
-        self.shadow_flat = flatten_params(list(self.shadow.decoder.parameters()))
-        self.opt = FlatAdam(list(model.decoder.parameters()))
+        self.shadow_flat = flatten_params(list(self.shadow.decoder.parameters()),
+                                          self.shadow.decoder.stored_transposed())
+        self.opt = FlatAdam(list(model.decoder.parameters()),
+                            transposed=model.decoder.stored_transposed())
         steps_per_epoch = math.ceil(self.N / cfg.batch_size)
         self.half = max(1, round(steps_per_epoch * cfg.half_cycle))
         self.step = 0
@@ -353,7 +355,9 @@ class Trainer:
         def arr(t: torch.Tensor):
             return t.detach().cpu().numpy().copy()
 
-        return {"flat": arr(self.opt.flat), "adam_m": arr(self.opt.m), "adam_v": arr(self.opt.v),
+        opt = self.opt  # parameters in their own shapes' order, whatever the memory layout
+        return {"flat": arr(opt.canonical(opt.flat)), "adam_m": arr(opt.canonical(opt.m)),
+                "adam_v": arr(opt.canonical(opt.v)),
                 "pi": arr(self.model.pi), "sigma2": arr(self.model.sigma2),
                 "keys": arr(self.keys), "generator": arr(self.gen.get_state()),
                 "adam_t": int(self.opt.t), "step": int(self.step)}
@@ -383,7 +387,11 @@ class Trainer:
             raise ValueError("state entry 'generator' is not a generator state") from None
         with torch.no_grad():
             for name, t in tensors.items():  # in place: parameters are views of opt.flat
-                t.copy_(torch.from_numpy(state[name].copy()))
+                value = torch.from_numpy(state[name].copy())
+                if name in ("flat", "adam_m", "adam_v"):  # stored in the canonical order
+                    self.opt.load_canonical(t, value.to(t.device))
+                else:
+                    t.copy_(value)
         self.opt.t = state["adam_t"]
         self.step = state["step"]
 

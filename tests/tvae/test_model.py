@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from evobench.tvae.adam import FlatAdam
 from evobench.tvae.model import (
     Codes,
     Decoder,
@@ -105,11 +106,15 @@ def test_full_enumeration_gives_exact_posterior():
 
 
 @pytest.mark.parametrize("activation,hidden", [("relu", (7,)), ("leaky_relu", (6, 5))])
-def test_hand_written_gradient_equals_autograd(activation, hidden):
+@pytest.mark.parametrize("flat", [False, True])
+def test_hand_written_gradient_equals_autograd(activation, hidden, flat):
     """The M-step's manual backprop gives the gradient of -F_batch/B that autograd gives, to
-    rounding in float64 (a leaky-relu slope rounded to float32 is ~1e-9 off)."""
+    rounding in float64 (a leaky-relu slope rounded to float32 is ~1e-9 off); also with the
+    parameters in the trainer's flat buffer (W1 laid out transposed)."""
     model, g = _model(H=5, D=6, hidden=hidden, activation=activation)
     dec = model.decoder
+    if flat:
+        FlatAdam(list(dec.parameters()), transposed=dec.stored_transposed())
     rng = np.random.default_rng(3)
     B, S = 4, 6
     Y = torch.as_tensor(rng.normal(size=(B, 6)))
@@ -133,12 +138,17 @@ def _sparse_states(rng, R, H, k):
     return torch.as_tensor(base[rng.integers(0, len(base), R)])
 
 
+@pytest.mark.parametrize("flat", [False, True])
 @pytest.mark.parametrize("H,hidden", [(40, (9,)), (40, ()), (12, (6, 5))])
-def test_sparse_first_layer_and_its_gradient_equal_the_dense_ones(H, hidden):
-    """Gather-sum over active units == b1 + W1 s; scatter-add gradient == g^T s."""
+def test_sparse_first_layer_and_its_gradient_equal_the_dense_ones(H, hidden, flat):
+    """Gather-sum over active units == b1 + W1 s; scatter-add gradient == g^T s; also with
+    the parameters in the trainer's flat buffer (W1 laid out transposed)."""
     model, _ = _model(H=H, D=6, hidden=hidden, activation="leaky_relu" if len(hidden) > 1
                       else "relu")
     dec = model.decoder
+    if flat:
+        FlatAdam(list(dec.parameters()), transposed=dec.stored_transposed())
+        assert dec.linears[0].weight.t().is_contiguous()
     rng = np.random.default_rng(5)
     s = _sparse_states(rng, 50, H, 2.0)
     sparse, dense = Codes(s, sparse=True), Codes(s, sparse=False)
