@@ -417,8 +417,8 @@ def chunked_log_joint(model: TVAEModel, Y: torch.Tensor, states: torch.Tensor,
         c = Codes.from_keys(uk[a:a + max_rows], H)
         mus.append(dec.output(dec.hidden(c)))
         priors.append(c.matvec(logit))
-    mu_u = torch.cat(mus)
-    prior = torch.cat(priors)[inv]  # (B, S)
+    mu_u = mus[0] if len(mus) == 1 else torch.cat(mus)  # (one slice: no copy)
+    prior = (priors[0] if len(priors) == 1 else torch.cat(priors))[inv]  # (B, S)
     step = max(1, min(max_rows, PAIR_ROWS) // max(S, 1))
     lpjs, errs, means = [], [], []
     for a in range(0, B, step):
