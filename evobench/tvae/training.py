@@ -250,11 +250,8 @@ class Trainer:
         base = (codes.matvec(terms.logit)[inv_c].view(len(idx), S) + terms.const
                 - dn * terms.half_log)
         uidx, sizes, inv = _block_distinct(inv_c, per, codes.R)
-        states = codes.select(uidx)
-        if not states.sparse:  # in the decoder's dtype once, not per mini-batch
-            states = Codes(states.dense(self.Y.dtype), sparse=False)
-        return _ChunkPlan(codes=codes, inv=inv_c, base=base, states=states.split(sizes),
-                          invs=list(inv.split(per)))
+        return _ChunkPlan(codes=codes, inv=inv_c, base=base,
+                          states=codes.select(uidx).split(sizes), invs=list(inv.split(per)))
 
     def _mstep_run(self, idx, plan: _ChunkPlan, sums: _EpochSums, terms: _EpochTerms) -> None:
         """Adam mini-batches over the chunk ``idx`` with its plan; adds the chunk's F and the
