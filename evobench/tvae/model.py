@@ -240,10 +240,7 @@ class Decoder(nn.Module):
                 lin.bias.grad = torch.empty_like(lin.bias)
             grad_t = lin.weight.grad.t()
             if isinstance(a, Codes):  # W1^T's gradient: g's rows added at the active units
-                gt = grad_t if grad_t.is_contiguous() else torch.empty_like(grad_t)
-                gt.zero_().index_add_(0, a.cols, g.index_select(0, a.rows))
-                if gt is not grad_t:
-                    grad_t.copy_(gt)
+                grad_t.zero_().index_add_(0, a.cols, g.index_select(0, a.rows))
             elif grad_t.is_contiguous():  # stored transposed (stored_transposed)
                 torch.mm(a.t(), g, out=grad_t)
             else:

@@ -389,7 +389,7 @@ class Trainer:
             for name, t in tensors.items():  # in place: parameters are views of opt.flat
                 value = torch.from_numpy(state[name].copy())
                 if name in ("flat", "adam_m", "adam_v"):  # stored in the canonical order
-                    self.opt.load_canonical(t, value.to(t.device))
+                    self.opt.load_canonical(t, value)
                 else:
                     t.copy_(value)
         self.opt.t = state["adam_t"]
