@@ -6,6 +6,8 @@ patches. Draws come only from the generator passed in, so a seed fixes the whole
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from evobench.tvae.model import TVAEModel, chunked_log_joint
@@ -174,12 +176,59 @@ def _children(model: TVAEModel, pkeys: torch.Tensor, C: int, mutation: str, cros
     return pack(sparseflip(parents, n_per, model.pi, p_bf, gen))
 
 
+@dataclass
+class Candidates:
+    """An E-step's candidates per patch: the old set K_n (its S states first, best first),
+    then the children of every generation, with their log-joints."""
+    keys: torch.Tensor  # (B, S + n_children, n_words)
+    lpj: torch.Tensor  # (B, S + n_children)
+    S: int
+
+
+def evaluate(model: TVAEModel, Y: torch.Tensor, obs: torch.Tensor | None,
+             dobs: torch.Tensor | None, keys: torch.Tensor, *, P: int, C: int, G: int,
+             selection: str, mutation: str, cross: bool, p_bf: float, gen: torch.Generator,
+             max_rows: int, block: int = 32) -> Candidates:
+    """The evolutionary search of an E-step (see ``estep``): log-joints of the sets ``keys``
+    and G generations of children, each bred from the previous one's best. All the E-step's
+    draws and decoder passes are here; ``select`` only compares."""
+    lpj, _, _ = chunked_log_joint(model, Y, None, obs, dobs, max_rows, keys=keys)
+    pool, pool_lpj = keys, lpj
+    new_keys, new_lpj = [], []
+    for g in range(G):
+        # generation 1 selects from K_n (stored best first), later ones from the previous
+        # generation's children, in generation order
+        idx = select_parents(pool_lpj, P, selection, gen, block=block,
+                             stored_best_first=g == 0)
+        ckeys = _children(model, take_rows(pool, idx), C, mutation, cross, p_bf, gen)
+        clpj, _, _ = chunked_log_joint(model, Y, None, obs, dobs, max_rows, keys=ckeys)
+        new_keys.append(ckeys)
+        new_lpj.append(clpj)
+        pool, pool_lpj = ckeys, clpj
+    return Candidates(keys=torch.cat([keys, *new_keys], 1), lpj=torch.cat([lpj, *new_lpj], 1),
+                      S=keys.shape[1])
+
+
+def select(cands: Candidates, a: int = 0, b: int | None = None
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The new sets of patches a..b-1 of ``cands``: their S best distinct candidates (keys
+    (b-a, S, n_words), best first), those log-joints and how many are new per patch.
+
+    Row by row, so the rows may be split among threads in any way: the same numbers.
+    """
+    keys, lpj, S = cands.keys[a:b], cands.lpj[a:b], cands.S
+    lpj = torch.where(first_occurrence(keys), lpj, torch.full_like(lpj, -torch.inf))
+    top = torch.topk(lpj, S, dim=1)
+    return take_rows(keys, top.indices), top.values, (top.indices >= S).sum(1)
+
+
 def estep(model: TVAEModel, Y: torch.Tensor, obs: torch.Tensor | None,
           dobs: torch.Tensor | None, keys: torch.Tensor, *, P: int, C: int, G: int,
           selection: str, mutation: str, cross: bool, p_bf: float, gen: torch.Generator,
           max_rows: int, want_states: bool = True, block: int = 32
           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """One evolutionary update of the sets ``keys`` (B, S, n_words) for fixed parameters.
+    """One evolutionary update of the sets ``keys`` (B, S, n_words) for fixed parameters:
+    ``evaluate`` then ``select``.
 
     The sets are stored best first (descending log-joint). ``block`` is the mini-batch size the
     ``tvo`` selection normalises over (rows 0..block-1, block..2 block-1, ... of this batch).
@@ -197,26 +246,9 @@ def estep(model: TVAEModel, Y: torch.Tensor, obs: torch.Tensor | None,
     (P, C, G, selection, mutation, crossover, bit-flip probability) plus the generator, the
     memory bound and the tvo block; callers name each.
     """
-    B, S, _ = keys.shape
-    H = model.H
-    lpj, _, _ = chunked_log_joint(model, Y, None, obs, dobs, max_rows, keys=keys)
-    pool, pool_lpj = keys, lpj
-    new_keys, new_lpj = [], []
-    for g in range(G):
-        # generation 1 selects from K_n (stored best first), later ones from the previous
-        # generation's children, in generation order
-        idx = select_parents(pool_lpj, P, selection, gen, block=block,
-                             stored_best_first=g == 0)
-        ckeys = _children(model, take_rows(pool, idx), C, mutation, cross, p_bf, gen)
-        clpj, _, _ = chunked_log_joint(model, Y, None, obs, dobs, max_rows, keys=ckeys)
-        new_keys.append(ckeys)
-        new_lpj.append(clpj)
-        pool, pool_lpj = ckeys, clpj
-    all_keys = torch.cat([keys, *new_keys], 1)
-    all_lpj = torch.cat([lpj, *new_lpj], 1)
-    all_lpj = torch.where(first_occurrence(all_keys), all_lpj,
-                          torch.full_like(all_lpj, -torch.inf))
-    top = torch.topk(all_lpj, S, dim=1)
-    kept_keys = take_rows(all_keys, top.indices)
-    kept = unpack(kept_keys, H, torch.uint8) if want_states else None
-    return kept_keys, top.values, (top.indices >= S).sum(1), kept
+    cands = evaluate(model, Y, obs, dobs, keys, P=P, C=C, G=G, selection=selection,
+                     mutation=mutation, cross=cross, p_bf=p_bf, gen=gen, max_rows=max_rows,
+                     block=block)
+    kept_keys, kept_lpj, n_new = select(cands)
+    kept = unpack(kept_keys, model.H, torch.uint8) if want_states else None
+    return kept_keys, kept_lpj, n_new, kept

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import math
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -29,7 +30,7 @@ import torch
 
 from evobench.tvae.adam import FlatAdam, flatten_params
 from evobench.tvae.config import TVAEConfig
-from evobench.tvae.evolution import estep
+from evobench.tvae.evolution import evaluate, select
 from evobench.tvae.model import (
     Codes,
     TVAEModel,
@@ -43,6 +44,7 @@ from evobench.tvae.states import popcount
 
 PI_CLAMP = 1e-5
 ACT_BUDGET = 2**24  # entries per (chunk, S, layer width) activation tensor (64 MB in float32)
+SELECT_ROWS = 128  # patches per piece of an E-step's selection (either thread takes pieces)
 
 
 _OUTER_THREADS: list[int] = []
@@ -84,6 +86,62 @@ def _block_distinct(vals: torch.Tensor, per: int, U: int
     counts = torch.bincount(uniq // U, minlength=n_blocks)
     starts = torch.cumsum(counts, 0).sub_(counts)
     return uniq % U, counts.tolist(), inv.sub_(starts.index_select(0, block))
+
+
+class _SharedRows:
+    """A row-wise job cut into pieces of rows that whichever thread is free takes: the worker
+    publishes it, both threads ``work`` on it. Rows are independent, so who ran which piece
+    changes no number. A failure on either side ends the job for both (no thread hangs)."""
+
+    def __init__(self):
+        self._published = threading.Event()
+        self._finished = threading.Event()
+        self._lock = threading.Lock()
+        self._pieces: list[tuple[int, int]] = []
+        self._error: BaseException | None = None
+
+    def publish(self, fn, n_rows: int, piece: int) -> None:
+        """Offer ``fn(a, b)`` for rows a..b-1 in pieces of ``piece`` rows."""
+        self._fn = fn
+        self._pieces = [(a, min(n_rows, a + piece)) for a in range(0, n_rows, piece)]
+        self._out: list = [None] * len(self._pieces)
+        self._next, self._left = 0, len(self._pieces)
+        if not self._pieces:
+            self._finished.set()
+        self._published.set()
+
+    def abort(self, error: BaseException) -> None:
+        """The publisher failed before publishing: nobody is to wait for pieces."""
+        with self._lock:
+            self._error = error
+        self._finished.set()
+        self._published.set()
+
+    def work(self) -> None:
+        """Wait until the job is published, then run pieces until none is left."""
+        self._published.wait()
+        while True:
+            with self._lock:
+                if self._error is not None or self._next >= len(self._pieces):
+                    return
+                k, self._next = self._next, self._next + 1
+            try:
+                out = self._fn(*self._pieces[k])
+            except BaseException as e:
+                self.abort(e)
+                raise
+            with self._lock:
+                self._out[k] = out
+                self._left -= 1
+                if self._left == 0:
+                    self._finished.set()
+
+    def results(self) -> list:
+        """Every piece's result, in row order, once all are done (re-raises a failure)."""
+        self._finished.wait()
+        if self._error is not None:
+            raise self._error
+        return self._out
 
 
 @dataclass
@@ -175,59 +233,72 @@ class Trainer:
         terms = _EpochTerms(logit=logit, const=const, half_log=half_log, inv2s2=inv2s2_f)
         sums = _EpochSums(F=F, n_new=n_new, A_pi=A_pi, A_sig=A_sig)
 
-        @torch.no_grad()  # grad mode is per thread: the worker's too
-        def run_estep(i: int, m: TVAEModel):
-            idx = chunks[i]
-            return estep(m, self.Y[idx], None if self.obs is None else self.obs[idx],
-                         None if self.dobs is None else self.dobs[idx], self.keys[idx],
-                         P=cfg.P, C=cfg.C, G=cfg.G, selection=cfg.selection,
-                         mutation=cfg.mutation, cross=cfg.crossover, p_bf=self.p_bf,
-                         gen=gen, max_rows=cfg.max_rows, want_states=False,
-                         block=cfg.batch_size)
-
         self.shadow_flat.copy_(self.opt.flat)
         with one_thread_math():
             if self.overlap:
                 with ThreadPoolExecutor(1) as pool:
-                    self._chunks(chunks, run_estep, pool, terms, sums)
+                    self._chunks(chunks, pool, terms, sums)
             else:
-                self._chunks(chunks, run_estep, None, terms, sums)
+                self._chunks(chunks, None, terms, sums)
         model.pi.copy_((A_pi / self.N).clamp(PI_CLAMP, 1 - PI_CLAMP))
         denom = self.N * self.D if (self.obs is None or self.impute) else self.dobs.sum()
         model.sigma2.copy_((A_sig / denom).clamp_min(1e-12))
         return {"F": F.item() / self.N, "sigma2": model.sigma2.item(),
                 "pi_sum": model.pi.sum().item(), "new_states": n_new.item() / self.N}
 
-    def _chunks(self, chunks, run_estep, pool, terms: _EpochTerms, sums: _EpochSums) -> None:
+    def _chunks(self, chunks, pool, terms: _EpochTerms, sums: _EpochSums) -> None:
         """E-step then Adam mini-batches, chunk by chunk, accumulating into ``sums``.
 
         The E-step of chunk i runs on the snapshot ``self.shadow``, which holds the parameters
-        from before chunk i-1's M-step (the epoch's start for i = 0, 1). With ``pool`` it runs
-        in the worker thread during chunk i-1's M-step, else in line; the snapshot is refreshed
-        at the same point of the schedule either way, and only the E-step draws from the
-        generator, so both orders give the same numbers. Each E-step sees fixed parameters
-        (monotone); the cost is that they are one chunk of Adam steps older.
+        from before chunk i-1's M-step (the epoch's start for i = 0, 1). With ``pool`` its
+        search runs in the worker thread during chunk i-1's M-step, else in line; the snapshot
+        is refreshed at the same point of the schedule either way, and only the search draws
+        from the generator, so both orders give the same numbers. Each E-step sees fixed
+        parameters (monotone); the cost is that they are one chunk of Adam steps older.
 
-        The worker also builds the chunk's M-step plan unless it was the slower of the two
-        streams on the previous chunk (then this thread builds it): the plan does not depend
-        on who builds it.
+        Whichever thread is free shares the rest, which changes no number: the E-step's
+        selection is cut into pieces of rows that this thread helps with once its M-step is
+        done, and the worker also builds the chunk's M-step plan unless it was the slower of
+        the two streams on the previous chunk (then this thread builds it).
         """
-        @torch.no_grad()
-        def estep_and_plan(i: int, plan_too: bool):
-            out = run_estep(i, self.shadow)
-            return out, (self._mstep_plan(chunks[i], out[0], terms) if plan_too else None)
+        cfg = self.cfg
 
-        pending = pool.submit(estep_and_plan, 0, True) if pool is not None else None
+        @torch.no_grad()  # grad mode is per thread: the worker's too
+        def search(i: int, share: _SharedRows, plan_too: bool):
+            idx = chunks[i]
+            try:
+                cands = evaluate(self.shadow, self.Y[idx],
+                                 None if self.obs is None else self.obs[idx],
+                                 None if self.dobs is None else self.dobs[idx], self.keys[idx],
+                                 P=cfg.P, C=cfg.C, G=cfg.G, selection=cfg.selection,
+                                 mutation=cfg.mutation, cross=cfg.crossover, p_bf=self.p_bf,
+                                 gen=self.gen, max_rows=cfg.max_rows, block=cfg.batch_size)
+            except BaseException as e:
+                share.abort(e)
+                raise
+            share.publish(torch.no_grad()(lambda a, b: select(cands, a, b)), len(idx),
+                          SELECT_ROWS)
+            share.work()
+            parts = share.results()
+            keys = torch.cat([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+            new = torch.cat([p[2] for p in parts]) if len(parts) > 1 else parts[0][2]
+            return keys, new, (self._mstep_plan(idx, keys, terms) if plan_too else None)
+
+        if pool is not None:
+            share = _SharedRows()
+            pending = pool.submit(search, 0, share, True)
         for i, idx in enumerate(chunks):
             if pool is None:
-                (keys, _, new, _), plan = estep_and_plan(i, False)
+                keys, new, plan = search(i, _SharedRows(), False)
                 self.shadow_flat.copy_(self.opt.flat)
             else:
                 worker_first = pending.done()
-                (keys, _, new, _), plan = pending.result()
+                share.work()  # help with the selection of chunk i
+                keys, new, plan = pending.result()
                 if i + 1 < len(chunks):
                     self.shadow_flat.copy_(self.opt.flat)
-                    pending = pool.submit(estep_and_plan, i + 1, worker_first)
+                    share = _SharedRows()
+                    pending = pool.submit(search, i + 1, share, worker_first)
             self.keys[idx] = keys
             sums.n_new += new.sum()
             self._mstep_run(idx, plan or self._mstep_plan(idx, keys, terms), sums, terms)

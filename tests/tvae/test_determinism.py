@@ -84,6 +84,37 @@ def test_the_mstep_plan_gives_the_same_numbers_whichever_thread_builds_it(monkey
     assert sa == sb and torch.equal(ea, eb)
 
 
+def test_the_estep_selection_gives_the_same_numbers_whoever_takes_its_pieces(monkeypatch):
+    """The E-step's selection is cut into pieces of rows that either thread takes: with the
+    worker leaving every piece to the main thread, the numbers equal the in-line schedule's."""
+    import threading
+
+    import evobench.tvae.training as training
+
+    class MainTakesAll(training._SharedRows):
+        def work(self):
+            if threading.current_thread() is threading.main_thread():
+                super().work()
+
+    by_main = []
+    real_select = training.select
+
+    def spy(*args):
+        by_main.append(threading.current_thread() is threading.main_thread())
+        return real_select(*args)
+
+    rng = np.random.default_rng(0)
+    Y = rng.random((500, 16)) + (rng.random((500, 1)) < 0.3)  # 6 chunks of 96 patches
+    monkeypatch.setattr(training, "SELECT_ROWS", 32)  # 3 pieces per chunk
+    a, sa, ea, _ = _fit(1, Y, epochs=2)
+    monkeypatch.setattr(training, "_SharedRows", MainTakesAll)
+    monkeypatch.setattr(training, "select", spy)
+    b, sb, eb, _ = _fit(2, Y, epochs=2)
+    assert b.overlap and by_main == [True] * 32  # per epoch 5 chunks x 3 pieces + 1 (20 rows)
+    assert torch.equal(a.keys, b.keys) and torch.equal(a.opt.flat, b.opt.flat)
+    assert sa == sb and torch.equal(ea, eb)
+
+
 def test_denoise_is_bit_identical_at_one_and_two_threads():
     rng = np.random.default_rng(1)
     clean = np.kron(rng.random((5, 5)), np.ones((6, 6)))  # 30 x 30, blocky

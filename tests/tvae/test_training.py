@@ -1,15 +1,17 @@
 """Learning: the bars test recovers a known generative model; LR schedule matches torch."""
 
 import math
+import threading
 
 import numpy as np
+import pytest
 import torch
 from scipy.optimize import linear_sum_assignment
 
 from evobench.tvae.config import make_config
 from evobench.tvae.pipeline import build_trainer
 from evobench.tvae.presets import get_preset
-from evobench.tvae.training import _block_distinct, run_epochs, triangular_lr
+from evobench.tvae.training import _block_distinct, _SharedRows, run_epochs, triangular_lr
 
 
 def _bars(rng, N=500, H=8, pi=0.25, sigma2=0.01):
@@ -74,6 +76,81 @@ def test_block_distinct_equals_a_unique_per_block():
         assert torch.equal(block_uniq, ref_uniq) and torch.equal(block_inv, ref_inv)
 
 
+def test_shared_rows_are_taken_by_both_threads_and_come_back_in_row_order():
+    share = _SharedRows()
+    both = threading.Barrier(2, timeout=30)
+
+    def piece(a, b):
+        if a < 2:  # pieces 0 and 1 wait for each other: one thread each
+            both.wait()
+        return a, b, threading.get_ident()
+
+    helper = threading.Thread(target=share.work)
+    helper.start()
+    share.publish(piece, 10, 1)
+    share.work()
+    helper.join(30)
+    out = share.results()
+    assert [(a, b) for a, b, _ in out] == [(k, k + 1) for k in range(10)]
+    assert len({ident for _, _, ident in out[:2]}) == 2
+
+
+def test_a_failing_piece_or_search_ends_the_shared_job_for_both_threads():
+    share = _SharedRows()
+
+    def piece(a, b):
+        if a == 3:
+            raise ValueError("piece 3 failed")
+        return a
+
+    seen = []
+
+    def helper():
+        try:
+            share.work()
+            share.results()
+        except ValueError as e:
+            seen.append(str(e))
+
+    t = threading.Thread(target=helper)
+    t.start()
+    share.publish(piece, 8, 1)
+    with pytest.raises(ValueError, match="piece 3"):
+        share.work()
+        share.results()
+    t.join(30)
+    assert not t.is_alive() and seen == ["piece 3 failed"]
+
+    aborted = _SharedRows()  # the search failed before publishing: nobody waits for pieces
+    aborted.abort(RuntimeError("search failed"))
+    aborted.work()
+    with pytest.raises(RuntimeError, match="search failed"):
+        aborted.results()
+
+
+def test_an_error_in_the_worker_search_reaches_the_caller(monkeypatch):
+    import evobench.tvae.training as training
+
+    torch.set_num_threads(2)  # the autouse fixture restores the previous count
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("search broke")
+        return real(*args, **kwargs)
+
+    real = training.evaluate
+    monkeypatch.setattr(training, "evaluate", failing)
+    Y, _ = _bars(np.random.default_rng(0), N=200)
+    cfg = make_config(get_preset("quick"), dict(H=8, hidden=(16,), S=8, P=2, C=2, scale=1.0,
+                                                chunk_size=64))
+    tr = build_trainer(Y, None, cfg, torch.Generator().manual_seed(0), 0.1)
+    assert tr.overlap
+    with pytest.raises(RuntimeError, match="search broke"):
+        tr.epoch()
+
+
 def test_overlapped_epochs_are_deterministic_and_learn():
     """With >= 2 threads the next chunk's E-step runs beside the M-step; the result must not
     depend on thread timing (same seed -> identical parameters and sets) and must still learn."""
@@ -107,12 +184,12 @@ def test_overlapped_estep_records_no_autograd_graph(monkeypatch):
     seen = []
 
     def spy(*args, **kwargs):
-        out = estep(*args, **kwargs)
-        seen.append((torch.is_grad_enabled(), out[1].requires_grad))
+        out = evaluate(*args, **kwargs)
+        seen.append((torch.is_grad_enabled(), out.lpj.requires_grad))
         return out
 
-    estep = training.estep
-    monkeypatch.setattr(training, "estep", spy)
+    evaluate = training.evaluate
+    monkeypatch.setattr(training, "evaluate", spy)
     Y, _ = _bars(np.random.default_rng(0), N=200)
     cfg = make_config(get_preset("quick"), dict(H=8, hidden=(16,), S=8, P=2, C=2, scale=1.0,
                                                 chunk_size=64))
@@ -212,8 +289,8 @@ def test_sparseflip_flips_1_over_H_bits_unless_told_otherwise(monkeypatch):
     from evobench.tvae import training
 
     seen = []
-    real = training.estep
-    monkeypatch.setattr(training, "estep", lambda *a, **kw: (seen.append(kw["p_bf"]),
+    real = training.evaluate
+    monkeypatch.setattr(training, "evaluate", lambda *a, **kw: (seen.append(kw["p_bf"]),
                                                              real(*a, **kw))[1])
     Y, _ = _bars(np.random.default_rng(0), N=64)
     for freq, want in ((None, 1 / 8), (0.3, 0.3)):
