@@ -133,7 +133,9 @@ def main() -> None:
             finally:
                 acc[kind] += time.process_time() - t0
         setattr(evo, fname, split)
-    training.estep = timed("estep", training.estep)
+    for fname in ("estep", "evaluate", "select"):  # the E-step: one call, or search + selection
+        if hasattr(training, fname):
+            setattr(training, fname, timed("estep", getattr(training, fname)))
     dec_cls = type(tr.model.decoder)
     dec_cls.backward_from_output = timed("backward", dec_cls.backward_from_output)
     tr.opt.step = timed("adam", tr.opt.step)
