@@ -120,21 +120,21 @@ class _SharedRows:
     def work(self) -> None:
         """Wait until the job is published, then run pieces until none is left."""
         self._published.wait()
-        while True:
-            with self._lock:
-                if self._error is not None or self._next >= len(self._pieces):
-                    return
-                k, self._next = self._next, self._next + 1
-            try:
+        try:  # anything raised here (an interrupt too) may have left a piece taken but undone
+            while True:
+                with self._lock:
+                    if self._error is not None or self._next >= len(self._pieces):
+                        return
+                    k, self._next = self._next, self._next + 1
                 out = self._fn(*self._pieces[k])
-            except BaseException as e:
-                self.abort(e)
-                raise
-            with self._lock:
-                self._out[k] = out
-                self._left -= 1
-                if self._left == 0:
-                    self._finished.set()
+                with self._lock:
+                    self._out[k] = out
+                    self._left -= 1
+                    if self._left == 0:
+                        self._finished.set()
+        except BaseException as e:
+            self.abort(e)
+            raise
 
     def results(self) -> list:
         """Every piece's result, in row order, once all are done (re-raises a failure)."""
