@@ -76,6 +76,16 @@ def test_block_distinct_equals_a_unique_per_block():
         assert torch.equal(block_uniq, ref_uniq) and torch.equal(block_inv, ref_inv)
 
 
+def _overlapped_trainer():
+    """A small trainer whose E-step runs in the worker thread (4 chunks of 64 patches)."""
+    Y, _ = _bars(np.random.default_rng(0), N=200)
+    cfg = make_config(get_preset("quick"), dict(H=8, hidden=(16,), S=8, P=2, C=2, scale=1.0,
+                                                chunk_size=64))
+    tr = build_trainer(Y, None, cfg, torch.Generator().manual_seed(0), 0.1)
+    assert tr.overlap
+    return tr
+
+
 def test_shared_rows_are_taken_by_both_threads_and_come_back_in_row_order():
     share = _SharedRows()
     both = threading.Barrier(2, timeout=30)
@@ -142,11 +152,7 @@ def test_an_error_in_the_worker_search_reaches_the_caller(monkeypatch):
 
     real = training.evaluate
     monkeypatch.setattr(training, "evaluate", failing)
-    Y, _ = _bars(np.random.default_rng(0), N=200)
-    cfg = make_config(get_preset("quick"), dict(H=8, hidden=(16,), S=8, P=2, C=2, scale=1.0,
-                                                chunk_size=64))
-    tr = build_trainer(Y, None, cfg, torch.Generator().manual_seed(0), 0.1)
-    assert tr.overlap
+    tr = _overlapped_trainer()
     with pytest.raises(RuntimeError, match="search broke"):
         tr.epoch()
 
@@ -190,11 +196,7 @@ def test_overlapped_estep_records_no_autograd_graph(monkeypatch):
 
     evaluate = training.evaluate
     monkeypatch.setattr(training, "evaluate", spy)
-    Y, _ = _bars(np.random.default_rng(0), N=200)
-    cfg = make_config(get_preset("quick"), dict(H=8, hidden=(16,), S=8, P=2, C=2, scale=1.0,
-                                                chunk_size=64))
-    tr = build_trainer(Y, None, cfg, torch.Generator().manual_seed(0), 0.1)
-    assert tr.overlap
+    tr = _overlapped_trainer()
     tr.epoch()
     assert len(seen) == 4 and not any(g or r for g, r in seen), seen
 
