@@ -111,7 +111,8 @@ class _SharedRows:
         self._published.set()
 
     def abort(self, error: BaseException) -> None:
-        """The publisher failed before publishing: nobody is to wait for pieces."""
+        """End the job with ``error`` (a failed search or piece): no thread waits for pieces
+        any more, and ``results`` re-raises it."""
         with self._lock:
             self._error = error
         self._finished.set()
