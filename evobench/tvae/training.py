@@ -280,9 +280,8 @@ class Trainer:
             share.publish(torch.no_grad()(lambda a, b: select(cands, a, b)), len(idx),
                           SELECT_ROWS)
             share.work()
-            parts = share.results()
-            keys = torch.cat([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
-            new = torch.cat([p[2] for p in parts]) if len(parts) > 1 else parts[0][2]
+            parts = share.results()  # per piece: its keys, log-joints, new-state counts
+            keys, new = torch.cat([p[0] for p in parts]), torch.cat([p[2] for p in parts])
             return keys, new, (self._mstep_plan(idx, keys, terms) if plan_too else None)
 
         if pool is not None:
