@@ -18,6 +18,12 @@ from evobench.tvae.pipeline import build_trainer
 from evobench.tvae.presets import get_preset
 
 
+def _patches() -> np.ndarray:
+    """500 patches of 16 values (6 chunks of 96 in ``_fit``), a third of them offset by 1."""
+    rng = np.random.default_rng(0)
+    return rng.random((500, 16)) + (rng.random((500, 1)) < 0.3)
+
+
 def _fit(threads: int, Y: np.ndarray, epochs: int = 3):
     torch.set_num_threads(threads)  # the autouse fixture restores the previous count
     cfg = make_config(get_preset("quick"), dict(
@@ -30,8 +36,7 @@ def _fit(threads: int, Y: np.ndarray, epochs: int = 3):
 
 
 def test_trainer_is_bit_identical_at_one_and_two_threads():
-    rng = np.random.default_rng(0)
-    Y = rng.random((500, 16)) + (rng.random((500, 1)) < 0.3)  # 6 chunks of 96 patches
+    Y = _patches()
     a, sa, ea, xa = _fit(1, Y)
     b, sb, eb, xb = _fit(2, Y)
     assert not a.overlap and b.overlap  # the in-line schedule and the worker-thread one
@@ -71,8 +76,7 @@ def test_the_mstep_plan_gives_the_same_numbers_whichever_thread_builds_it(monkey
         built_by_worker.append(threading.current_thread() is not threading.main_thread())
         return real_plan(self, *args)
 
-    rng = np.random.default_rng(0)
-    Y = rng.random((500, 16)) + (rng.random((500, 1)) < 0.3)  # 6 chunks of 96 patches
+    Y = _patches()
     a, sa, ea, _ = _fit(1, Y, epochs=2)
     monkeypatch.setattr(training, "ThreadPoolExecutor", Pool)
     monkeypatch.setattr(training.Trainer, "_mstep_plan", spy)
@@ -103,8 +107,7 @@ def test_the_estep_selection_gives_the_same_numbers_whoever_takes_its_pieces(mon
         by_main.append(threading.current_thread() is threading.main_thread())
         return real_select(*args)
 
-    rng = np.random.default_rng(0)
-    Y = rng.random((500, 16)) + (rng.random((500, 1)) < 0.3)  # 6 chunks of 96 patches
+    Y = _patches()
     monkeypatch.setattr(training, "SELECT_ROWS", 32)  # 3 pieces per chunk
     a, sa, ea, _ = _fit(1, Y, epochs=2)
     monkeypatch.setattr(training, "_SharedRows", MainTakesAll)
