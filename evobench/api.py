@@ -24,10 +24,14 @@ from typing import Any
 import numpy as np
 
 from evobench import inputs
+from evobench.checkpoint import Stopped, input_digest
+from evobench.context import MethodContext
+from evobench.data import RemoteFile, ensure
 from evobench.errors import EvobenchError
 from evobench.hookspecs import hookimpl
-from evobench.inputs import color_of
-from evobench.live import report_progress
+from evobench.inputs import MethodInput, color_of, mean_filled, reference_psnr
+from evobench.inputs import reference as reference_image
+from evobench.patches import extract_patches, merge_patches
 from evobench.registry import Registry, get_registry
 from evobench.specs import (
     DatasetSpec,
@@ -43,7 +47,7 @@ from evobench.specs import (
     resolve_params,
 )
 
-API_VERSION = 1
+API_VERSION = 2
 
 __all__ = [
     "API_VERSION",
@@ -52,18 +56,28 @@ __all__ = [
     "DegradationSpec",
     "EvobenchError",
     "FigureSpec",
+    "MethodContext",
+    "MethodInput",
     "MethodOutput",
     "MethodSpec",
     "MetricSpec",
     "Param",
     "Registry",
+    "RemoteFile",
     "SpecError",
+    "Stopped",
     "SuiteSpec",
     "check_method_input",
     "color_of",
+    "ensure",
+    "extract_patches",
     "get_registry",
     "hookimpl",
-    "report_progress",
+    "input_digest",
+    "mean_filled",
+    "merge_patches",
+    "reference_image",
+    "reference_psnr",
     "run_method",
     "run_spec",
 ]
@@ -81,28 +95,37 @@ def check_method_input(spec: MethodSpec, image: Any, *, task: str, mask: Any = N
 
 def run_method(name: str, image: Any, *, task: str, sigma: float | None = None, mask: Any = None,
                seed: int = 0, device: str = "cpu", budget_s: float | None = None,
-               registry: Registry | None = None, **params: Any) -> MethodOutput:
+               ctx: MethodContext | None = None, registry: Registry | None = None,
+               **params: Any) -> MethodOutput:
     """Run the registered method ``name`` on one image: :func:`run_spec` of its spec.
 
-    (Nine parameters: the method contract's seven keywords, ``registry`` and the method's
-    parameters as keywords.)
+    ``budget_s`` is a shorthand for ``ctx=MethodContext(budget_s=...)``; without ``ctx`` the
+    method gets a default context (no progress, checkpoints or stop). (Ten parameters: the
+    checked input's six, the budget, the context, ``registry`` and the method's parameters.)
     """
     spec = (registry or get_registry()).method(name)
+    if ctx is None:
+        ctx = MethodContext(budget_s=budget_s)
+    elif budget_s is not None:
+        raise EvobenchError("pass the budget either as budget_s or in ctx, not both")
     return run_spec(spec, image, task=task, sigma=sigma, mask=mask, seed=seed, device=device,
-                    budget_s=budget_s, params=params)
+                    ctx=ctx, params=params)
 
 
 def run_spec(spec: MethodSpec, image: Any, *, task: str, sigma: float | None = None,
-             mask: Any = None, seed: int = 0, device: str = "cpu", budget_s: float | None = None,
+             mask: Any = None, seed: int = 0, device: str = "cpu",
+             ctx: MethodContext | None = None,
              params: Mapping[str, Any] | None = None) -> MethodOutput:
     """Run one method on one image: the boundary of the method contract.
 
     Resolves ``params`` against the spec, checks the input once against the spec's needs
-    (:func:`evobench.inputs.check`) and the method's required packages, then calls the method
-    and checks what it returns. ``image`` is float on the [0, 1] scale; ``sigma`` is the noise
-    std on that scale. ``extras["time_total_s"]`` is the call's wall time; ``time_infer_s`` is
-    that too when the method reports neither timing. (Nine parameters: the spec, the method
-    contract's seven keywords and the method's parameters.)
+    (:func:`evobench.inputs.check`) and the method's required packages, then calls
+    ``method(call, ctx, **params)`` with the checked :class:`MethodInput` and the
+    :class:`MethodContext` (a default one when None) and checks what it returns. ``image`` is
+    float on the [0, 1] scale; ``sigma`` is the noise std on that scale.
+    ``extras["time_total_s"]`` is the call's wall time; ``time_infer_s`` is that too when the
+    method reports neither timing. (Nine parameters: the spec, the checked input's six, the
+    context and the method's parameters.)
     """
     resolved = resolve_params(f"method {spec.name!r}", spec.params, params or {})
     call = inputs.check(image, task=task, mask=mask, sigma=sigma, seed=seed, device=device,
@@ -115,8 +138,7 @@ def run_spec(spec: MethodSpec, image: Any, *, task: str, sigma: float | None = N
         )
     fn = spec.load()
     start = time.perf_counter()
-    out = fn(call.image, task=call.task, mask=call.mask, sigma=call.sigma, seed=call.seed,
-             device=call.device, budget_s=budget_s, **resolved)
+    out = fn(call, MethodContext() if ctx is None else ctx, **resolved)
     return _checked_output(spec.name, out, call.image.shape, time.perf_counter() - start)
 
 

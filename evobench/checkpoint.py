@@ -13,9 +13,9 @@ version, cell key and config hash, reads the npz into memory and checks its SHA-
 it is used: a truncated, tampered or mismatching checkpoint is rejected as a whole
 (:class:`BadCheckpoint`, a one-line reason) and the fit starts from scratch.
 
-The harness hands a method its checkpoint settings through :func:`use` (a process-wide
-:class:`CellContext`): where to write, how often, the cell key, a stop request (``--stop-after``,
-SIGTERM) and a ``notify`` callback for one-line messages ("resumed at epoch 173").
+A method gets its :class:`Checkpointer` from its context (``ctx.checkpointer(ident, kind)``,
+:mod:`evobench.context`), which says where to write, how often, the cell key and whether a stop
+was requested (``--stop-after``, SIGTERM).
 """
 
 from __future__ import annotations
@@ -25,20 +25,21 @@ import hashlib
 import io
 import json
 import os
-import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from evobench import __version__
+from evobench.files import atomic_write
+
+if TYPE_CHECKING:
+    from evobench.context import MethodContext
 
 FORMAT = 1
 HEADER = "checkpoint.json"
-DEFAULT_EVERY_S = 600.0  # 10 minutes of wall time
 
 
 class BadCheckpoint(Exception):
@@ -64,12 +65,6 @@ def _major(version: str) -> str:
     return str(version).split(".")[0]
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    from evobench.harness.store import atomic_write
-
-    atomic_write(path, data)
-
-
 def save(folder: str | os.PathLike, *, arrays: dict[str, np.ndarray], meta: dict, epoch: int,
          cell_key: str, cfg_hash: str) -> int:
     """Write a checkpoint into ``folder`` atomically; returns the bytes written."""
@@ -86,12 +81,12 @@ def save(folder: str | os.PathLike, *, arrays: dict[str, np.ndarray], meta: dict
     name = f"state-{int(epoch)}.npz"
     if name == old:  # never overwrite the file the current header names
         name = f"state-{int(epoch)}-{os.getpid()}-{time.monotonic_ns()}.npz"
-    _atomic_write(folder / name, blob)
+    atomic_write(folder / name, blob)
     header = {"format": FORMAT, "evobench_version": __version__, "cell_key": cell_key,
               "config_hash": cfg_hash, "epoch": int(epoch), "file": name,
               "sha256": sha256_bytes(blob), "bytes": len(blob),
               "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "meta": meta}
-    _atomic_write(folder / HEADER, json.dumps(header).encode())  # key order kept (trace)
+    atomic_write(folder / HEADER, json.dumps(header).encode())  # key order kept (trace)
     for stale in folder.glob("state-*.npz"):  # earlier states (and leftovers of crashed saves)
         if stale.name != name:
             with contextlib.suppress(OSError):
@@ -157,73 +152,6 @@ def remove(folder: str | os.PathLike) -> None:
         folder.rmdir()
 
 
-# -- the cell context ---------------------------------------------------------------------------
-_STOP = threading.Event()
-
-
-def request_stop(*_args) -> None:
-    """Ask the running fit to checkpoint and stop at its next epoch boundary (signal-safe)."""
-    _STOP.set()
-
-
-@dataclass
-class CellContext:
-    """What the harness tells a method about checkpoints for the cell it runs.
-
-    ``path``: the checkpoint folder (None: checkpointing off); ``every_s``: wall-clock seconds
-    between checkpoints; ``stop_file``: a file whose existence asks for a stop (works across
-    machines under Dask when the run folder is shared). A method that resumes sets ``resumes``
-    and ``resumed_at``, and ``checkpointing`` once it writes checkpoints; ``notify`` carries
-    one-line messages to the progress output.
-    """
-
-    path: Path | None = None
-    every_s: float = DEFAULT_EVERY_S
-    cell_key: str = ""
-    stop_file: Path | None = None
-    notify: Callable[[str], None] | None = None
-    resumes: int = 0
-    resumed_at: int | None = None
-    checkpoints: int = 0
-    checkpointing: bool = False  # set by a fit that writes checkpoints (it can stop cleanly)
-    extra: dict = field(default_factory=dict)
-
-    def stop_requested(self) -> bool:
-        return _STOP.is_set() or (self.stop_file is not None and self.stop_file.exists())
-
-    def say(self, message: str) -> None:
-        if self.notify is not None:
-            try:
-                self.notify(message)
-                return
-            except Exception:  # noqa: BLE001 - a broken pipe must not end the fit
-                pass
-        print(f"evobench: {message}", file=sys.stderr, flush=True)
-
-
-_CURRENT: CellContext | None = None
-
-
-def current() -> CellContext | None:
-    """The context the harness set for this cell, if any."""
-    return _CURRENT
-
-
-@contextlib.contextmanager
-def use(ctx: CellContext) -> Iterator[CellContext]:
-    global _CURRENT
-    previous, _CURRENT = _CURRENT, ctx
-    try:
-        yield ctx
-    finally:
-        _CURRENT = previous
-
-
-def stop_requested() -> bool:
-    ctx = current()
-    return ctx.stop_requested() if ctx is not None else _STOP.is_set()
-
-
 class Checkpointer:
     """Periodic checkpoints of one fit, its resume, and stop requests at epoch boundaries.
 
@@ -232,14 +160,16 @@ class Checkpointer:
     everything before changing anything (raise ValueError for a state that does not fit).
     ``path`` None: nothing is written or read, but a stop request still ends the fit (the cell
     then starts again from scratch on the next run). ``ident`` (with ``kind``) is hashed into
-    the config hash: everything the fit's result depends on.
+    the config hash: everything the fit's result depends on. ``ctx`` is the call's
+    :class:`evobench.context.MethodContext` (stop requests, messages, the counts the harness
+    reads back); methods get a checkpointer from ``ctx.checkpointer``.
     """
 
-    def __init__(self, path, every_s: float, ident: dict, ctx: CellContext | None, kind: str):
+    def __init__(self, path, every_s: float, ident: dict, ctx: MethodContext, kind: str):
         self.path = None if path is None else Path(path)
         self.every_s = float(every_s)
         self.kind = kind
-        self.ctx = ctx if ctx is not None else CellContext()
+        self.ctx = ctx
         self.cell_key = self.ctx.cell_key
         self.hash = config_hash({"kind": kind, **ident})
         self.resumes = 0
@@ -264,7 +194,8 @@ class Checkpointer:
             scalars, trace, fit_s = meta.get("scalars"), meta.get("trace"), meta.get("fit_s")
             if (meta.get("kind") != self.kind or not isinstance(trace, list)
                     or not isinstance(scalars, dict) or not isinstance(fit_s, int | float)
-                    or len(trace) != epoch):
+                    or any(not isinstance(t, dict) or t.get("epoch", 0) > epoch
+                           for t in trace)):
                 raise BadCheckpoint(f"its header does not describe a {self.kind} fit")
             state |= scalars
             snapshots = {int(k[len("snap_"):]): v for k, v in arrays.items()
@@ -315,25 +246,6 @@ class Checkpointer:
         if stop:
             raise Stopped(f"stopped after epoch {epoch} of {epochs}"
                           + ("; checkpoint written" if self.path is not None else ""))
-
-
-def checkpointer(path, every_s, ident: dict, kind: str,
-                 cls: type[Checkpointer] = Checkpointer) -> Checkpointer | None:
-    """A fit's :class:`Checkpointer` (or subclass ``cls``), or None when neither the caller
-    (``path``) nor the harness (:func:`current`) asks for one. ``every_s`` None: the harness's
-    interval, else 10 minutes; 0: no periodic checkpoints (a stop still ends the fit)."""
-    ctx = current()
-    if path is None and ctx is None:
-        return None
-    if path is None and ctx is not None:
-        path = ctx.path
-        every_s = ctx.every_s if every_s is None else every_s
-    every = DEFAULT_EVERY_S if every_s is None else float(every_s)
-    if not (np.isfinite(every) and every >= 0):
-        from evobench.errors import EvobenchError
-
-        raise EvobenchError(f"checkpoint_every must be >= 0 seconds (0 = off), got {every_s}")
-    return cls(None if every == 0 else path, every, ident, ctx, kind)
 
 
 def input_digest(image: np.ndarray, mask: np.ndarray | None) -> str:

@@ -118,11 +118,13 @@ class MethodSpec:
 
     ``factory`` names a callable with the method contract::
 
-        run(image, *, task, mask, sigma, seed, device, budget_s, **params) -> MethodOutput
+        run(call, ctx, **params) -> MethodOutput
 
-    ``image`` is float on the [0, 1] scale (H x W or H x W x 3); ``mask`` is True where a pixel
-    (or channel entry) is missing (inpainting only); ``sigma`` is the noise std on the [0, 1]
-    scale or None when unknown; ``budget_s`` is an optional wall-clock budget for training.
+    ``call`` is the checked input (``evobench.inputs.MethodInput``: ``image`` float on the
+    [0, 1] scale, H x W or H x W x 3; ``task``; ``mask`` True where a pixel or channel entry is
+    missing, inpainting only; ``sigma``, the noise std on the [0, 1] scale or None when
+    unknown; ``seed``; ``device``). ``ctx`` is the call's ``evobench.context.MethodContext``:
+    progress, the fit budget, checkpoints and stop requests.
     """
 
     name: str

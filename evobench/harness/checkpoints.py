@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evobench import checkpoint as ckpt
+from evobench.context import MethodContext
 
 FOLDER = "checkpoints"
 
@@ -48,22 +49,31 @@ class CellCheckpoints:
         return cls(str(checkpoint_dir(root, cell_key)) if on else None, float(every_s or 0.0),
                    None if stop_file is None else str(stop_file))
 
-    def context(self, cell_key: str, notify=None) -> ckpt.CellContext:
-        """The worker side: the cell's :class:`evobench.checkpoint.CellContext`."""
-        return ckpt.CellContext(
-            path=Path(self.path) if self.path else None, every_s=self.every_s,
+    def context(self, cell_key: str, **channels) -> MethodContext:
+        """The worker side: the cell's :class:`evobench.context.MethodContext` (``channels``:
+        its ``budget_s``, ``sink``, ``scorer``, ``notify``)."""
+        return MethodContext(
+            checkpoint_dir=Path(self.path) if self.path else None, checkpoint_every_s=self.every_s,
             cell_key=cell_key, stop_file=Path(self.stop_file) if self.stop_file else None,
-            notify=notify)
+            **channels)
 
 
-def on_sigterm(signum, frame) -> None:
-    """A cell process's SIGTERM handler: a fit that checkpoints stops at its next epoch
-    boundary (after writing its checkpoint); any other cell ends now."""
-    ctx = ckpt.current()
-    if ctx is not None and ctx.checkpointing:
-        ckpt.request_stop()
-    else:
-        os._exit(128 + signum)
+def end_now(signum, frame) -> None:
+    """A cell process's SIGTERM handler until its method runs: end at once."""
+    os._exit(128 + signum)
+
+
+def sigterm_handler(ctx: MethodContext):
+    """The SIGTERM handler while a method runs with ``ctx``: a fit that checkpoints stops at
+    its next epoch boundary (after writing its checkpoint); any other cell ends now."""
+
+    def handler(signum, frame) -> None:
+        if ctx.checkpointing:
+            ctx.request_stop()
+        else:
+            end_now(signum, frame)
+
+    return handler
 
 
 def remove(root: Path, cell_key: str) -> None:

@@ -76,17 +76,15 @@ def _child(payload: CellPayload, conn, log_path: str) -> None:
 
     die_with_parent(int(os.environ.get(FORKSERVER_ENV, 0)) or None)  # no orphan cells
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
-    from evobench.harness.checkpoints import on_sigterm
+    from evobench.harness.checkpoints import end_now
 
-    signal.signal(signal.SIGTERM, on_sigterm)  # checkpoint and stop (or end now)
+    signal.signal(signal.SIGTERM, end_now)  # until the method runs (then: checkpoint and stop)
     _redirect(log_path)
-    from evobench import live
     from evobench.harness.worker import execute
 
     conn.send("started")  # the timeout counts from here, not from the forkserver's start-up
-    live.set_sink(lambda event: conn.send(("progress", event)))
-    result = execute(payload, notify=lambda text: conn.send(("note", text)))
-    live.set_sink(None)
+    result = execute(payload, notify=lambda text: conn.send(("note", text)),
+                     sink=lambda event: conn.send(("progress", event)))
     conn.send(result)
     conn.close()
 
@@ -185,7 +183,7 @@ def _notify(listener, kind: str, fields: dict) -> None:
 def run_isolated(payload: CellPayload, timeout: float | None, listener=None) -> CellResult:
     """Run ``payload`` in a fresh process; a timeout kills it and gives ``status=timeout``.
     ``listener(kind, fields)`` hears ``start`` when the cell begins and ``progress`` with what
-    the method reports (:func:`evobench.api.report_progress`)."""
+    the method reports (``ctx.progress``, :mod:`evobench.context`)."""
     if mp.current_process().daemon:
         return run_in_subprocess(payload, timeout, listener)
     ctx = _context()
@@ -389,9 +387,9 @@ def _main(argv: list[str]) -> int:
     die_with_parent(int(argv[2]) if len(argv) > 2 else None, watch=True)  # no orphan cells
     os.environ.pop(PARENT_ENV, None)  # not a forkserver: preload must not act as one
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from evobench.harness.checkpoints import on_sigterm
+    from evobench.harness.checkpoints import end_now
 
-    signal.signal(signal.SIGTERM, on_sigterm)
+    signal.signal(signal.SIGTERM, end_now)  # until the method runs (then: checkpoint and stop)
     with open(argv[0], "rb") as fh:
         caller_path, blob = pickle.load(fh)
     sys.path.extend(p for p in caller_path  # the caller's plugins, never the bare current folder
@@ -403,12 +401,8 @@ def _main(argv: list[str]) -> int:
     open(argv[1] + ".started", "w").close()
     import json
 
-    from evobench import live
-
     events = open(argv[1] + ".progress", "a", buffering=1)  # line-buffered JSON lines
-    live.set_sink(lambda event: events.write(json.dumps(event) + "\n"))
-    result = execute(payload)
-    live.set_sink(None)
+    result = execute(payload, sink=lambda event: events.write(json.dumps(event) + "\n"))
     events.close()
     tmp = argv[1] + ".part"
     with open(tmp, "wb") as fh:

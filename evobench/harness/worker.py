@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import os
 import resource
+import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from evobench import __version__, live
+from evobench import __version__
 from evobench.errors import first_line
 from evobench.specs import MethodSpec, MetricSpec, load_object
 
@@ -64,6 +66,7 @@ class CellPayload:
     save_images: bool = False
     checkpoints: CellCheckpoints | None = None
     show_notes: bool = True
+    budget_s: float | None = None  # the fit's wall-clock budget (``--budget``)
 
 
 @dataclass
@@ -127,12 +130,14 @@ class _Scorer:
         return float(fn(self.clean, image, data_range=data_range))
 
 
-def execute(payload: CellPayload, notify: Callable[[str], None] | None = None) -> CellResult:
+def execute(payload: CellPayload, notify: Callable[[str], None] | None = None,
+            sink: Callable[[dict], None] | None = None) -> CellResult:
     """Run one cell: score the input, run the method, score its output, measure memory.
 
-    The method sees the cell's checkpoint settings (``payload.checkpoints``) through
-    :func:`evobench.checkpoint.current`; ``notify(text)`` passes its one-line messages on. A fit
-    stopped on request gives ``status=stopped`` (the harness stores no row: the cell resumes).
+    The method gets the cell's context (:class:`evobench.context.MethodContext`): its checkpoint
+    settings (``payload.checkpoints``), budget, ``sink`` for progress events and ``notify(text)``
+    for one-line messages. A fit stopped on request gives ``status=stopped`` (the harness stores
+    no row: the cell resumes).
     """
     from evobench.inputs import mean_filled
 
@@ -151,7 +156,7 @@ def execute(payload: CellPayload, notify: Callable[[str], None] | None = None) -
         import torch
 
         torch.cuda.reset_peak_memory_stats()
-    out = _run_method(payload, score, row, notify)
+    out = _run_method(payload, score, row, notify, sink)
     result = CellResult(row)
     if out is not None:
         try:
@@ -174,30 +179,34 @@ def _start_row(threads: int) -> dict[str, Any]:
             "evobench_version": __version__, "rss_start_mb": _current_rss_mb()}
 
 
-def _run_method(payload: CellPayload, score: _Scorer, row: dict, notify):
-    """The method through the spec the payload holds (``api.run_spec``), timed, inside the
-    cell's checkpoint context; a failure goes into ``row`` and gives None."""
-    from evobench import checkpoint as ckpt
+def _run_method(payload: CellPayload, score: _Scorer, row: dict, notify, sink):
+    """The method through the spec the payload holds (``api.run_spec``), timed, with the
+    cell's context (SIGTERM asks it to stop when this is the main thread); a failure goes into
+    ``row`` and gives None."""
     from evobench.api import run_spec
-    from evobench.harness.checkpoints import CellCheckpoints
+    from evobench.checkpoint import Stopped
+    from evobench.harness.checkpoints import CellCheckpoints, sigterm_handler
 
     cell = payload.cell
-    ctx = (payload.checkpoints or CellCheckpoints()).context(cell.key, notify)
+    scorer = ((lambda image: {"psnr": score.one("psnr", image)})  # the live display's PSNR
+              if "psnr" in score.metrics else None)
+    ctx = (payload.checkpoints or CellCheckpoints()).context(
+        cell.key, budget_s=payload.budget_s, sink=sink, scorer=scorer, notify=notify)
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, sigterm_handler(ctx)) if main else None
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    if "psnr" in score.metrics:  # the live display's PSNR of a method's reported estimates
-        live.set_scorer(lambda image: {"psnr": score.one("psnr", image)})
     out = None
     try:
-        with ckpt.use(ctx):
-            out = run_spec(payload.method_spec, payload.corrupted, task=cell.task,
-                           sigma=payload.sigma, mask=payload.mask, seed=cell.method_seed,
-                           device=cell.device, params=cell.method_params)
-    except ckpt.Stopped as exc:
+        out = run_spec(payload.method_spec, payload.corrupted, task=cell.task,
+                       sigma=payload.sigma, mask=payload.mask, seed=cell.method_seed,
+                       device=cell.device, ctx=ctx, params=cell.method_params)
+    except Stopped as exc:
         row.update(status="stopped", error=str(exc))
     except Exception as exc:  # noqa: BLE001 - a crashing method is a result, not a crash
         row.update(status="error", error=one_line(exc))
     finally:
-        live.set_scorer(None)
+        if main:
+            signal.signal(signal.SIGTERM, previous)
     row["resumes"] = ctx.resumes
     if ctx.resumed_at is not None:
         row["resumed_at_epoch"] = ctx.resumed_at

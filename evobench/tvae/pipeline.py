@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from evobench import inputs
+from evobench.context import MethodContext
 from evobench.errors import EvobenchError
 from evobench.inputs import MethodInput, reference_psnr
-from evobench.live import report_progress
 from evobench.patches import extract_patches, merge_patches
 from evobench.tvae.config import TVAEConfig, make_config
 from evobench.tvae.model import Decoder, TVAEModel
@@ -176,9 +176,10 @@ class _EpochLog:
     """``run_epochs``' per-epoch callback: the trace row, the snapshots of the scheduled
     evaluation epochs (and the ``clean`` PSNR), the checkpoint and the live progress."""
 
-    def __init__(self, trainer: Trainer, cfg: TVAEConfig, to_image, clean, saver, log_scale):
+    def __init__(self, trainer: Trainer, cfg: TVAEConfig, to_image, clean, saver, log_scale,
+                 ctx: MethodContext):
         self.trainer, self.cfg, self.to_image, self.clean = trainer, cfg, to_image, clean
-        self.saver, self.log_scale = saver, log_scale
+        self.saver, self.log_scale, self.ctx = saver, log_scale, ctx
         self.trace: list[dict] = []
         self.snapshots: dict[int, np.ndarray] = {}
         # the last planned epoch's estimate, with statistics and its seconds: the final result
@@ -204,12 +205,11 @@ class _EpochLog:
             if self.clean is not None:
                 row["psnr"] = reference_psnr(self.clean, img)
         self.trace.append(row)
-        if self.saver is not None:
-            self.saver.after_epoch(e, cfg.epochs, fit_s, self.trainer, self.trace,
-                                   self.snapshots)
+        self.saver.after_epoch(e, cfg.epochs, fit_s, self.trainer.state_dict, self.trace,
+                               self.snapshots)
         # to the harness's live display, if any (which scores the estimate of evaluation epochs)
-        report_progress(epoch=e, epochs=cfg.epochs, free_energy=row["free_energy"],
-                        psnr=row.get("psnr"), estimate=self.snapshots.get(e))
+        self.ctx.progress(epoch=e, epochs=cfg.epochs, free_energy=row["free_energy"],
+                          psnr=row.get("psnr"), estimate=self.snapshots.get(e))
 
 
 def _fields(trainer: Trainer, cfg: TVAEConfig, image_shape: tuple) -> np.ndarray:
@@ -225,13 +225,20 @@ def _fields(trainer: Trainer, cfg: TVAEConfig, image_shape: tuple) -> np.ndarray
     return out[:, 0] if c == 1 else np.moveaxis(out, 1, -1)
 
 
-def fit(call: MethodInput, *, preset="quick", clean=None, overrides=None, checkpoint=None,
-        checkpoint_every=None) -> TVAEResult:
+def fit(call: MethodInput, ctx: MethodContext | None = None, *, preset="quick", clean=None,
+        overrides=None, checkpoint=None, checkpoint_every=None) -> TVAEResult:
     """Fit TVAE to one checked input (``evobench.inputs.check``: :func:`denoise`,
     :func:`inpaint`, or the ``tvae`` method behind ``evobench.api.run_spec``) and estimate the
     clean image. Checks only what the engine alone knows (patch size vs image, the preset's
-    constraints such as S <= 2^H); ``clean`` must already match the image (diagnostics)."""
-    cfg = make_config(get_preset(preset), overrides or {})
+    constraints such as S <= 2^H); ``clean`` must already match the image (diagnostics).
+    ``ctx`` (:mod:`evobench.context`) carries progress, the budget, checkpoints and stop
+    requests; ``checkpoint``/``checkpoint_every`` override its checkpoint folder and interval.
+    (Seven parameters: the input, its context, the preset, overrides and three diagnostics.)"""
+    ctx = MethodContext() if ctx is None else ctx
+    overrides = dict(overrides or {})
+    if ctx.budget_s is not None:
+        overrides["budget_s"] = ctx.budget_s
+    cfg = make_config(get_preset(preset), overrides)
     _check_fit(cfg, call.image.shape)
     dev = torch.device(call.device)
     gen = torch.Generator(device=dev)
@@ -241,14 +248,14 @@ def fit(call: MethodInput, *, preset="quick", clean=None, overrides=None, checkp
     s2 = initial_sigma2(cfg, data.Y[keep], call.sigma)
     trainer = build_trainer(data.Y[keep], None if data.obs is None else data.obs[keep], cfg, gen,
                             s2)
-    saver = _checkpointer(checkpoint, checkpoint_every, cfg, preset, call)
+    saver = _checkpointer(ctx, checkpoint, checkpoint_every, cfg, preset, call)
     obs = trainer.obs
     log_scale = math.log(cfg.scale) * (data.Y.shape[1] if obs is None
                                        else float(obs.sum(1).mean()))
     log = _EpochLog(trainer, cfg, lambda est: _to_image(est, data, call, cfg), clean, saver,
-                    log_scale)
+                    log_scale, ctx)
     start, fit0 = 0, 0.0
-    if saver is not None and (restored := saver.restore(trainer)) is not None:
+    if (restored := saver.restore(trainer.load_state_dict)) is not None:
         start, fit0, log.trace, log.snapshots = restored
     epochs_run = run_epochs(trainer, cfg.epochs, cfg.budget_s, log, start=start, fit=fit0)
     return _result(call, cfg, trainer, log, epochs_run, preset, clean, saver)
@@ -282,21 +289,28 @@ def _result(call, cfg, trainer, log, epochs_run, preset, clean, saver) -> TVAERe
                                               "device": str(torch.device(call.device))},
                       snapshots=log.snapshots,
                       last_eval_epoch=max(log.snapshots, default=None),
-                      resumes=0 if saver is None else saver.resumes,
-                      resumed_at=None if saver is None else saver.resumed_at)
+                      resumes=saver.resumes, resumed_at=saver.resumed_at)
 
 
-def _checkpointer(path, every, cfg: TVAEConfig, preset, call: MethodInput):
-    """The fit's checkpointing (evobench.tvae.checkpoint), or None when neither the caller
-    (``checkpoint=PATH``) nor the harness (evobench.checkpoint.current()) asks for it."""
-    from evobench.checkpoint import checkpointer
-    from evobench.tvae.checkpoint import KIND, FitCheckpoint, input_digest
+CHECKPOINT_KIND = "tvae"
+
+
+def _checkpointer(ctx: MethodContext, path, every, cfg: TVAEConfig, preset, call: MethodInput):
+    """The fit's :class:`evobench.checkpoint.Checkpointer`. A checkpoint is taken at an epoch
+    boundary (after its trace row and evaluation) when ``every`` seconds of wall time have
+    passed, and always on a stop request. It holds the trainer's state (decoder parameters,
+    Adam moments and step, LR-schedule step, pi, sigma2, the bit-packed K_n, the generator
+    state), the trace, the evaluation snapshots and the fit time; continuing from it gives the
+    uninterrupted fit's result bit for bit (same device, same threads). Its identity: the
+    configuration without ``budget_s``, the preset, seed, device and the input's SHA-256.
+    (Six parameters: the context, two caller overrides, and what identifies the fit.)"""
+    from evobench.checkpoint import input_digest
 
     ident = {"config": {k: v for k, v in cfg.as_dict().items() if k != "budget_s"},
              "preset": str(preset), "seed": int(call.seed),
              "device": str(torch.device(call.device)),
              "input": input_digest(call.image, call.mask)}
-    return checkpointer(path, every, ident, KIND, cls=FitCheckpoint)
+    return ctx.checkpointer(ident, CHECKPOINT_KIND, path=path, every_s=every)
 
 
 def denoise(noisy, *, sigma=None, preset="quick", seed=0, device="cpu", clean=None,
@@ -309,7 +323,7 @@ def denoise(noisy, *, sigma=None, preset="quick", seed=0, device="cpu", clean=No
     ``checkpoint``: a folder for checkpoints of the fit, written every ``checkpoint_every``
     seconds of wall time (default 600; 0 = off); if it holds a checkpoint of this very fit
     (same input, configuration, seed and device), the fit continues from it (see
-    evobench.tvae.checkpoint); a checkpoint that does not match is reported and ignored.
+    see ``_checkpointer``); a checkpoint that does not match is reported and ignored.
     A boundary of its own: the input is checked here (:func:`evobench.inputs.check`), once.
     """
     call = inputs.check(noisy, task="denoise", sigma=sigma, seed=seed, device=device)

@@ -21,12 +21,11 @@ def _profile(bm3d, name: str):
     return name  # "np", "vn", "high": the package's own string names
 
 
-def run(image, *, task, mask=None, sigma=None, seed=0, device="cpu", budget_s=None,
-        profile="np", stage="all", colorspace="opp"):
-    """Denoise with BM3D. Deterministic: ``seed`` has no effect. (Ten parameters: the method
-    contract's seven and the spec's three.)"""
+def run(call, ctx, *, profile="np", stage="all", colorspace="opp"):
+    """Denoise with BM3D. Deterministic: the call's seed has no effect."""
     import bm3d
 
+    image, sigma = call.image, call.sigma
     stage_arg = bm3d.BM3DStages.ALL_STAGES if stage == "all" else \
         bm3d.BM3DStages.HARD_THRESHOLDING
     prof = _profile(bm3d, profile)

@@ -23,10 +23,16 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from evobench.api import MethodOutput, report_progress
-from evobench.errors import EvobenchError
-from evobench.inputs import reference, reference_psnr
-from evobench.patches import extract_patches, merge_patches
+from evobench.api import (
+    EvobenchError,
+    MethodContext,
+    MethodOutput,
+    extract_patches,
+    input_digest,
+    merge_patches,
+    reference_image,
+    reference_psnr,
+)
 from evobench_gsvae import SPEC
 from evobench_gsvae.model import GSVAE, poisson_binomial_hist
 
@@ -208,8 +214,8 @@ class _Training:
         return loss_sum, min(n, self.steps_per_epoch * s.batch_size), False
 
 
-def fit(image, *, mask=None, sigma=None, seed=0, device="cpu", budget_s=None, clean=None,
-        checkpoint=None, checkpoint_every=None, **params):
+def fit(call, ctx: MethodContext | None = None, *, clean=None, checkpoint=None,
+        checkpoint_every=None, **params):
     """Train a GSVAE on the patches of one image and return the restoration and its statistics.
 
     ``anneal_rate`` is per epoch: tau_t = max(tau_min, tau0 * exp(-anneal_rate * t)) with t the
@@ -221,21 +227,22 @@ def fit(image, *, mask=None, sigma=None, seed=0, device="cpu", budget_s=None, cl
 
     ``checkpoint``: a folder for checkpoints, written every ``checkpoint_every`` seconds (default
     600; 0 = off) at epoch boundaries; a matching checkpoint there is continued from (bit for
-    bit on the same device and threads). Under ``evobench run`` the harness sets both.
-    (Nine named parameters: the method contract's input, ``clean`` and the two checkpoint
-    settings; the spec's parameters arrive as ``**params``.)
+    bit on the same device and threads); they override the context's (``ctx``, which under
+    ``evobench run`` carries the cell's checkpoint folder, the budget, progress and stops).
     """
+    ctx = MethodContext() if ctx is None else ctx
+    image, mask, sigma, seed = call.image, call.mask, call.sigma, call.seed
     s = _settings(params)
     if s.epochs is None:
         s.epochs = DEFAULT_EPOCHS["denoise" if mask is None else "inpaint"]
-    dev = torch.device(device)
+    dev = torch.device(call.device)
     g_cpu, g_dev = _generators(seed, dev)
     g_eval = torch.Generator(device=dev).manual_seed(int(seed) + 2)  # diagnostics only
     data = _data(image, mask, s, dev)
     gens = {"cpu": g_cpu, "dev": g_dev, "eval": g_eval}
     run = _Training(data, s, _model(data, s, sigma, g_cpu, dev), gens)
-    saver = _saver(checkpoint, checkpoint_every, s, sigma, seed, dev, clean, data.img, mask)
-    trace, done, stopped, time_fit = _train(run, saver, budget_s, clean)
+    saver = _saver(ctx, checkpoint, checkpoint_every, s, sigma, seed, dev, clean, data.img, mask)
+    trace, done, stopped, time_fit = _train(run, saver, ctx, clean)
     t_inf = time.perf_counter()
     est, q = _infer(run.model, data.y, data.obs, s.estimate, s.n_samples, g_dev)
     restored = data.to_image(est)
@@ -255,25 +262,24 @@ def fit(image, *, mask=None, sigma=None, seed=0, device="cpu", budget_s=None, cl
                         trace=trace, artifacts=artifacts)
 
 
-def _saver(checkpoint, every, s: SimpleNamespace, sigma, seed, dev, clean, img, mask):
-    """The fit's checkpointing (``evobench.checkpoint``), or None when nobody asks for it.
-    (Nine parameters: everything that identifies the fit, which a checkpoint must match.)"""
-    from evobench import checkpoint as ckpt
-
+def _saver(ctx, checkpoint, every, s: SimpleNamespace, sigma, seed, dev, clean, img, mask):
+    """The fit's checkpointer (``ctx.checkpointer``). (Ten parameters: the context, the two
+    caller overrides and everything that identifies the fit, which a checkpoint must match.)"""
     settings = {p.name: getattr(s, p.name) for p in SPEC.params} | {"hidden": list(s.hidden)}
     ident = {"params": settings | {"sigma": sigma}, "seed": int(seed), "device": str(dev),
-             "clean": clean is not None, "input": ckpt.input_digest(img, mask)}
-    return ckpt.checkpointer(checkpoint, every, ident, "gsvae")
+             "clean": clean is not None, "input": input_digest(img, mask)}
+    return ctx.checkpointer(ident, "gsvae", path=checkpoint, every_s=every)
 
 
-def _train(run: _Training, saver, budget_s, clean) -> tuple[list[dict], int, bool, float]:
+def _train(run: _Training, saver, ctx, clean) -> tuple[list[dict], int, bool, float]:
     """The epochs (continuing from a checkpoint if there is one): (trace, epochs done, whether
-    ``budget_s`` stopped training, fit seconds). Diagnostics (``clean``) are not training
-    time."""
+    the context's budget stopped training, fit seconds). Diagnostics (``clean``) are not
+    training time."""
+    budget_s = ctx.budget_s
     s, data, model = run.s, run.data, run.model
     trace: list[dict] = []
     first, fit0 = 0, 0.0
-    restored = None if saver is None else saver.restore(run.load)
+    restored = saver.restore(run.load)
     if restored is not None:
         first, fit0, trace, _ = restored
         run.step = run.steps_per_epoch * first
@@ -295,12 +301,11 @@ def _train(run: _Training, saver, budget_s, clean) -> tuple[list[dict], int, boo
             row["psnr"] = reference_psnr(clean, data.to_image(est))
             eval_s += time.perf_counter() - t_eval
         trace.append(row)
-        report_progress(epoch=epoch, epochs=s.epochs, loss=row["loss"], psnr=row.get("psnr"))
+        ctx.progress(epoch=epoch, epochs=s.epochs, loss=row["loss"], psnr=row.get("psnr"))
         if stopped:
             break
-        if saver is not None:
-            saver.after_epoch(epoch, s.epochs, row["seconds"],
-                              lambda n=run.step: _state(model, run.opt, run.gens, n), trace)
+        saver.after_epoch(epoch, s.epochs, row["seconds"],
+                          lambda n=run.step: _state(model, run.opt, run.gens, n), trace)
     return trace, done, stopped, time.perf_counter() - start - eval_s
 
 
@@ -320,9 +325,7 @@ def _artifacts(model: GSVAE, q: torch.Tensor, s: SimpleNamespace, data: _Data) -
             "pi": pi.astype(np.float32)}
 
 
-def run(image, *, task, mask=None, sigma=None, seed=0, device="cpu", budget_s=None, clean=None,
-        **params):
+def run(call, ctx, *, clean=None, **params):
     """The evobench method contract; ``clean`` (not passed by the harness) adds PSNR to the
     per-epoch trace for diagnostics."""
-    return fit(image, mask=mask, sigma=sigma, seed=seed, device=device, budget_s=budget_s,
-               clean=reference(clean, np.shape(image)), **params)
+    return fit(call, ctx, clean=reference_image(clean, call.image.shape), **params)

@@ -15,7 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from evobench.tvae.model import ACTIVATIONS  # the same hidden-layer activations as TVAE's decoder
+# the hidden-layer activations of TVAE's decoder, so the two models compare like for like
+ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.01)}
 
 
 def _mlp(sizes: list[int], activation: str, generator: torch.Generator) -> nn.Sequential:

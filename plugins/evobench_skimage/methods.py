@@ -1,8 +1,8 @@
 """scikit-image implementations of the classic baselines (the method contract of evobench).
 
 Each receives its input checked against its spec by ``evobench.api.run_spec`` (task, colour,
-mask shaped like the image, sigma rule) and does not check it again; each has the method
-contract's seven keywords plus its spec's parameters. Methods without a known noise level
+mask shaped like the image, sigma rule) and does not check it again; each takes the method
+contract's ``(call, ctx)`` plus its spec's parameters. Methods without a known noise level
 estimate it with ``skimage.restoration.estimate_sigma`` (recorded in ``extras["sigma_used"]``).
 """
 
@@ -13,8 +13,7 @@ import time
 import numpy as np
 from skimage import restoration
 
-from evobench.api import MethodOutput
-from evobench.inputs import mean_filled
+from evobench.api import MethodOutput, mean_filled
 
 
 def _channel_axis(image: np.ndarray) -> int | None:
@@ -34,17 +33,17 @@ def _timed(fn, *args, **kwargs):
     return out, time.perf_counter() - start
 
 
-def run_noisy(image, *, task, mask=None, sigma=None, seed=0, device="cpu", budget_s=None):
+def run_noisy(call, ctx):
     """The identity. For inpainting a missing entry gets the mean of the observed entries of its
     channel: a constant fill is the least-informed guess, so every method must beat it."""
-    return MethodOutput(mean_filled(image, mask), time_fit_s=0.0, time_infer_s=0.0)
+    return MethodOutput(mean_filled(call.image, call.mask), time_fit_s=0.0, time_infer_s=0.0)
 
 
-def run_nlm(image, *, task, mask=None, sigma=None, seed=0, device="cpu", budget_s=None,
-            patch_size=5, patch_distance=6, h_factor=0.7, fast_mode=True):
+def run_nlm(call, ctx, *, patch_size=5, patch_distance=6, h_factor=0.7, fast_mode=True):
     """Non-local means; ``h = h_factor * sigma`` (skimage recommends h slightly below sigma in
     fast mode, and subtracts sigma^2 from patch distances when sigma is passed). (Parameters:
-    the method contract's seven and the spec's.)"""
+    the method contract's two and the spec's.)"""
+    image, sigma = call.image, call.sigma
     sig = _sigma_or_estimate(image, sigma)
     out, secs = _timed(
         restoration.denoise_nl_means, image, patch_size=patch_size,
@@ -55,11 +54,11 @@ def run_nlm(image, *, task, mask=None, sigma=None, seed=0, device="cpu", budget_
                         time_fit_s=0.0, time_infer_s=secs)
 
 
-def run_tv(image, *, task, mask=None, sigma=None, seed=0, device="cpu", budget_s=None,
-           weight=None, weight_factor=0.9, max_num_iter=200, eps=2e-4):
+def run_tv(call, ctx, *, weight=None, weight_factor=0.9, max_num_iter=200, eps=2e-4):
     """Chambolle's TV denoising; the weight scales with the noise level (0.9 sigma was the best
     factor on House and Cameraman at sigma 15-50 in a grid of 0.6-1.5). (Parameters: the
-    method contract's seven and the spec's.)"""
+    method contract's two and the spec's.)"""
+    image, sigma = call.image, call.sigma
     sig = None
     if weight is None:
         sig = _sigma_or_estimate(image, sigma)
@@ -74,11 +73,11 @@ def run_tv(image, *, task, mask=None, sigma=None, seed=0, device="cpu", budget_s
     return MethodOutput(out, extras=extras, time_fit_s=0.0, time_infer_s=secs)
 
 
-def run_wavelet(image, *, task, mask=None, sigma=None, seed=0, device="cpu", budget_s=None,
-                wavelet="db1", mode="soft", wavelet_levels=None, convert2ycbcr=True,
+def run_wavelet(call, ctx, *, wavelet="db1", mode="soft", wavelet_levels=None, convert2ycbcr=True,
                 rescale_sigma=True):
     """Wavelet shrinkage with BayesShrink (per-subband thresholds from sigma). (Parameters: the
-    method contract's seven and the spec's.)"""
+    method contract's two and the spec's.)"""
+    image, sigma = call.image, call.sigma
     sig = _sigma_or_estimate(image, sigma)
     out, secs = _timed(
         restoration.denoise_wavelet, image, sigma=sig, wavelet=wavelet, mode=mode,
@@ -88,10 +87,10 @@ def run_wavelet(image, *, task, mask=None, sigma=None, seed=0, device="cpu", bud
     return MethodOutput(out, extras={"sigma_used": sig}, time_fit_s=0.0, time_infer_s=secs)
 
 
-def run_biharmonic(image, *, task, mask=None, sigma=None, seed=0, device="cpu", budget_s=None,
-                   split_into_regions=False):
+def run_biharmonic(call, ctx, *, split_into_regions=False):
     """Biharmonic inpainting. A per-entry RGB mask (channels missing independently) is solved
     channel by channel, because skimage takes one H x W mask for all channels."""
+    image, mask = call.image, call.mask
     filled = np.where(mask, 0.0, image)
     start = time.perf_counter()
     if image.ndim == 2:

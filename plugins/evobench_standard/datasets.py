@@ -13,8 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evobench.data import RemoteFile, ensure
-from evobench.errors import EvobenchError
+from evobench.api import EvobenchError, RemoteFile, ensure
 from evobench_standard import SKIMAGE_GRAY, SKIMAGE_RGB
 
 FILES_TOML = Path(__file__).with_name("files.toml")

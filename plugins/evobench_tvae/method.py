@@ -14,22 +14,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from evobench.api import MethodOutput
-from evobench.inputs import MethodInput, reference
+from evobench.api import MethodOutput, reference_image
 
 
-def run(image, *, task, mask=None, sigma=None, seed=0, device="cpu", budget_s=None, clean=None,
-        preset="quick", **overrides):
+def run(call, ctx, *, clean=None, preset="quick", **overrides):
     """Fit TVAE on the image's patches; ``clean`` (diagnostics only, the harness never passes
-    it) adds PSNR to the trace. ``budget_s`` stops training after the epoch that crosses it.
-    (Nine named parameters: the method contract's seven, ``clean`` and ``preset``.)"""
+    it) adds PSNR to the trace. The context's budget stops training after the epoch that
+    crosses it."""
     from evobench.tvae.pipeline import fit
 
     ov = {k: v for k, v in overrides.items() if v is not None}
-    if budget_s is not None:
-        ov["budget_s"] = float(budget_s)
-    call = MethodInput(image, task, mask, sigma if task == "denoise" else None, seed, device)
-    res = fit(call, preset=preset, clean=reference(clean, image.shape), overrides=ov)
+    res = fit(call, ctx, preset=preset, clean=reference_image(clean, call.image.shape),
+              overrides=ov)
     last = res.trace[-1] if res.trace else {}
     extras = {
         "active_mean": float(res.sparsity["active_mean"]),

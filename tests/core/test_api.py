@@ -9,13 +9,14 @@ from evobench.api import EvobenchError, MethodOutput, MethodSpec, Param, hookimp
 from evobench.registry import Registry, UnknownNameError
 
 
-def _identity(image, *, task, mask, sigma, seed, device, budget_s, gain):
+def _identity(call, ctx, *, gain):
+    image, mask = call.image, call.mask
     out = np.where(mask, 0.5, image) if mask is not None else image
-    return MethodOutput(image=out * gain, extras={"seed_seen": seed})
+    return MethodOutput(image=out * gain, extras={"seed_seen": call.seed})
 
 
-def _nan_method(image, **kw):
-    return MethodOutput(image=np.full_like(image, np.nan))
+def _nan_method(call, ctx, **kw):
+    return MethodOutput(image=np.full_like(call.image, np.nan))
 
 
 @pytest.fixture

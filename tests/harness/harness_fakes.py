@@ -11,14 +11,15 @@ import time
 import numpy as np
 from scipy import ndimage
 
-from evobench.api import MethodOutput, MethodSpec, Param, hookimpl, report_progress
+from evobench.api import MethodOutput, MethodSpec, Param, hookimpl
 
 BOTH = frozenset({"denoise", "inpaint"})
 
 
-def run_ok(image, *, task, mask, sigma, seed, device, budget_s, strength=0.5):
+def run_ok(call, ctx, *, strength=0.5):
     """A 3x3 box blur mixed with the input; extras/trace/artifacts like a latent-variable model,
     and a seed-dependent extra so tests can check that the method seed arrives."""
+    image, mask, seed = call.image, call.mask, call.seed
     filled = image if mask is None else np.where(mask, np.nanmean(image), image)
     size = (3, 3) if filled.ndim == 2 else (3, 3, 1)
     out = strength * ndimage.uniform_filter(filled, size=size) + (1 - strength) * filled
@@ -31,9 +32,10 @@ def run_ok(image, *, task, mask, sigma, seed, device, budget_s, strength=0.5):
         artifacts={"active_hist": np.array([1.0, 2.0, 3.0])})
 
 
-def run_snapshots(image, *, task, mask, sigma, seed, device, budget_s):
+def run_snapshots(call, ctx):
     """Three 'epochs' of ever stronger blur; estimates kept at epochs 1 and 2 (a schedule), the
     returned image is epoch 3's."""
+    image, mask = call.image, call.mask
     filled = image if mask is None else np.where(mask, np.nanmean(image), image)
     size = (3, 3) if filled.ndim == 2 else (3, 3, 1)
     steps = [filled]
@@ -43,53 +45,52 @@ def run_snapshots(image, *, task, mask, sigma, seed, device, budget_s):
                         snapshots={1: steps[1], 2: steps[2]})
 
 
-def run_epochs(image, *, task, mask, sigma, seed, device, budget_s, epochs=4):
+def run_epochs(call, ctx, *, epochs=4):
     """A 'learned' method: reports epoch k/N and a PSNR while it runs, like tvae and gsvae."""
     for k in range(1, epochs + 1):
-        time.sleep(0.3)  # above report_progress's rate limit: every epoch arrives
-        report_progress(epoch=k, epochs=epochs, psnr=20.0 + k, loss=np.float64(1.0 / k))
-    return run_ok(image, task=task, mask=mask, sigma=sigma, seed=seed, device=device,
-                  budget_s=budget_s)
+        time.sleep(0.3)  # above ctx.progress's rate limit: every epoch arrives
+        ctx.progress(epoch=k, epochs=epochs, psnr=20.0 + k, loss=np.float64(1.0 / k))
+    return run_ok(call, ctx)
 
 
-def run_estimates(image, *, task, mask, sigma, seed, device, budget_s):
+def run_estimates(call, ctx):
     """Reports its estimate (the input itself) each epoch; only the harness can score it."""
     for k in (1, 2):
-        report_progress(epoch=k, epochs=2, estimate=image)
-    return MethodOutput(image)
+        ctx.progress(epoch=k, epochs=2, estimate=call.image)
+    return MethodOutput(call.image)
 
 
-def run_threads(image, *, task, mask, sigma, seed, device, budget_s):
+def run_threads(call, ctx):
     """Reports the thread limits it sees from inside its worker: torch's, every BLAS/OpenMP
     pool's (threadpoolctl) and the OpenMP variable."""
     import torch
     from threadpoolctl import threadpool_info
 
     pools = [int(p["num_threads"]) for p in threadpool_info()]
-    return MethodOutput(image, extras={"torch_threads": torch.get_num_threads(),
+    return MethodOutput(call.image, extras={"torch_threads": torch.get_num_threads(),
                                        "pool_threads_max": max(pools, default=-1),
                                        "n_pools": len(pools),
                                        "omp_env": int(os.environ.get("OMP_NUM_THREADS", -1))})
 
 
-def run_crash(image, **kwargs):
+def run_crash(call, ctx, **kwargs):
     raise ValueError("boom: the fake method crashed\nsecond line is dropped")
 
 
-def run_hang(image, **kwargs):
+def run_hang(call, ctx, **kwargs):
     time.sleep(600)
 
 
-def run_die(image, **kwargs):
+def run_die(call, ctx, **kwargs):
     print("about to die", file=sys.stderr, flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def run_nan(image, **kwargs):
-    return MethodOutput(np.full_like(image, np.nan))
+def run_nan(call, ctx, **kwargs):
+    return MethodOutput(np.full_like(call.image, np.nan))
 
 
-def run_logged(image, *, task, mask, sigma, seed, device, budget_s, **kwargs):
+def run_logged(call, ctx, **kwargs):
     """Waits for the file ``$EVOBENCH_FAKE_GATE`` (if set), then appends its seed and the
     runner's PID to ``$EVOBENCH_FAKE_LOG``: which runner computed which cell, how often."""
     gate = os.environ.get("EVOBENCH_FAKE_GATE")
@@ -97,8 +98,8 @@ def run_logged(image, *, task, mask, sigma, seed, device, budget_s, **kwargs):
     while gate and not os.path.exists(gate) and time.monotonic() < deadline:
         time.sleep(0.05)
     with open(os.environ["EVOBENCH_FAKE_LOG"], "a") as fh:
-        fh.write(f"{seed} {os.environ.get('EVOBENCH_PARENT_PID', '?')}\n")
-    return MethodOutput(image)
+        fh.write(f"{call.seed} {os.environ.get('EVOBENCH_PARENT_PID', '?')}\n")
+    return MethodOutput(call.image)
 
 
 SPECS = (

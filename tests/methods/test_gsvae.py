@@ -7,14 +7,18 @@ import itertools
 import numpy as np
 import pytest
 from method_inputs import SIGMA, noisy_of, psnr
-from stopping import stop_at_epoch
+from stopping import run_direct, stop_at_epoch
 
 torch = pytest.importorskip("torch")
 
-from evobench_gsvae.method import run as gsvae_run  # noqa: E402
+from evobench_gsvae.method import run as _gsvae  # noqa: E402
 from evobench_gsvae.model import poisson_binomial_hist  # noqa: E402
 
-from evobench.api import EvobenchError, run_method  # noqa: E402
+from evobench.api import EvobenchError, MethodContext, run_method  # noqa: E402
+
+
+def gsvae_run(image, **kw):
+    return run_direct(_gsvae, image, **kw)
 
 TINY = dict(patch_size=5, H=12, hidden=(24,), epochs=4, batch_size=32, lr=1e-2, lr_final=1e-3,
             estimate="samples", n_samples=4)
@@ -144,11 +148,10 @@ def test_checkpoint_resume_is_bit_identical(tmp_path, gray_clean, gray_noisy, ta
         image = gray_noisy
     full = gsvae_run(image, **kw)
     # stop after epoch 2 (the harness's --stop-after / SIGTERM), then rerun: it resumes
-    ctx = ckpt.CellContext(path=tmp_path, every_s=600.0)
-    with stop_at_epoch({"n": 2}), ckpt.use(ctx), pytest.raises(ckpt.Stopped):
-        gsvae_run(image, **kw)
-    with ckpt.use(ckpt.CellContext(path=tmp_path, every_s=600.0)) as again:
-        resumed = gsvae_run(image, **kw)
+    with stop_at_epoch({"n": 2}), pytest.raises(ckpt.Stopped):
+        gsvae_run(image, ctx=MethodContext(checkpoint_dir=tmp_path), **kw)
+    again = MethodContext(checkpoint_dir=tmp_path)
+    resumed = gsvae_run(image, ctx=again, **kw)
     assert again.resumes == 1 and again.resumed_at == 2
     assert np.array_equal(full.image, resumed.image)
     strip = [{k: v for k, v in r.items() if k not in ("seconds", "epoch_seconds")}
@@ -156,6 +159,6 @@ def test_checkpoint_resume_is_bit_identical(tmp_path, gray_clean, gray_noisy, ta
     assert strip == [{k: v for k, v in r.items() if k not in ("seconds", "epoch_seconds")}
                      for r in resumed.trace]
     # a checkpoint of other settings is reported and ignored
-    with ckpt.use(ckpt.CellContext(path=tmp_path, every_s=600.0)) as other:
-        gsvae_run(image, **(kw | {"lr": 5e-3}))
+    other = MethodContext(checkpoint_dir=tmp_path)
+    gsvae_run(image, ctx=other, **(kw | {"lr": 5e-3}))
     assert other.resumes == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from method_inputs import SIGMA, psnr
+from stopping import run_direct
 
 pytest.importorskip("torch")
 tvae_engine = pytest.importorskip("evobench.tvae")
@@ -12,9 +13,13 @@ if not hasattr(tvae_engine, "denoise"):
     pytest.skip("the TVAE engine does not export denoise yet", allow_module_level=True)
 
 import evobench_tvae  # noqa: E402
-from evobench_tvae.method import run as tvae_run  # noqa: E402
+from evobench_tvae.method import run as _tvae  # noqa: E402
 
 from evobench.api import EvobenchError, SpecError, run_method  # noqa: E402
+
+
+def tvae_run(image, **kw):
+    return run_direct(_tvae, image, **kw)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -9,7 +9,10 @@ from scipy import ndimage
 from evobench.api import MethodOutput
 
 
-def run(image, *, task, mask, sigma, seed, device, budget_s, size):
+def run(call, ctx, *, size):
+    """``call``: the checked input (image, task, mask, sigma, seed, device); ``ctx``: progress,
+    budget, checkpoints and stop requests (unused by a method this fast)."""
+    image = call.image
     start = time.perf_counter()
     window = (size, size) if image.ndim == 2 else (size, size, 1)
     restored = ndimage.median_filter(np.asarray(image, dtype=np.float64), size=window, mode="reflect")
