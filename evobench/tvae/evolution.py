@@ -10,11 +10,9 @@ from dataclasses import dataclass
 
 import torch
 
+from evobench.tvae.config import MUTATIONS, SELECTIONS  # noqa: F401 (the choices, torch-free)
 from evobench.tvae.model import TVAEModel, chunked_log_joint
 from evobench.tvae.states import first_occurrence, pack, unpack
-
-SELECTIONS = ("tvo", "fitness", "uniform", "best")
-MUTATIONS = ("randflip", "sparseflip")
 
 
 def _uniform(shape: tuple[int, ...], like: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
