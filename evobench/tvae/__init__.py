@@ -8,7 +8,8 @@ Public API::
 
 Modules: ``model`` (decoder, log-joints), ``states`` (bit-packed K_n, uniqueness),
 ``evolution`` (EA operators, E-step), ``training`` (epoch loop), ``pipeline`` (denoise,
-inpaint), ``config`` / ``presets`` (settings).
+inpaint), ``config`` / ``presets`` (settings). The method, re-derived, with the published
+experiments' settings and what evobench reproduces or changes: docs/tvae-method.md.
 
 Importing the package, ``config`` or ``presets`` does not load torch: ``denoise``, ``inpaint``
 and ``TVAEResult`` come from ``pipeline`` on first use.

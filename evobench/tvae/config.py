@@ -14,7 +14,7 @@ from evobench.errors import EvobenchError
 
 # parent selection: "tvo" the published code's batched operator, "fitness" the paper's
 # per-patch fitness-proportional draw, "uniform" distinct uniform parents, "best" P copies of
-# the best state
+# the best state (docs/tvae-method.md section 3.2)
 SELECTIONS = ("tvo", "fitness", "uniform", "best")
 MUTATIONS = ("randflip", "sparseflip")
 # the decoder's hidden-layer activations
