@@ -1,4 +1,9 @@
-"""One TVAE run's settings as a frozen dataclass, checked up front with one-line errors."""
+"""One TVAE run's settings as a frozen dataclass, checked up front with one-line errors.
+
+Torch-free on purpose: the ``tvae`` plugin reads the presets and the choices below without
+loading torch. The modules that need torch (``evolution``, ``model``) import from here, never
+the other way round (``model.ACTIVATIONS`` builds the activations named here).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,15 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from evobench.errors import EvobenchError
-from evobench.tvae.evolution import MUTATIONS, SELECTIONS
-from evobench.tvae.model import ACTIVATIONS
 
+# parent selection: "tvo" the published code's batched operator, "fitness" the paper's
+# per-patch fitness-proportional draw, "uniform" distinct uniform parents, "best" P copies of
+# the best state (docs/tvae-method.md section 3.2)
+SELECTIONS = ("tvo", "fitness", "uniform", "best")
+MUTATIONS = ("randflip", "sparseflip")
+# the decoder's hidden-layer activations
+ACTIVATIONS = ("relu", "leaky_relu")
+INITS = ("xavier", "default")
 INPAINT_MSTEPS = ("marginalise", "impute")
 MERGES = ("mean", "gaussian")
 DTYPES = ("float32", "float64")
@@ -104,8 +115,8 @@ def validate(cfg: TVAEConfig) -> None:
         raise EvobenchError(f"hidden must be positive layer widths, got {cfg.hidden!r}")
     _choice("selection", cfg.selection, SELECTIONS)
     _choice("mutation", cfg.mutation, MUTATIONS)
-    _choice("activation", cfg.activation, tuple(ACTIVATIONS))
-    _choice("init", cfg.init, ("xavier", "default"))
+    _choice("activation", cfg.activation, ACTIVATIONS)
+    _choice("init", cfg.init, INITS)
     _choice("output_init", cfg.output_init, OUTPUT_INITS)
     _choice("sigma2_start", cfg.sigma2_start, SIGMA2_STARTS)
     _choice("inpaint_mstep", cfg.inpaint_mstep, INPAINT_MSTEPS)

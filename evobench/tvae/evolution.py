@@ -10,11 +10,9 @@ from dataclasses import dataclass
 
 import torch
 
+from evobench.tvae.config import MUTATIONS, SELECTIONS  # noqa: F401 (the choices, torch-free)
 from evobench.tvae.model import TVAEModel, chunked_log_joint
 from evobench.tvae.states import first_occurrence, pack, unpack
-
-SELECTIONS = ("tvo", "fitness", "uniform", "best")
-MUTATIONS = ("randflip", "sparseflip")
 
 
 def _uniform(shape: tuple[int, ...], like: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -49,7 +47,7 @@ def select_parents(lpj: torch.Tensor, P: int, method: str, gen: torch.Generator,
 def tvo_parents(lpj: torch.Tensor, P: int, gen: torch.Generator, *, block: int = 32,
                 reverse: bool = False) -> torch.Tensor:
     """The published code's batched "fitness" parent selection, re-derived from its behaviour
-    (docs: tvae-reference.md section 2.3), vectorised over groups of ``block`` rows.
+    (docs/tvae-method.md section 3.2), vectorised over groups of ``block`` rows.
 
     The reference runs it on one mini-batch of ``block`` patches at a time: the fitness
     f = lpj - 2 min(min lpj, 0) takes its minimum and its normalisation over the whole

@@ -2,7 +2,7 @@
 (suffix ``+``) and a fast ``quick`` default.
 
 Paper presets reproduce the published code's method (tvlearn/ecml2022 parameter files, see
-docs/tvae-reference.md sections 1.8, 2.3, 3.7 and 4): data on 0..255 (``scale=255``) except
+docs/tvae-method.md sections 3.2, 4.3, 5.4, 5.7 and 6): data on 0..255 (``scale=255``) except
 barbara ([0, 1]); the decoder as the published init leaves it (``output_init="published"``);
 the published batched parent selection ``tvo``; sigma2 started by the data-variance rule
 whatever the harness knows (``sigma2_start="data"``; barbara's run normalises twice, inpainting

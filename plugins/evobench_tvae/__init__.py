@@ -9,14 +9,13 @@ with evobench's improvements, and ``tvae[S=64]`` changes one knob of the quick d
 from __future__ import annotations
 
 from evobench.api import MethodSpec, Param, hookimpl
+from evobench.tvae.config import MUTATIONS, SELECTIONS
+from evobench.tvae.presets import PRESETS as _ENGINE_PRESETS
 
 __version__ = "1.0"
 
-# The engine's preset names (evobench.tvae.presets.PRESETS), listed here because reading them
-# would import torch; a test keeps the two in sync.
-_PAPER = ("house-15", "house-25", "house-50", "barbara-25", "house-inpaint-50",
-          "castle-inpaint-50", "castle-inpaint-80")
-PRESETS = ("quick", *_PAPER, *(f"{name}+" for name in _PAPER))
+# the engine's preset names and choices, read from its torch-free config and presets
+PRESETS = tuple(_ENGINE_PRESETS)
 
 _OVERRIDE = "default: the preset's value"
 
@@ -41,9 +40,9 @@ SPEC = MethodSpec(
         Param("G", None, int, low=1, help=f"generations per epoch; {_OVERRIDE}"),
         Param("batch_size", None, int, low=1, help=f"patches per gradient step; {_OVERRIDE}"),
         Param("epochs", None, int, low=1, help=f"training epochs; {_OVERRIDE}"),
-        Param("selection", None, str, choices=("tvo", "fitness", "uniform", "best"),
+        Param("selection", None, str, choices=SELECTIONS,
               help=f"parent selection (tvo: the published code's); {_OVERRIDE}"),
-        Param("mutation", None, str, choices=("randflip", "sparseflip"),
+        Param("mutation", None, str, choices=MUTATIONS,
               help=f"mutation operator; {_OVERRIDE}"),
         Param("crossover", None, bool, help=f"one-point crossover before mutation; {_OVERRIDE}"),
         Param("lr_min", None, float, low=0.0, help=f"cyclic LR lower bound; {_OVERRIDE}"),

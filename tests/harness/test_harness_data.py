@@ -28,7 +28,7 @@ def test_shared_folder_is_an_already_filled_cache(monkeypatch):
     assert all(data.status(e) == "ok" for e in files)
     house = ds.load_set12("02")
     assert house.shape == (256, 256) and house.dtype == np.float64
-    # the reference's pixel statistics of house.png (docs/tvae-reference.md section 7)
+    # the published house.png's pixel statistics (docs/tvae-method.md section 7)
     assert round(house.min() * 255) == 16 and round(house.max() * 255) == 239
     assert abs(house.mean() * 255 - 137.99) < 0.01
     castle = ds.load_castle("castle")

@@ -24,6 +24,22 @@ def test_plugin_import_is_light(module):
     assert out.stdout.strip() == "", f"{module} imports {out.stdout.strip()} at import time"
 
 
+def test_tvae_plugin_reads_the_engine_presets_and_choices_without_torch():
+    """The plugin takes its preset names and choices from the engine's torch-free config and
+    presets (no copy to keep in sync): importing them, or the engine package, loads no torch."""
+    code = (
+        "import sys, evobench_tvae; assert 'torch' not in sys.modules; "
+        "import evobench.tvae; assert 'torch' not in sys.modules; "
+        "from evobench.tvae import config, presets; "
+        "choices = {p.name: p.choices for p in evobench_tvae.SPEC.params}; "
+        "assert choices['preset'] == tuple(presets.PRESETS), choices['preset']; "
+        "assert choices['selection'] is config.SELECTIONS; "
+        "assert choices['mutation'] is config.MUTATIONS; "
+        "assert 'torch' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 EXPECTED = {
     "noisy": ({"denoise", "inpaint"}, {"cpu"}),
     "nlm": ({"denoise"}, {"cpu"}),
