@@ -31,6 +31,7 @@ from evobench.errors import EvobenchError
 from evobench.hookspecs import hookimpl
 from evobench.inputs import MethodInput, color_of, mean_filled, reference_psnr
 from evobench.inputs import reference as reference_image
+from evobench.iterations import IterationsResult, IterativeFit, run_iterations
 from evobench.patches import extract_patches, merge_patches
 from evobench.registry import Registry, get_registry
 from evobench.specs import (
@@ -56,6 +57,8 @@ __all__ = [
     "DegradationSpec",
     "EvobenchError",
     "FigureSpec",
+    "IterationsResult",
+    "IterativeFit",
     "MethodContext",
     "MethodInput",
     "MethodOutput",
@@ -78,6 +81,7 @@ __all__ = [
     "merge_patches",
     "reference_image",
     "reference_psnr",
+    "run_iterations",
     "run_method",
     "run_spec",
 ]

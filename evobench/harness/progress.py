@@ -42,10 +42,12 @@ def _cell_text(cell) -> str:
 
 
 def _live_text(fields: dict) -> str:
-    """``epoch 7/20  PSNR 27.31`` (or the objective when no PSNR is reported)."""
+    """``epoch 7/20  PSNR 27.31`` (or the objective when no PSNR is reported; ``iteration
+    300/2000`` when the method counts iterations: ``unit``)."""
     parts = []
     if "epoch" in fields:
-        parts.append(f"epoch {fields['epoch']}" + (f"/{fields['epochs']}" if "epochs" in fields
+        unit = fields.get("unit", "epoch")
+        parts.append(f"{unit} {fields['epoch']}" + (f"/{fields['epochs']}" if "epochs" in fields
                                                     else ""))
     if "psnr" in fields:
         parts.append(f"PSNR {fields['psnr']:.2f}")
