@@ -42,7 +42,7 @@ def _group(group: str, dtype: str, *names: str) -> tuple[Column, ...]:
 COLUMNS: tuple[Column, ...] = (
     *_group("identity", "str", "run_id", "cell_key", "suite", "profile", "dataset",
             "dataset_params", "image", "image_name", "color", "task", "degradation"),
-    *_group("identity", "float", "p_deg_sigma", "sigma01", "p_deg_missing"),
+    *_group("identity", "float", "p_deg_sigma", "sigma01", "p_deg_missing", "budget_s"),
     *_group("identity", "str", "p_deg_per", "deg_params", "method", "method_label",
             "method_version", "method_params"),
     *_group("identity", "int", "rep", "base_seed", "noise_seed", "method_seed"),

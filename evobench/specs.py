@@ -140,6 +140,7 @@ class MethodSpec:
     amortized: bool = False
     version: str = "0"
     min_size: int = 1  # smallest image side (pixels) it accepts; a patch_size param adds to it
+    budgeted: bool = False  # it fits under ``ctx.budget_s`` (``evobench run --budget``)
 
     def __post_init__(self):
         check_name("method", self.name)

@@ -44,6 +44,11 @@ from evobench.errors import EvobenchError
 @click.option("--threads-per-cell", default=None, metavar="N",
               help="Torch/BLAS threads per cell instead of cores // jobs (pin it where "
                    "timings must not depend on the machine, e.g. CI baselines).")
+@click.option("--budget", default=None, metavar="DURATION",
+              help="The same wall-clock fit budget for every learned method (tvae, gsvae, dip, "
+                   "zsn2n, noise2self, self2self), e.g. 60s or 5m: each stops after the epoch "
+                   "or iteration that crosses it, so a table compares methods at equal cost. "
+                   "Recorded in every row (budget_s) and part of the cell's identity.")
 @click.option("--timeout", default=None, metavar="DURATION",
               help="Hard wall-clock limit per cell, e.g. 90s, 10m, 2h (default: the profile's, "
                    "else none).")
@@ -90,6 +95,7 @@ class RunArgs:
     repetitions: int | None
     seed: int
     device: str
+    budget: str | None
     jobs: str
     threads_per_cell: str | None
     timeout: str | None
@@ -148,7 +154,10 @@ def _overrides(args: RunArgs):
         methods=list(args.methods) or None, datasets=list(args.datasets) or None,
         sigmas=split_list(args.sigma, "--sigma") if args.sigma else None,
         missing=split_list(args.missing, "--missing") if args.missing else None,
-        repetitions=args.repetitions, seed=seed, device=device)
+        repetitions=args.repetitions, seed=seed, device=device,
+        budget_s=_duration(args.budget, "--budget") if args.budget is not None else None)
+    if args.budget is not None and not overrides.budget_s:
+        raise EvobenchError("--budget must be a positive duration such as 60s or 5m")
     if overrides.missing and not all(0 < m < 1 for m in overrides.missing):
         raise EvobenchError("--missing values are fractions between 0 and 1 (e.g. 0.5,0.8)")
     return overrides

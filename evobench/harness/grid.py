@@ -31,7 +31,7 @@ from evobench.specs import (
 from evobench.validate import noise_sigma
 
 BLOCK_KEYS = ("datasets", "degradations", "methods", "metrics", "repetitions", "timeout",
-              "labels")
+              "budget", "labels")
 DEFAULT_CELL_METRICS = ("psnr", "ssim")  # what a block's cells score when it names no metrics
 # Options every dataset selector accepts (the harness applies them, not the loader).
 DATASET_OPTIONS = (
@@ -64,6 +64,7 @@ class Cell:
     device: str
     metrics: tuple[str, ...]
     skip_reason: str = ""
+    budget_s: float | None = None  # the fit's wall-clock budget (methods that honour one)
     noise_seed: int = field(init=False)
     method_seed: int = field(init=False)
     key: str = field(init=False)
@@ -78,14 +79,18 @@ class Cell:
 
     def identity(self) -> dict:
         """What makes a result: not the suite, the order or the label, but everything that
-        changes the numbers (including the method's version and the device)."""
-        return {
+        changes the numbers (including the method's version, the device and a fit budget;
+        without a budget the key is what it was before budgets existed)."""
+        ident = {
             "dataset": self.dataset, "dataset_params": self.dataset_params, "image": self.image,
             "degradation": self.degradation, "deg_params": self.deg_params,
             "method": self.method, "method_params": self.method_params,
             "method_version": self.method_version, "rep": self.rep, "base_seed": self.base_seed,
             "device": self.device, "metrics": sorted(self.metrics),
         }
+        if self.budget_s is not None:
+            ident["budget_s"] = self.budget_s
+        return ident
 
     @property
     def input_key(self) -> tuple:
@@ -116,6 +121,7 @@ class Overrides:
     repetitions: int | None = None
     seed: int = 0
     device: str = "cpu"
+    budget_s: float | None = None  # every budgeted method's fit budget (``--budget``)
 
 
 # -- suites ------------------------------------------------------------------------------------
@@ -208,6 +214,12 @@ def profile_blocks(suite: SuiteSpec, profile: str) -> list[dict]:
                                     f"duration such as \"90s\", \"10m\" or \"2h\", got "
                                     f"{timeout!r}")
             parse_duration(str(timeout))
+        if "budget" in block:
+            budget = block["budget"]
+            if isinstance(budget, bool) or not isinstance(budget, str | int | float) or \
+                    not parse_duration(str(budget)):
+                raise EvobenchError(f"suite {suite.name!r} profile {profile!r}: budget must be a "
+                                    f"duration such as \"60s\" or \"10m\", got {budget!r}")
         labels = block.get("labels", {})
         if not isinstance(labels, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) and v.strip()
@@ -325,6 +337,7 @@ class _Block:
     metrics: tuple[str, ...]
     reps: int
     timeout: float | None
+    budget_s: float | None
 
     def described(self) -> dict:
         """The block as ``config.toml`` records it."""
@@ -332,7 +345,8 @@ class _Block:
                              for d in self.datasets],
                 "degradations": [format_label(s.name, p) for s, p in self.degradations],
                 "methods": [label for _, label, _ in self.methods],
-                "metrics": list(self.metrics), "repetitions": self.reps}
+                "metrics": list(self.metrics), "repetitions": self.reps,
+                **({} if self.budget_s is None else {"budget_s": self.budget_s})}
 
 
 def _resolve_methods(block: dict, suite: SuiteSpec, overrides: Overrides, registry,
@@ -371,11 +385,13 @@ def _resolve_block(block: dict, suite: SuiteSpec, overrides: Overrides, registry
     if reps < 1:
         raise EvobenchError("repetitions must be >= 1")
     timeout = parse_duration(str(block["timeout"])) if "timeout" in block else None
+    budget = overrides.budget_s if overrides.budget_s is not None else \
+        parse_duration(str(block["budget"])) if "budget" in block else None
     datasets = [resolve_dataset(t, registry) for t in overrides.datasets or
                 block.get("datasets", [])]
     degradations = resolve_degradations(block.get("degradations", []), registry, overrides, used)
     methods = _resolve_methods(block, suite, overrides, registry, notes)
-    return _Block(datasets, degradations, methods, metrics, reps, timeout)
+    return _Block(datasets, degradations, methods, metrics, reps, timeout, budget)
 
 
 def _cells(block: _Block, suite: SuiteSpec, profile: str, overrides: Overrides):
@@ -389,7 +405,8 @@ def _cells(block: _Block, suite: SuiteSpec, profile: str, overrides: Overrides):
                    method=mspec.name, method_label=label, method_params=mparams,
                    method_version=str(mspec.version), rep=rep, base_seed=int(overrides.seed),
                    device=overrides.device, metrics=block.metrics,
-                   skip_reason=_skip_reason(mspec, deg.task, ds.color, overrides.device))
+                   skip_reason=_skip_reason(mspec, deg.task, ds.color, overrides.device),
+                   budget_s=block.budget_s if mspec.budgeted else None)
 
 
 def build_grid(suite: SuiteSpec, profile: str | None, overrides: Overrides, registry) -> Grid:

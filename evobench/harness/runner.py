@@ -70,14 +70,15 @@ def default_run_id(grid: Grid) -> str:
 
 
 def selection_run_id(grid: Grid, overrides) -> str | None:
-    """A run name for an ad-hoc selection (``-m/-d/--sigma/--missing/-r``), or None without one:
-    ``SUITE-PROFILE-<method and dataset names>-<hash of the selection>``. The same command gives
-    the same name (so it resumes), and never the suite's own folder."""
+    """A run name for an ad-hoc selection (``-m/-d/--sigma/--missing/-r/--budget``), or None
+    without one: ``SUITE-PROFILE-<method and dataset names>-<hash of the selection>``. The same
+    command gives the same name (so it resumes), and never the suite's own folder (so a table
+    never mixes budgeted and unbudgeted fits of one method)."""
     import re
 
     selection = {"methods": overrides.methods, "datasets": overrides.datasets,
                  "sigmas": overrides.sigmas, "missing": overrides.missing,
-                 "repetitions": overrides.repetitions}
+                 "repetitions": overrides.repetitions, "budget_s": overrides.budget_s}
     if not any(v is not None for v in selection.values()):
         return None
     names = [sel.split("[")[0].strip().lower()
@@ -85,6 +86,8 @@ def selection_run_id(grid: Grid, overrides) -> str | None:
     names = [re.sub(r"[^a-z0-9_.-]+", "_", n).strip("_.-") for n in dict.fromkeys(names)]
     names = [n for n in names if n]
     label = "-".join(names[:4]) + ("-etc" if len(names) > 4 else "")
+    if overrides.budget_s is not None:
+        label = "-".join(p for p in (label, f"budget{overrides.budget_s:g}s") if p)
     tag = digest({k: v for k, v in selection.items() if v is not None})[:8]
     return "-".join(p for p in (grid.suite, grid.profile, label, tag) if p)
 
@@ -133,6 +136,7 @@ def identity_row(cell: Cell, run_id: str, metric_specs: dict) -> dict:
         "method_params": canonical_json(cell.method_params),
         "rep": cell.rep, "base_seed": cell.base_seed, "noise_seed": cell.noise_seed,
         "method_seed": cell.method_seed, "device": cell.device,
+        "budget_s": math.nan if cell.budget_s is None else float(cell.budget_s),
         **metric_columns(metric_specs),
     }
     for key, value in cell.deg_params.items():
@@ -205,7 +209,7 @@ def make_payload(cell: Cell, clean: np.ndarray, registry, threads: int,
         cell=cell, method_spec=registry.method(cell.method),
         metric_specs={m: registry.metric(m) for m in cell.metrics}, clean=clean,
         corrupted=np.asarray(degraded.image, dtype=np.float64), mask=mask,
-        sigma=degraded.sigma, threads=threads, save_images=save_images)
+        sigma=degraded.sigma, threads=threads, save_images=save_images, budget_s=cell.budget_s)
 
 
 # -- provenance --------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ SPEC = MethodSpec(
               help="train on standardised pixels (mean 0, std 1) or on the [0, 1] scale"),
     ),
     version=__version__,
+    budgeted=True,
 )
 
 

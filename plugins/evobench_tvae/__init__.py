@@ -51,6 +51,7 @@ SPEC = MethodSpec(
               help=f"epochs per half LR cycle; {_OVERRIDE}"),
     ),
     version=__version__,
+    budgeted=True,
 )
 
 

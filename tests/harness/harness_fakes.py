@@ -60,6 +60,12 @@ def run_estimates(call, ctx):
     return MethodOutput(call.image)
 
 
+def run_budget(call, ctx):
+    """Reports the budget its context carries (NaN: none)."""
+    budget = float("nan") if ctx.budget_s is None else ctx.budget_s
+    return MethodOutput(call.image, extras={"budget_seen": budget})
+
+
 def run_threads(call, ctx):
     """Reports the thread limits it sees from inside its worker: torch's, every BLAS/OpenMP
     pool's (threadpoolctl) and the OpenMP variable."""
@@ -108,6 +114,8 @@ SPECS = (
     MethodSpec(name="fake-epochs", factory="harness_fakes:run_epochs", tasks=BOTH,
                params=(Param("epochs", 4, int, low=1),)),
     MethodSpec(name="fake-crash", factory="harness_fakes:run_crash", tasks=BOTH),
+    MethodSpec(name="fake-budgeted", factory="harness_fakes:run_budget", tasks=BOTH,
+               budgeted=True),
     MethodSpec(name="fake-estimates", factory="harness_fakes:run_estimates", tasks=BOTH),
     MethodSpec(name="fake-threads", factory="harness_fakes:run_threads", tasks=BOTH),
     MethodSpec(name="fake-snapshots", factory="harness_fakes:run_snapshots", tasks=BOTH),

@@ -291,3 +291,32 @@ methods = ["fake-ok", "fake-denoiser"]
     assert len(df) == 2 * 2 * 2
     assert df.groupby(["degradation", "status"]).size().to_dict() == {
         ("gaussian", "ok"): 4, ("inpaint_noise", "ok"): 2, ("inpaint_noise", "skipped"): 2}
+
+
+def test_budget_reaches_budgeted_methods_and_is_recorded(fakes, invoke, tmp_path):
+    """--budget goes to the context of methods that declare ``budgeted``, is stored in every
+    row (NaN elsewhere), changes those cells' keys only, and gets its own run folder."""
+    base = ["run", "--suite", "denoise", "--profile", "smoke", "-d", "skimage[images=camera,"
+            "crop=32]", "--out", tmp_path, "-m", "fake-budgeted", "-m", "fake-ok", "--quiet",
+            "-j", "1"]
+    assert invoke(*base, "--run-name", "plain").exit_code == 0
+    result = invoke(*base, "--budget", "1m30s")
+    assert result.exit_code == 0, result.output
+    [folder] = [p for p in tmp_path.iterdir() if "budget90s" in p.name]
+    plain = _results(tmp_path / "plain").set_index("method")
+    timed = _results(folder).set_index("method")
+    assert timed.loc["fake-budgeted", "budget_s"] == 90.0
+    assert timed.loc["fake-budgeted", "x_budget_seen"] == 90.0
+    assert np.isnan(plain.loc["fake-budgeted", "x_budget_seen"])
+    assert np.isnan(plain.loc["fake-budgeted", "budget_s"])
+    assert np.isnan(timed.loc["fake-ok", "budget_s"])  # not a learned method: no budget
+    assert timed.loc["fake-ok", "cell_key"] == plain.loc["fake-ok", "cell_key"]
+    assert timed.loc["fake-budgeted", "cell_key"] != plain.loc["fake-budgeted", "cell_key"]
+
+
+@pytest.mark.parametrize("bad", ["0", "soon", ""])
+def test_bad_budgets_are_one_line(fakes, invoke, tmp_path, bad):
+    result = invoke("run", "--suite", "denoise", "--profile", "smoke", "-m", "fake-budgeted",
+                    "--out", tmp_path, "--budget", bad, "--dry-run")
+    assert result.exit_code == 2
+    assert "--budget" in result.output and "Traceback" not in result.output
