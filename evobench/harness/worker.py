@@ -142,6 +142,9 @@ def execute(payload: CellPayload, notify: Callable[[str], None] | None = None,
     from evobench.inputs import mean_filled
 
     row = _start_row(payload.threads)
+    # the noise level the method is given (the degradation's own value, on [0, 1]), not the one
+    # the grid asked for: the row says what the method got
+    row["sigma01"] = float("nan") if payload.sigma is None else float(payload.sigma)
     limits = limit_threads(payload.threads)  # noqa: F841 - the limits hold while the object lives
     score = _Scorer(payload.metric_specs, payload.clean)
     try:

@@ -11,7 +11,7 @@ import time
 import numpy as np
 from scipy import ndimage
 
-from evobench.api import MethodOutput, MethodSpec, Param, hookimpl
+from evobench.api import Degraded, DegradationSpec, MethodOutput, MethodSpec, Param, hookimpl
 
 BOTH = frozenset({"denoise", "inpaint"})
 
@@ -63,7 +63,14 @@ def run_estimates(call, ctx):
 def run_budget(call, ctx):
     """Reports the budget its context carries (NaN: none)."""
     budget = float("nan") if ctx.budget_s is None else ctx.budget_s
-    return MethodOutput(call.image, extras={"budget_seen": budget})
+    sigma = float("nan") if call.sigma is None else call.sigma
+    return MethodOutput(call.image, extras={"budget_seen": budget, "sigma_seen": sigma})
+
+
+def halved_noise(clean, *, rng, sigma=25.0):
+    """Gaussian noise of std ``sigma``/255 that claims half of it: the row must record what
+    the method was told."""
+    return Degraded(clean + sigma / 255 * rng.standard_normal(clean.shape), None, sigma / 510)
 
 
 def run_threads(call, ctx):
@@ -136,3 +143,9 @@ SPECS = (
 def evobench_register_methods(register):
     for spec in SPECS:
         register(spec)
+
+
+@hookimpl
+def evobench_register_degradations(register):
+    register(DegradationSpec(name="fake-halved", factory="harness_fakes:halved_noise",
+                             task="denoise", params=(Param("sigma", 25.0, float, low=0.0),)))

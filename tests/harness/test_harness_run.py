@@ -320,3 +320,16 @@ def test_bad_budgets_are_one_line(fakes, invoke, tmp_path, bad):
                     "--out", tmp_path, "--budget", bad, "--dry-run")
     assert result.exit_code == 2
     assert "--budget" in result.output and "Traceback" not in result.output
+
+
+def test_the_row_records_the_sigma_the_method_got(fakes, invoke, tmp_path, monkeypatch):
+    """The grid asks for sigma 25 (p_deg_sigma); the degradation tells the method 25/510: the
+    row's sigma01 is what the method got."""
+    suite = tmp_path / "halved.toml"
+    suite.write_text('name = "halved"\ndefault_profile = "smoke"\n[[profiles.smoke]]\n'
+                     'datasets = ["skimage[images=camera,crop=32]"]\n'
+                     'degradations = ["fake-halved[sigma=25]"]\nmethods = ["fake-budgeted"]\n')
+    result = invoke("run", "--suite", str(suite), "--out", tmp_path, "--quiet", "-j", "1")
+    assert result.exit_code == 0, result.output
+    row = _results(tmp_path / "halved-smoke").iloc[0]
+    assert row.p_deg_sigma == 25 and row.x_sigma_seen == 25 / 510 and row.sigma01 == 25 / 510
