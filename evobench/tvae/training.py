@@ -29,18 +29,11 @@ from dataclasses import dataclass
 import torch
 
 from evobench.tvae.adam import FlatAdam, flatten_params
+from evobench.tvae.codes import Codes, sparse_pays
 from evobench.tvae.config import TVAEConfig
 from evobench.tvae.evolution import evaluate, select
-from evobench.tvae.model import (
-    Codes,
-    TVAEModel,
-    backward_distinct,
-    chunked_log_joint,
-    forward_distinct,
-    sparse_pays,
-    unique_keys,
-)
-from evobench.tvae.states import popcount
+from evobench.tvae.model import TVAEModel, backward_distinct, chunked_log_joint, forward_distinct
+from evobench.tvae.states import popcount, unique_keys
 
 PI_CLAMP = 1e-5
 ACT_BUDGET = 2**24  # entries per (chunk, S, layer width) activation tensor (64 MB in float32)

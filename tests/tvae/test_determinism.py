@@ -139,8 +139,8 @@ def _engine_results(model, Y, keys):
     collision, exact), sparse codes' dense form, E-steps with each operator and, for one-word
     and two-word keys, a training epoch of each inpainting M-step with estimates."""
     from evobench.tvae import states
+    from evobench.tvae.codes import Codes
     from evobench.tvae.evolution import estep
-    from evobench.tvae.model import Codes
 
     g = torch.Generator().manual_seed(1)
     out = [states.initial_states(16, 4, g), states.initial_states(20, 70, g)]
