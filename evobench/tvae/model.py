@@ -17,6 +17,7 @@ exact in math (only the summation order changes):
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -183,6 +184,45 @@ def backward_distinct(dec: Decoder, g: torch.Tensor, inv: torch.Tensor, acts: li
     dec.backward_from_output(gu, acts)
 
 
+class LogJoint:
+    """log p(s, y) of the module doc, from its terms that depend on pi and sigma2 only (computed
+    once here): ``logit`` = log(pi / (1 - pi)) (H,), ``const`` = sum_h log(1 - pi_h) and
+    ``half_log`` = log(2 pi sigma2) / 2. Callers give the prior s . logit (from Codes.matvec
+    or a product), the squared errors and the observed counts.
+
+    Two evaluation orders, each kept bit for bit: the E-step and the estimates add the terms
+    in one go (``__call__``); the M-step adds those fixed during an epoch once per chunk
+    (``fixed``), then ``- inv2s2 * err`` per mini-batch in place. They round differently, so
+    they are not merged into one.
+    """
+
+    def __init__(self, pi: torch.Tensor, sigma2: torch.Tensor):
+        self.logit = torch.log(pi) - torch.log1p(-pi)
+        self.const = torch.log1p(-pi).sum()
+        self.half_log = torch.log(2 * math.pi * sigma2) * 0.5
+        self.sigma2 = sigma2
+
+    def _norm(self, dobs: torch.Tensor | int) -> torch.Tensor:
+        """D_obs log(2 pi sigma2) / 2, per patch (B, 1) for observed counts (B,), else 0-d."""
+        if isinstance(dobs, torch.Tensor):
+            return (dobs * self.half_log).unsqueeze(1)
+        return dobs * self.half_log
+
+    def __call__(self, prior: torch.Tensor, err: torch.Tensor,
+                 dobs: torch.Tensor | int) -> torch.Tensor:
+        """Log-joints (B, S) from the prior terms s . logit (B, S) and squared errors (B, S)."""
+        return prior + (self.const - self._norm(dobs)) - err / (2 * self.sigma2)
+
+    def fixed(self, prior: torch.Tensor, dobs: torch.Tensor | int) -> torch.Tensor:
+        """The terms without the squared errors, (B, S); the M-step adds -inv2s2 * err."""
+        return prior + self.const - self._norm(dobs)
+
+    @functools.cached_property
+    def inv2s2(self) -> float:
+        """1 / (2 sigma2) as a Python float: one host sync, at the first use, none per step."""
+        return 0.5 / float(self.sigma2)
+
+
 class TVAEModel(nn.Module):
     """Decoder plus the closed-form parameters pi (H,) and sigma2 (scalar)."""
 
@@ -208,25 +248,8 @@ class TVAEModel(nn.Module):
         if obs is not None:
             diff = diff * obs.unsqueeze(1)
         err = (diff * diff).sum(-1)
-        return self.lpj_from_err(states, err, Y.shape[1] if dobs is None else dobs), err
-
-    def lpj_from_err(self, states: torch.Tensor, err: torch.Tensor,
-                     dobs: torch.Tensor | int) -> torch.Tensor:
-        logit = torch.log(self.pi) - torch.log1p(-self.pi)
-        return self.lpj_from_prior(states @ logit, err, dobs)
-
-    def lpj_from_prior(self, prior: torch.Tensor, err: torch.Tensor,
-                       dobs: torch.Tensor | int) -> torch.Tensor:
-        """Log-joints from prior = s . logit(pi) (B, S) and squared errors (B, S)."""
-        pi = self.pi
-        const = torch.log1p(-pi).sum()
-        s2 = self.sigma2
-        norm = torch.log(2 * math.pi * s2) * 0.5
-        if isinstance(dobs, torch.Tensor):
-            norm_term = (dobs * norm).unsqueeze(1)
-        else:
-            norm_term = dobs * norm
-        return prior + (const - norm_term) - err / (2 * s2)
+        lj = LogJoint(self.pi, self.sigma2)
+        return lj(states @ lj.logit, err, Y.shape[1] if dobs is None else dobs), err
 
     def mean(self, states: torch.Tensor) -> torch.Tensor:
         return self.decoder(states)
@@ -258,11 +281,11 @@ def chunked_log_joint(model: TVAEModel, Y: torch.Tensor, states: torch.Tensor,
                           else keys.reshape(B * S, -1))
     inv = inv.view(B, S)
     mus, priors = [], []
-    logit = torch.log(model.pi) - torch.log1p(-model.pi)
+    lj = LogJoint(model.pi, model.sigma2)
     for a in range(0, uk.shape[0], max_rows):
         c = Codes.from_keys(uk[a:a + max_rows], H)
         mus.append(dec.output(dec.hidden(c)))
-        priors.append(c.matvec(logit))
+        priors.append(c.matvec(lj.logit))
     mu_u = mus[0] if len(mus) == 1 else torch.cat(mus)  # (one slice: no copy)
     prior = (priors[0] if len(priors) == 1 else torch.cat(priors))[inv]  # (B, S)
     step = max(1, min(max_rows, PAIR_ROWS) // max(S, 1))
@@ -274,7 +297,7 @@ def chunked_log_joint(model: TVAEModel, Y: torch.Tensor, states: torch.Tensor,
         if obs is not None:
             diff.mul_(obs[a:b].unsqueeze(1))
         err = diff.square_().sum(-1)
-        lpj = model.lpj_from_prior(prior[a:b], err, Y.shape[1] if dobs is None else dobs[a:b])
+        lpj = lj(prior[a:b], err, Y.shape[1] if dobs is None else dobs[a:b])
         lpjs.append(lpj)
         errs.append(err)
         if want_mean:

@@ -32,7 +32,13 @@ from evobench.tvae.adam import FlatAdam, flatten_params
 from evobench.tvae.codes import Codes, sparse_pays
 from evobench.tvae.config import TVAEConfig
 from evobench.tvae.evolution import evaluate, select
-from evobench.tvae.model import TVAEModel, backward_distinct, chunked_log_joint, forward_distinct
+from evobench.tvae.model import (
+    LogJoint,
+    TVAEModel,
+    backward_distinct,
+    chunked_log_joint,
+    forward_distinct,
+)
 from evobench.tvae.states import popcount, unique_keys
 
 PI_CLAMP = 1e-5
@@ -139,15 +145,6 @@ class _SharedRows:
 
 
 @dataclass
-class _EpochTerms:
-    """What the log-joints need that is fixed during an epoch (pi and sigma2 change after it)."""
-    logit: torch.Tensor  # log(pi / (1 - pi)), (H,)
-    const: torch.Tensor  # sum log(1 - pi)
-    half_log: torch.Tensor  # log(2 pi sigma2) / 2
-    inv2s2: float  # 1 / (2 sigma2), a Python float: one sync per epoch, none per step
-
-
-@dataclass
 class _ChunkPlan:
     """A chunk's M-step bookkeeping. It depends on the chunk's new sets and the epoch's terms
     only, not on the parameters, so whichever thread is idle builds it (same numbers)."""
@@ -217,14 +214,8 @@ class Trainer:
         A_sig = torch.zeros((), dtype=dtype, device=dev)
         F = torch.zeros((), dtype=torch.float64, device=dev)
         n_new = torch.zeros((), dtype=torch.int64, device=dev)
-        pi = model.pi
-        logit = torch.log(pi) - torch.log1p(-pi)
-        const = torch.log1p(-pi).sum()
-        s2 = model.sigma2
-        inv2s2_f = 0.5 / float(s2)  # a Python float: one sync per epoch, none per step
-        half_log = 0.5 * torch.log(2 * math.pi * s2)
         chunks = perm.split(self.chunk)
-        terms = _EpochTerms(logit=logit, const=const, half_log=half_log, inv2s2=inv2s2_f)
+        terms = LogJoint(model.pi, model.sigma2)  # fixed during the epoch
         sums = _EpochSums(F=F, n_new=n_new, A_pi=A_pi, A_sig=A_sig)
 
         self.shadow_flat.copy_(self.opt.flat)
@@ -240,7 +231,7 @@ class Trainer:
         return {"F": F.item() / self.N, "sigma2": model.sigma2.item(),
                 "pi_sum": model.pi.sum().item(), "new_states": n_new.item() / self.N}
 
-    def _chunks(self, chunks, pool, terms: _EpochTerms, sums: _EpochSums) -> None:
+    def _chunks(self, chunks, pool, terms: LogJoint, sums: _EpochSums) -> None:
         """E-step then Adam mini-batches, chunk by chunk, accumulating into ``sums``.
 
         The E-step of chunk i runs on the snapshot ``self.shadow``, which holds the parameters
@@ -305,19 +296,18 @@ class Trainer:
         density = float(popcount(uk).index_select(0, inv).double().mean())
         return Codes.from_keys(uk, self.cfg.H, sparse_pays(density, self.cfg.H, uk.device)), inv
 
-    def _mstep_plan(self, idx, keys, terms: _EpochTerms) -> _ChunkPlan:
+    def _mstep_plan(self, idx, keys, terms: LogJoint) -> _ChunkPlan:
         """The M-step plan of the chunk ``idx`` with new sets ``keys`` (n, S, nw)."""
         S, per = self.cfg.S, self.cfg.batch_size * self.cfg.S
         codes, inv_c = self._distinct(keys)
         impute_or_full = self.dobs is None or self.impute  # imputed patches count all D
-        dn = self.D if impute_or_full else self.dobs[idx].unsqueeze(1)
-        base = (codes.matvec(terms.logit)[inv_c].view(len(idx), S) + terms.const
-                - dn * terms.half_log)
+        base = terms.fixed(codes.matvec(terms.logit)[inv_c].view(len(idx), S),
+                           self.D if impute_or_full else self.dobs[idx])
         uidx, sizes, inv = _block_distinct(inv_c, per, codes.R)
         return _ChunkPlan(codes=codes, inv=inv_c, base=base,
                           states=codes.select(uidx).split(sizes), invs=list(inv.split(per)))
 
-    def _mstep_run(self, idx, plan: _ChunkPlan, sums: _EpochSums, terms: _EpochTerms) -> None:
+    def _mstep_run(self, idx, plan: _ChunkPlan, sums: _EpochSums, terms: LogJoint) -> None:
         """Adam mini-batches over the chunk ``idx`` with its plan; adds the chunk's F and the
         pi, sigma2 statistics to ``sums``."""
         cfg, model = self.cfg, self.model
