@@ -121,33 +121,28 @@ class Trainer:
 
         Gradients are written by hand (Decoder.backward_from_output), so no autograd graph.
         """
-        cfg, model, gen = self.cfg, self.model, self.gen
-        dev = self.Y.device
-        dtype = self.Y.dtype
-        H = cfg.H
-        perm = torch.randperm(self.N, generator=gen, device=dev)
-        A_pi = torch.zeros(H, dtype=dtype, device=dev)
-        A_sig = torch.zeros((), dtype=dtype, device=dev)
-        F = torch.zeros((), dtype=torch.float64, device=dev)
-        n_new = torch.zeros((), dtype=torch.int64, device=dev)
-        chunks = perm.split(self.chunk)
+        model, dev, dtype = self.model, self.Y.device, self.Y.dtype
+        chunks = torch.randperm(self.N, generator=self.gen, device=dev).split(self.chunk)
         terms = LogJoint(model.pi, model.sigma2)  # fixed during the epoch
-        sums = _EpochSums(F=F, n_new=n_new, A_pi=A_pi, A_sig=A_sig)
-
-        self.shadow_flat.copy_(self.opt.flat)
+        sums = _EpochSums(F=torch.zeros((), dtype=torch.float64, device=dev),
+                          n_new=torch.zeros((), dtype=torch.int64, device=dev),
+                          A_pi=torch.zeros(self.cfg.H, dtype=dtype, device=dev),
+                          A_sig=torch.zeros((), dtype=dtype, device=dev))
+        self.shadow_flat.copy_(self.opt.flat)  # the E-steps' snapshot of the parameters
         with EStepStream(chunks, self._search, _select,
                          lambda idx, new: self._mstep_plan(idx, new[0], terms),
                          lambda: self.shadow_flat.copy_(self.opt.flat), self.overlap) as esteps:
             for i, idx in enumerate(chunks):
-                (keys, new), plan = esteps.take(i)  # E-step (on the snapshot)
+                (keys, new), plan = esteps.take(i)  # E-step: the chunk's new sets
                 self.keys[idx] = keys
                 sums.n_new += new.sum()
                 self._mstep(idx, plan or self._mstep_plan(idx, keys, terms), sums, terms)
-        model.pi.copy_((A_pi / self.N).clamp(PI_CLAMP, 1 - PI_CLAMP))
+        # closed-form pi and sigma2 from the epoch's posterior statistics
+        model.pi.copy_((sums.A_pi / self.N).clamp(PI_CLAMP, 1 - PI_CLAMP))
         denom = self.N * self.D if (self.obs is None or self.impute) else self.dobs.sum()
-        model.sigma2.copy_((A_sig / denom).clamp_min(1e-12))
-        return {"F": F.item() / self.N, "sigma2": model.sigma2.item(),
-                "pi_sum": model.pi.sum().item(), "new_states": n_new.item() / self.N}
+        model.sigma2.copy_((sums.A_sig / denom).clamp_min(1e-12))
+        return {"F": sums.F.item() / self.N, "sigma2": model.sigma2.item(),
+                "pi_sum": model.pi.sum().item(), "new_states": sums.n_new.item() / self.N}
 
     def _search(self, idx):
         """The evolutionary search of the chunk ``idx``'s E-step, on the snapshot decoder."""
