@@ -6,9 +6,10 @@ Public API::
     res = denoise(noisy, sigma=25/255, preset="quick", seed=0)
     res.image, res.trace, res.sparsity, res.fields
 
-Modules: ``model`` (decoder, log-joints), ``states`` (bit-packed K_n, uniqueness),
-``evolution`` (EA operators, E-step), ``training`` (epoch loop), ``pipeline`` (denoise,
-inpaint), ``config`` / ``presets`` (settings).
+Modules: ``model`` (decoder, log-joints), ``codes`` (sparse active-unit lists), ``states``
+(bit-packed K_n, uniqueness), ``evolution`` (EA operators, E-step), ``training`` (epoch loop),
+``schedule`` (its threads), ``pipeline`` (denoise, inpaint), ``config`` / ``presets``
+(settings).
 """
 
 from evobench.tvae.config import TVAEConfig
