@@ -90,8 +90,9 @@ def test_epoch_on_crop(benchmark, trainer):
 def test_first_layer(benchmark, sparse, H, width, k):
     """First decoder layer of 8,192 binary states with k active units on average (plus W1's
     gradient): gather-sum over active units vs the dense product. The engine picks by measured
-    density (evobench.tvae.model.sparse_pays)."""
-    from evobench.tvae.model import Codes, Decoder
+    density (evobench.tvae.codes.sparse_pays)."""
+    from evobench.tvae.codes import Codes
+    from evobench.tvae.model import Decoder
 
     g = torch.Generator().manual_seed(0)
     dec = Decoder(H, (width,), 64, generator=g)

@@ -6,10 +6,11 @@ Public API::
     res = denoise(noisy, sigma=25/255, preset="quick", seed=0)
     res.image, res.trace, res.sparsity, res.fields
 
-Modules: ``model`` (decoder, log-joints), ``states`` (bit-packed K_n, uniqueness),
-``evolution`` (EA operators, E-step), ``training`` (epoch loop), ``pipeline`` (denoise,
-inpaint), ``config`` / ``presets`` (settings). The method, re-derived, with the published
-experiments' settings and what evobench reproduces or changes: docs/tvae-method.md.
+Modules: ``model`` (decoder, log-joints), ``codes`` (sparse active-unit lists), ``states``
+(bit-packed K_n, uniqueness), ``evolution`` (EA operators, E-step), ``training`` (epoch loop),
+``schedule`` (its threads), ``pipeline`` (denoise, inpaint, checkpoints), ``config`` /
+``presets`` (settings). The method, re-derived, with the published experiments' settings and
+what evobench reproduces or changes: docs/tvae-method.md.
 
 Importing the package, ``config`` or ``presets`` does not load torch: ``denoise``, ``inpaint``
 and ``TVAEResult`` come from ``pipeline`` on first use.

@@ -8,8 +8,8 @@ observed ones, so a patch's likelihood only depends on what was seen.
 Binary codes are very sparse (1-2 active units of 64 or 512), so two things are exploited, both
 exact in math (only the summation order changes):
 - the first layer of a state s is b1 + sum of W1's columns of s's active units: a gather-sum
-  over active indices (``Codes``, ``embedding_bag``), and W1's gradient a scatter-add over them;
-  the dense product is kept where the measured density makes it cheaper (``Codes.sparse``);
+  over active indices (``evobench.tvae.codes.Codes``), and W1's gradient a scatter-add over
+  them; the dense product is kept where the measured density makes it cheaper;
 - many patches of a chunk share states (the all-zero and single-unit states are everywhere), so
   ``chunked_log_joint`` runs each distinct state of a chunk through the decoder once and
   gathers its output for every patch that holds it.
@@ -17,126 +17,14 @@ exact in math (only the summation order changes):
 
 from __future__ import annotations
 
-import itertools
+import functools
 import math
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from evobench.tvae.states import bit_shifts, hash_keys, pack, popcount, unpack
-
-# A gather-sum costs about this many dense multiply-adds per active entry and output unit
-# (measured on a 2-core x86 CPU: an M-step batch with H = 64 is faster dense at 1.6 active units,
-# with H = 512 twice as fast sparse); the sparse first layer is used when
-# (1 + mean active units) * SPARSE_COST < H. On CUDA dense products are relatively cheaper.
-SPARSE_COST = {"cpu": 32.0, "cuda": 64.0}
-
-
-def sparse_pays(mean_active: float, H: int, device: torch.device) -> bool:
-    return (1.0 + mean_active) * SPARSE_COST.get(device.type, 64.0) < H
-
-
-class Codes:
-    """Active-unit lists of binary states (R, H): ``cols`` (nnz,) the active units row by row,
-    ``rows`` (nnz,) their row, ``offsets`` (R + 1,) where each row's list starts. ``sparse``
-    (None: decided from the states' density) says whether the first layer uses them; when it
-    does not, only the dense states are kept."""
-
-    def __init__(self, states: torch.Tensor, sparse: bool | None = None):
-        R, H = states.shape
-        self.R, self.H = R, H
-        if sparse is None:
-            nnz = int(states.sum(dtype=torch.int64)) if R else 0
-            sparse = sparse_pays(nnz / max(R, 1), H, states.device)
-        self.sparse = sparse
-        self._dense = None if sparse else states
-        if sparse:
-            self._set_lists(*states.nonzero(as_tuple=True))
-
-    @classmethod
-    def from_keys(cls, keys: torch.Tensor, H: int, sparse: bool | None = None) -> Codes:
-        """Codes of bit-packed states (R, n_words) (evobench.tvae.states.pack), built without
-        unpacking them to (R, H) bytes when sparse: only their nonzero bytes are expanded."""
-        R = keys.shape[0]
-        byts = keys.contiguous().view(torch.uint8).view(R, -1)
-        if sparse is None:
-            nnz = int(popcount(keys).sum()) if R else 0
-            sparse = sparse_pays(nnz / max(R, 1), H, keys.device)
-        if not sparse:
-            return cls(unpack(keys, H, torch.uint8), sparse=False)
-        rb, cb = byts.nonzero(as_tuple=True)
-        bits = (byts[rb, cb].unsqueeze(1) >> bit_shifts(keys.device)).bitwise_and_(1)
-        i, b = bits.nonzero(as_tuple=True)  # row-major: rows ascending, columns within a row
-        return cls._from_lists(rb.index_select(0, i), cb.index_select(0, i) * 8 + b, R, H)
-
-    @classmethod
-    def _from_lists(cls, rows: torch.Tensor, cols: torch.Tensor, R: int, H: int,
-                    offsets: torch.Tensor | None = None) -> Codes:
-        self = cls.__new__(cls)
-        self.R, self.H, self.sparse, self._dense = R, H, True, None
-        self._set_lists(rows, cols, offsets)
-        return self
-
-    def _set_lists(self, rows: torch.Tensor, cols: torch.Tensor,
-                   offsets: torch.Tensor | None = None) -> None:
-        """Keep the active-unit lists (row-major) and where each row's list starts."""
-        self.rows, self.cols = rows, cols
-        if offsets is None:
-            offsets = torch.zeros(self.R + 1, dtype=torch.int64, device=rows.device)
-            torch.cumsum(torch.bincount(rows, minlength=self.R), 0, out=offsets[1:])
-        self.offsets = offsets
-
-    def select(self, idx: torch.Tensor) -> Codes:
-        """The Codes of rows ``idx``: for sparse codes a gather of their active-unit lists,
-        O(active units) instead of O(rows x H)."""
-        if not self.sparse:
-            return Codes(self._dense.index_select(0, idx), sparse=False)
-        counts = (self.offsets[1:] - self.offsets[:-1]).index_select(0, idx)
-        rows = torch.repeat_interleave(torch.arange(len(idx), device=idx.device), counts)
-        starts = torch.zeros(len(idx) + 1, dtype=torch.int64, device=idx.device)
-        torch.cumsum(counts, 0, out=starts[1:])
-        at = (self.offsets.index_select(0, idx).index_select(0, rows)
-              + torch.arange(rows.numel(), device=idx.device) - starts.index_select(0, rows))
-        return Codes._from_lists(rows, self.cols.index_select(0, at), len(idx), self.H, starts)
-
-    def split(self, sizes: list[int]) -> list[Codes]:
-        """Consecutive blocks of ``sizes`` rows as Codes: views of these lists (one host sync
-        for where the blocks' lists start), instead of a ``select`` per block."""
-        bounds = [0, *itertools.accumulate(sizes)]
-        if not self.sparse:
-            return [Codes(self._dense[a:b], sparse=False) for a, b in itertools.pairwise(bounds)]
-        starts = self.offsets[bounds].tolist()
-        blocks = []
-        for (a, b), (oa, ob) in zip(itertools.pairwise(bounds), itertools.pairwise(starts)):
-            blocks.append(Codes._from_lists(self.rows[oa:ob] - a, self.cols[oa:ob], b - a,
-                                            self.H, self.offsets[a:b + 1] - oa))
-        return blocks
-
-    def rmatvec(self, w: torch.Tensor) -> torch.Tensor:
-        """sum over rows of w_r s_r, (H,), for row weights w (R,)."""
-        if self.sparse:
-            out = torch.zeros(self.H, dtype=w.dtype, device=w.device)
-            return out.index_add_(0, self.cols, w.index_select(0, self.rows))
-        return w @ self.dense(w.dtype)
-
-    def matvec(self, v: torch.Tensor) -> torch.Tensor:
-        """s . v for every row, (R,)."""
-        if self.sparse:
-            return self.weighted_sum(v.unsqueeze(1)).squeeze(1)
-        return self.dense(v.dtype) @ v
-
-    def dense(self, dtype: torch.dtype) -> torch.Tensor:
-        if self._dense is None:
-            d = torch.zeros(self.R, self.H, dtype=dtype, device=self.cols.device)
-            d[self.rows, self.cols] = 1
-            return d
-        return self._dense.to(dtype)
-
-    def weighted_sum(self, table: torch.Tensor) -> torch.Tensor:
-        """sum over active units of ``table`` rows, (R, K), for a table (H, K)."""
-        return F.embedding_bag(self.cols, table, self.offsets, mode="sum",
-                               include_last_offset=True)
+from evobench.tvae.codes import Codes
+from evobench.tvae.states import pack, unique_keys
 
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.01)}
 
@@ -296,6 +184,45 @@ def backward_distinct(dec: Decoder, g: torch.Tensor, inv: torch.Tensor, acts: li
     dec.backward_from_output(gu, acts)
 
 
+class LogJoint:
+    """log p(s, y) of the module doc, from its terms that depend on pi and sigma2 only (computed
+    once here): ``logit`` = log(pi / (1 - pi)) (H,), ``const`` = sum_h log(1 - pi_h) and
+    ``half_log`` = log(2 pi sigma2) / 2. Callers give the prior s . logit (from Codes.matvec
+    or a product), the squared errors and the observed counts.
+
+    Two evaluation orders, each kept bit for bit: the E-step and the estimates add the terms
+    in one go (``__call__``); the M-step adds those fixed during an epoch once per chunk
+    (``fixed``), then ``- inv2s2 * err`` per mini-batch in place. They round differently, so
+    they are not merged into one.
+    """
+
+    def __init__(self, pi: torch.Tensor, sigma2: torch.Tensor):
+        self.logit = torch.log(pi) - torch.log1p(-pi)
+        self.const = torch.log1p(-pi).sum()
+        self.half_log = torch.log(2 * math.pi * sigma2) * 0.5
+        self.sigma2 = sigma2
+
+    def _norm(self, dobs: torch.Tensor | int) -> torch.Tensor:
+        """D_obs log(2 pi sigma2) / 2, per patch (B, 1) for observed counts (B,), else 0-d."""
+        if isinstance(dobs, torch.Tensor):
+            return (dobs * self.half_log).unsqueeze(1)
+        return dobs * self.half_log
+
+    def __call__(self, prior: torch.Tensor, err: torch.Tensor,
+                 dobs: torch.Tensor | int) -> torch.Tensor:
+        """Log-joints (B, S) from the prior terms s . logit (B, S) and squared errors (B, S)."""
+        return prior + (self.const - self._norm(dobs)) - err / (2 * self.sigma2)
+
+    def fixed(self, prior: torch.Tensor, dobs: torch.Tensor | int) -> torch.Tensor:
+        """The terms without the squared errors, (B, S); the M-step adds -inv2s2 * err."""
+        return prior + self.const - self._norm(dobs)
+
+    @functools.cached_property
+    def inv2s2(self) -> float:
+        """1 / (2 sigma2) as a Python float: one host sync, at the first use, none per step."""
+        return 0.5 / float(self.sigma2)
+
+
 class TVAEModel(nn.Module):
     """Decoder plus the closed-form parameters pi (H,) and sigma2 (scalar)."""
 
@@ -321,66 +248,11 @@ class TVAEModel(nn.Module):
         if obs is not None:
             diff = diff * obs.unsqueeze(1)
         err = (diff * diff).sum(-1)
-        return self.lpj_from_err(states, err, Y.shape[1] if dobs is None else dobs), err
-
-    def lpj_from_err(self, states: torch.Tensor, err: torch.Tensor,
-                     dobs: torch.Tensor | int) -> torch.Tensor:
-        logit = torch.log(self.pi) - torch.log1p(-self.pi)
-        return self.lpj_from_prior(states @ logit, err, dobs)
-
-    def lpj_from_prior(self, prior: torch.Tensor, err: torch.Tensor,
-                       dobs: torch.Tensor | int) -> torch.Tensor:
-        """Log-joints from prior = s . logit(pi) (B, S) and squared errors (B, S)."""
-        pi = self.pi
-        const = torch.log1p(-pi).sum()
-        s2 = self.sigma2
-        norm = torch.log(2 * math.pi * s2) * 0.5
-        if isinstance(dobs, torch.Tensor):
-            norm_term = (dobs * norm).unsqueeze(1)
-        else:
-            norm_term = dobs * norm
-        return prior + (const - norm_term) - err / (2 * s2)
+        lj = LogJoint(self.pi, self.sigma2)
+        return lj(states @ lj.logit, err, Y.shape[1] if dobs is None else dobs), err
 
     def mean(self, states: torch.Tensor) -> torch.Tensor:
         return self.decoder(states)
-
-
-def unique_keys(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Distinct rows of keys (R, n_words) and each row's index among them, exactly.
-
-    One word: torch.unique. Several: torch.unique(dim=0) sorts rows with a comparator (~20x
-    slower), so the rows are hashed to one int64 (splitmix64-style, wrapping) and the hashes made
-    unique with one sort; then every row is compared with its group's first row, and only if
-    two different keys shared a hash does the exact word-by-word ranking run instead.
-    """
-    if keys.shape[1] == 1:
-        uk, inv = torch.unique(keys[:, 0], return_inverse=True)
-        return uk.unsqueeze(1), inv
-    _, code = torch.unique(hash_keys(keys), return_inverse=True)
-    uk, first = _first_rows(keys, code)
-    if bool((keys.index_select(0, first.index_select(0, code)) == keys).all()):
-        return uk, code
-    return _unique_keys_ranked(keys)
-
-
-def _first_rows(keys: torch.Tensor, code: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """For group labels ``code`` (R,) in 0..u-1: each group's first row's key and index."""
-    R = keys.shape[0]
-    u = int(code.max()) + 1 if R else 0
-    first = torch.full((u,), R, dtype=torch.int64, device=keys.device)
-    first.scatter_reduce_(0, code, torch.arange(R, device=keys.device), "amin")
-    return keys.index_select(0, first), first
-
-
-def _unique_keys_ranked(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """unique_keys without hashing: the rows' dense ranks built word by word from 1-D uniques
-    (the rank of (rank so far, rank of the next word) as one integer < R^2 < 2^63)."""
-    R = keys.shape[0]
-    _, code = torch.unique(keys[:, 0], return_inverse=True)
-    for w in range(1, keys.shape[1]):
-        _, r = torch.unique(keys[:, w], return_inverse=True)
-        _, code = torch.unique(code * R + r, return_inverse=True)
-    return _first_rows(keys, code)[0], code
 
 
 # (patch, state) pairs per slice of the gather-subtract-square-sum pass: small enough that a
@@ -409,11 +281,11 @@ def chunked_log_joint(model: TVAEModel, Y: torch.Tensor, states: torch.Tensor,
                           else keys.reshape(B * S, -1))
     inv = inv.view(B, S)
     mus, priors = [], []
-    logit = torch.log(model.pi) - torch.log1p(-model.pi)
+    lj = LogJoint(model.pi, model.sigma2)
     for a in range(0, uk.shape[0], max_rows):
         c = Codes.from_keys(uk[a:a + max_rows], H)
         mus.append(dec.output(dec.hidden(c)))
-        priors.append(c.matvec(logit))
+        priors.append(c.matvec(lj.logit))
     mu_u = mus[0] if len(mus) == 1 else torch.cat(mus)  # (one slice: no copy)
     prior = (priors[0] if len(priors) == 1 else torch.cat(priors))[inv]  # (B, S)
     step = max(1, min(max_rows, PAIR_ROWS) // max(S, 1))
@@ -425,7 +297,7 @@ def chunked_log_joint(model: TVAEModel, Y: torch.Tensor, states: torch.Tensor,
         if obs is not None:
             diff.mul_(obs[a:b].unsqueeze(1))
         err = diff.square_().sum(-1)
-        lpj = model.lpj_from_prior(prior[a:b], err, Y.shape[1] if dobs is None else dobs[a:b])
+        lpj = lj(prior[a:b], err, Y.shape[1] if dobs is None else dobs[a:b])
         lpjs.append(lpj)
         errs.append(err)
         if want_mean:

@@ -23,8 +23,9 @@ from evobench.patches import extract_patches, merge_patches
 from evobench.tvae.config import TVAEConfig, make_config
 from evobench.tvae.model import Decoder, TVAEModel
 from evobench.tvae.presets import get_preset
+from evobench.tvae.schedule import one_thread_math
 from evobench.tvae.states import initial_states, pack
-from evobench.tvae.training import Trainer, one_thread_math, run_epochs
+from evobench.tvae.training import Trainer, run_epochs
 
 
 @dataclass

@@ -121,6 +121,43 @@ def _first_in_sorted(keys: torch.Tensor, order: torch.Tensor,
     first.scatter_(1, order, first_sorted)
     return first
 
+def unique_keys(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distinct rows of keys (R, n_words) and each row's index among them, exactly.
+
+    One word: torch.unique. Several: torch.unique(dim=0) sorts rows with a comparator (~20x
+    slower), so the rows are hashed to one int64 (splitmix64-style, wrapping) and the hashes made
+    unique with one sort; then every row is compared with its group's first row, and only if
+    two different keys shared a hash does the exact word-by-word ranking run instead.
+    """
+    if keys.shape[1] == 1:
+        uk, inv = torch.unique(keys[:, 0], return_inverse=True)
+        return uk.unsqueeze(1), inv
+    _, code = torch.unique(hash_keys(keys), return_inverse=True)
+    uk, first = _first_rows(keys, code)
+    if bool((keys.index_select(0, first.index_select(0, code)) == keys).all()):
+        return uk, code
+    return _unique_keys_ranked(keys)
+
+
+def _first_rows(keys: torch.Tensor, code: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For group labels ``code`` (R,) in 0..u-1: each group's first row's key and index."""
+    R = keys.shape[0]
+    u = int(code.max()) + 1 if R else 0
+    first = torch.full((u,), R, dtype=torch.int64, device=keys.device)
+    first.scatter_reduce_(0, code, torch.arange(R, device=keys.device), "amin")
+    return keys.index_select(0, first), first
+
+
+def _unique_keys_ranked(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """unique_keys without hashing: the rows' dense ranks built word by word from 1-D uniques
+    (the rank of (rank so far, rank of the next word) as one integer < R^2 < 2^63)."""
+    R = keys.shape[0]
+    _, code = torch.unique(keys[:, 0], return_inverse=True)
+    for w in range(1, keys.shape[1]):
+        _, r = torch.unique(keys[:, w], return_inverse=True)
+        _, code = torch.unique(code * R + r, return_inverse=True)
+    return _first_rows(keys, code)[0], code
+
 
 def initial_states(S: int, H: int, generator: torch.Generator) -> torch.Tensor:
     """S distinct states (S, H) uint8, shared by all patches at the start.

@@ -3,75 +3,41 @@ closed-form pi and sigma2 once per epoch.
 
 Per epoch the patches are shuffled and processed in chunks of ``chunk_size``: one vectorised
 E-step on the whole chunk (parameters fixed during it, so its monotonicity holds exactly), then
-Adam mini-batches of ``batch_size`` over the chunk. Compared with the reference (an E-step per
-mini-batch of 32), an E-step sees older parameters; the gradient itself is recomputed with the
-current parameters for every mini-batch.
+Adam mini-batches of ``batch_size`` over the chunk (the M-step). Compared with the reference (an
+E-step per mini-batch of 32), an E-step sees older parameters; the gradient itself is recomputed
+with the current parameters for every mini-batch.
 
 The parameter lag is part of the algorithm, not of the scheduling: the E-step of chunk i always
 uses the parameters as they were before the M-step of chunk i-1 (chunks 0 and 1: the epoch's
-start), held in a snapshot decoder. With >= 2 torch threads on CPU that E-step runs in a worker
-thread while chunk i-1's M-step runs here (two single-threaded streams use two cores better than
-small two-thread ops); otherwise it runs in line. Both give bit-identical results, because every
-epoch's arithmetic runs at one intra-op thread (reductions and BLAS kernels then do not depend
-on the thread count) and only the E-step draws from the generator.
+start), held in a snapshot decoder. How the E-steps are run on threads (in line, or beside the
+M-step), with the same numbers either way, is ``evobench.tvae.schedule``'s business.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 
 from evobench.tvae.adam import FlatAdam, flatten_params
+from evobench.tvae.codes import Codes, sparse_pays
 from evobench.tvae.config import TVAEConfig
 from evobench.tvae.evolution import evaluate, select
 from evobench.tvae.model import (
-    Codes,
+    LogJoint,
     TVAEModel,
     backward_distinct,
     chunked_log_joint,
     forward_distinct,
-    sparse_pays,
-    unique_keys,
 )
-from evobench.tvae.states import popcount
+from evobench.tvae.schedule import EStepStream, map_chunks, worker_threads
+from evobench.tvae.states import popcount, unique_keys
 
 PI_CLAMP = 1e-5
 ACT_BUDGET = 2**24  # entries per (chunk, S, layer width) activation tensor (64 MB in float32)
-SELECT_ROWS = 128  # patches per piece of an E-step's selection (either thread takes pieces)
-
-
-_OUTER_THREADS: list[int] = []
-
-
-@contextmanager
-def one_thread_math():
-    """Run torch's intra-op arithmetic at one thread inside the block (restored after).
-
-    Results of full reductions (two-pass sums over per-thread partials) and of some BLAS
-    kernels depend on the intra-op thread count; at one thread they do not. Parallelism comes
-    from running independent, single-threaded streams in threads instead (see Trainer).
-    Nested use is fine; ``worker_threads()`` reports the count the outermost caller had.
-    """
-    before = torch.get_num_threads()
-    _OUTER_THREADS.append(_OUTER_THREADS[-1] if _OUTER_THREADS else before)
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        _OUTER_THREADS.pop()
-        torch.set_num_threads(before)
-
-
-def worker_threads() -> int:
-    """The torch thread count the caller asked for (outside any one_thread_math block)."""
-    return _OUTER_THREADS[-1] if _OUTER_THREADS else torch.get_num_threads()
 
 
 def _block_distinct(vals: torch.Tensor, per: int, U: int
@@ -88,76 +54,10 @@ def _block_distinct(vals: torch.Tensor, per: int, U: int
     return uniq % U, counts.tolist(), inv.sub_(starts.index_select(0, block))
 
 
-class _SharedRows:
-    """A row-wise job cut into pieces of rows that whichever thread is free takes: the worker
-    publishes it, both threads ``work`` on it. Rows are independent, so who ran which piece
-    changes no number. A failure on either side ends the job for both (no thread hangs)."""
-
-    def __init__(self):
-        self._published = threading.Event()
-        self._finished = threading.Event()
-        self._lock = threading.Lock()
-        self._pieces: list[tuple[int, int]] = []
-        self._error: BaseException | None = None
-
-    def publish(self, fn, n_rows: int, piece: int) -> None:
-        """Offer ``fn(a, b)`` for rows a..b-1 in pieces of ``piece`` rows."""
-        self._fn = fn
-        self._pieces = [(a, min(n_rows, a + piece)) for a in range(0, n_rows, piece)]
-        self._out: list = [None] * len(self._pieces)
-        self._next, self._left = 0, len(self._pieces)
-        if not self._pieces:
-            self._finished.set()
-        self._published.set()
-
-    def abort(self, error: BaseException) -> None:
-        """End the job with ``error`` (a failed search or piece): no thread waits for pieces
-        any more, and ``results`` re-raises it."""
-        with self._lock:
-            self._error = error
-        self._finished.set()
-        self._published.set()
-
-    def work(self) -> None:
-        """Wait until the job is published, then run pieces until none is left."""
-        self._published.wait()
-        try:  # anything raised here (an interrupt too) may have left a piece taken but undone
-            while True:
-                with self._lock:
-                    if self._error is not None or self._next >= len(self._pieces):
-                        return
-                    k, self._next = self._next, self._next + 1
-                out = self._fn(*self._pieces[k])
-                with self._lock:
-                    self._out[k] = out
-                    self._left -= 1
-                    if self._left == 0:
-                        self._finished.set()
-        except BaseException as e:
-            self.abort(e)
-            raise
-
-    def results(self) -> list:
-        """Every piece's result, in row order, once all are done (re-raises a failure)."""
-        self._finished.wait()
-        if self._error is not None:
-            raise self._error
-        return self._out
-
-
-@dataclass
-class _EpochTerms:
-    """What the log-joints need that is fixed during an epoch (pi and sigma2 change after it)."""
-    logit: torch.Tensor  # log(pi / (1 - pi)), (H,)
-    const: torch.Tensor  # sum log(1 - pi)
-    half_log: torch.Tensor  # log(2 pi sigma2) / 2
-    inv2s2: float  # 1 / (2 sigma2), a Python float: one sync per epoch, none per step
-
-
 @dataclass
 class _ChunkPlan:
     """A chunk's M-step bookkeeping. It depends on the chunk's new sets and the epoch's terms
-    only, not on the parameters, so whichever thread is idle builds it (same numbers)."""
+    only, not on the parameters, so it may be built beside the M-step (same numbers)."""
     codes: Codes  # the chunk's distinct states
     inv: torch.Tensor  # (n S,) each (patch, state) pair's row in codes
     base: torch.Tensor  # (n, S) the log-joints' terms fixed in the epoch (prior, normaliser)
@@ -172,6 +72,12 @@ class _EpochSums:
     n_new: torch.Tensor
     A_pi: torch.Tensor
     A_sig: torch.Tensor
+
+
+def _select(cands, a: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The new sets of patches a..b-1 of an E-step's candidates and their new-state counts."""
+    keys, _, new = select(cands, a, b)
+    return keys, new
 
 
 def triangular_lr(step: int, lr_min: float, lr_max: float, half: int) -> float:
@@ -215,93 +121,37 @@ class Trainer:
 
         Gradients are written by hand (Decoder.backward_from_output), so no autograd graph.
         """
-        cfg, model, gen = self.cfg, self.model, self.gen
-        dev = self.Y.device
-        dtype = self.Y.dtype
-        H = cfg.H
-        perm = torch.randperm(self.N, generator=gen, device=dev)
-        A_pi = torch.zeros(H, dtype=dtype, device=dev)
-        A_sig = torch.zeros((), dtype=dtype, device=dev)
-        F = torch.zeros((), dtype=torch.float64, device=dev)
-        n_new = torch.zeros((), dtype=torch.int64, device=dev)
-        pi = model.pi
-        logit = torch.log(pi) - torch.log1p(-pi)
-        const = torch.log1p(-pi).sum()
-        s2 = model.sigma2
-        inv2s2_f = 0.5 / float(s2)  # a Python float: one sync per epoch, none per step
-        half_log = 0.5 * torch.log(2 * math.pi * s2)
-        chunks = perm.split(self.chunk)
-        terms = _EpochTerms(logit=logit, const=const, half_log=half_log, inv2s2=inv2s2_f)
-        sums = _EpochSums(F=F, n_new=n_new, A_pi=A_pi, A_sig=A_sig)
-
-        self.shadow_flat.copy_(self.opt.flat)
-        with one_thread_math():
-            if self.overlap:
-                with ThreadPoolExecutor(1) as pool:
-                    self._chunks(chunks, pool, terms, sums)
-            else:
-                self._chunks(chunks, None, terms, sums)
-        model.pi.copy_((A_pi / self.N).clamp(PI_CLAMP, 1 - PI_CLAMP))
+        model, dev, dtype = self.model, self.Y.device, self.Y.dtype
+        chunks = torch.randperm(self.N, generator=self.gen, device=dev).split(self.chunk)
+        terms = LogJoint(model.pi, model.sigma2)  # fixed during the epoch
+        sums = _EpochSums(F=torch.zeros((), dtype=torch.float64, device=dev),
+                          n_new=torch.zeros((), dtype=torch.int64, device=dev),
+                          A_pi=torch.zeros(self.cfg.H, dtype=dtype, device=dev),
+                          A_sig=torch.zeros((), dtype=dtype, device=dev))
+        self.shadow_flat.copy_(self.opt.flat)  # the E-steps' snapshot of the parameters
+        with EStepStream(chunks, self._search, _select,
+                         lambda idx, new: self._mstep_plan(idx, new[0], terms),
+                         lambda: self.shadow_flat.copy_(self.opt.flat), self.overlap) as esteps:
+            for i, idx in enumerate(chunks):
+                (keys, new), plan = esteps.take(i)  # E-step: the chunk's new sets
+                self.keys[idx] = keys
+                sums.n_new += new.sum()
+                self._mstep(idx, plan or self._mstep_plan(idx, keys, terms), sums, terms)
+        # closed-form pi and sigma2 from the epoch's posterior statistics
+        model.pi.copy_((sums.A_pi / self.N).clamp(PI_CLAMP, 1 - PI_CLAMP))
         denom = self.N * self.D if (self.obs is None or self.impute) else self.dobs.sum()
-        model.sigma2.copy_((A_sig / denom).clamp_min(1e-12))
-        return {"F": F.item() / self.N, "sigma2": model.sigma2.item(),
-                "pi_sum": model.pi.sum().item(), "new_states": n_new.item() / self.N}
+        model.sigma2.copy_((sums.A_sig / denom).clamp_min(1e-12))
+        return {"F": sums.F.item() / self.N, "sigma2": model.sigma2.item(),
+                "pi_sum": model.pi.sum().item(), "new_states": sums.n_new.item() / self.N}
 
-    def _chunks(self, chunks, pool, terms: _EpochTerms, sums: _EpochSums) -> None:
-        """E-step then Adam mini-batches, chunk by chunk, accumulating into ``sums``.
-
-        The E-step of chunk i runs on the snapshot ``self.shadow``, which holds the parameters
-        from before chunk i-1's M-step (the epoch's start for i = 0, 1). With ``pool`` its
-        search runs in the worker thread during chunk i-1's M-step, else in line; the snapshot
-        is refreshed at the same point of the schedule either way, and only the search draws
-        from the generator, so both orders give the same numbers. Each E-step sees fixed
-        parameters (monotone); the cost is that they are one chunk of Adam steps older.
-
-        Whichever thread is free shares the rest, which changes no number: the E-step's
-        selection is cut into pieces of rows that this thread helps with once its M-step is
-        done, and the worker also builds the chunk's M-step plan unless it was the slower of
-        the two streams on the previous chunk (then this thread builds it).
-        """
+    def _search(self, idx):
+        """The evolutionary search of the chunk ``idx``'s E-step, on the snapshot decoder."""
         cfg = self.cfg
-
-        @torch.no_grad()  # grad mode is per thread: the worker's too
-        def search(i: int, share: _SharedRows, plan_too: bool):
-            idx = chunks[i]
-            try:
-                cands = evaluate(self.shadow, self.Y[idx],
-                                 None if self.obs is None else self.obs[idx],
-                                 None if self.dobs is None else self.dobs[idx], self.keys[idx],
-                                 P=cfg.P, C=cfg.C, G=cfg.G, selection=cfg.selection,
-                                 mutation=cfg.mutation, cross=cfg.crossover, p_bf=self.p_bf,
-                                 gen=self.gen, max_rows=cfg.max_rows, block=cfg.batch_size)
-            except BaseException as e:
-                share.abort(e)
-                raise
-            share.publish(torch.no_grad()(lambda a, b: select(cands, a, b)), len(idx),
-                          SELECT_ROWS)
-            share.work()
-            parts = share.results()  # per piece: its keys, log-joints, new-state counts
-            keys, new = torch.cat([p[0] for p in parts]), torch.cat([p[2] for p in parts])
-            return keys, new, (self._mstep_plan(idx, keys, terms) if plan_too else None)
-
-        if pool is not None:
-            share = _SharedRows()
-            pending = pool.submit(search, 0, share, True)
-        for i, idx in enumerate(chunks):
-            if pool is None:
-                keys, new, plan = search(i, _SharedRows(), False)
-                self.shadow_flat.copy_(self.opt.flat)
-            else:
-                worker_first = pending.done()
-                share.work()  # help with the selection of chunk i
-                keys, new, plan = pending.result()
-                if i + 1 < len(chunks):
-                    self.shadow_flat.copy_(self.opt.flat)
-                    share = _SharedRows()
-                    pending = pool.submit(search, i + 1, share, worker_first)
-            self.keys[idx] = keys
-            sums.n_new += new.sum()
-            self._mstep_run(idx, plan or self._mstep_plan(idx, keys, terms), sums, terms)
+        return evaluate(self.shadow, self.Y[idx], None if self.obs is None else self.obs[idx],
+                        None if self.dobs is None else self.dobs[idx], self.keys[idx],
+                        P=cfg.P, C=cfg.C, G=cfg.G, selection=cfg.selection,
+                        mutation=cfg.mutation, cross=cfg.crossover, p_bf=self.p_bf,
+                        gen=self.gen, max_rows=cfg.max_rows, block=cfg.batch_size)
 
     def _distinct(self, keys: torch.Tensor) -> tuple[Codes, torch.Tensor]:
         """The distinct states of a chunk's sets ``keys`` (n, S, nw) as Codes, and each
@@ -312,19 +162,18 @@ class Trainer:
         density = float(popcount(uk).index_select(0, inv).double().mean())
         return Codes.from_keys(uk, self.cfg.H, sparse_pays(density, self.cfg.H, uk.device)), inv
 
-    def _mstep_plan(self, idx, keys, terms: _EpochTerms) -> _ChunkPlan:
+    def _mstep_plan(self, idx, keys, terms: LogJoint) -> _ChunkPlan:
         """The M-step plan of the chunk ``idx`` with new sets ``keys`` (n, S, nw)."""
         S, per = self.cfg.S, self.cfg.batch_size * self.cfg.S
         codes, inv_c = self._distinct(keys)
         impute_or_full = self.dobs is None or self.impute  # imputed patches count all D
-        dn = self.D if impute_or_full else self.dobs[idx].unsqueeze(1)
-        base = (codes.matvec(terms.logit)[inv_c].view(len(idx), S) + terms.const
-                - dn * terms.half_log)
+        base = terms.fixed(codes.matvec(terms.logit)[inv_c].view(len(idx), S),
+                           self.D if impute_or_full else self.dobs[idx])
         uidx, sizes, inv = _block_distinct(inv_c, per, codes.R)
         return _ChunkPlan(codes=codes, inv=inv_c, base=base,
                           states=codes.select(uidx).split(sizes), invs=list(inv.split(per)))
 
-    def _mstep_run(self, idx, plan: _ChunkPlan, sums: _EpochSums, terms: _EpochTerms) -> None:
+    def _mstep(self, idx, plan: _ChunkPlan, sums: _EpochSums, terms: LogJoint) -> None:
         """Adam mini-batches over the chunk ``idx`` with its plan; adds the chunk's F and the
         pi, sigma2 statistics to ``sums``."""
         cfg, model = self.cfg, self.model
@@ -368,14 +217,9 @@ class Trainer:
         sums.A_sig += (q_all * err_all).sum()
 
     def _map_chunks(self, fn) -> list:
-        """``fn(idx)`` for consecutive chunks of all patches, in order, at one intra-op thread
-        each; chunks are spread over ``self.workers`` threads (results do not depend on it)."""
-        chunks = torch.arange(self.N, device=self.Y.device).split(self.chunk)
-        with torch.no_grad(), one_thread_math():
-            if self.workers < 2 or len(chunks) < 2:
-                return [fn(idx) for idx in chunks]
-            with ThreadPoolExecutor(self.workers) as pool:
-                return list(pool.map(torch.no_grad()(fn), chunks))
+        """``fn(idx)`` for consecutive chunks of all patches, in order (schedule.map_chunks)."""
+        return map_chunks(fn, torch.arange(self.N, device=self.Y.device).split(self.chunk),
+                          self.workers)
 
     def estimate(self, want_stats: bool = False) -> tuple[torch.Tensor, dict | None]:
         """Posterior means sum_s q_n(s) mu(s) (N, D) with the current parameters and K_n.
@@ -418,7 +262,7 @@ class Trainer:
 
         return sum(self._map_chunks(one)) / self.N
 
-    # -- checkpoints (evobench.tvae.checkpoint): the whole state at an epoch boundary ----------
+    # -- checkpoints (pipeline._checkpointer): the whole state at an epoch boundary -----------
     def state_dict(self) -> dict:
         """Everything an epoch depends on, as numpy arrays and ints: decoder parameters and the
         Adam moments (flat buffers), Adam's step count, the LR-schedule step, pi, sigma2, the

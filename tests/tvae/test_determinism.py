@@ -60,6 +60,7 @@ def test_the_mstep_plan_gives_the_same_numbers_whichever_thread_builds_it(monkey
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
+    import evobench.tvae.schedule as schedule
     import evobench.tvae.training as training
 
     class Pool(ThreadPoolExecutor):  # futures report the E-step as done (or not) on arrival
@@ -78,7 +79,7 @@ def test_the_mstep_plan_gives_the_same_numbers_whichever_thread_builds_it(monkey
 
     Y = _patches()
     a, sa, ea, _ = _fit(1, Y, epochs=2)
-    monkeypatch.setattr(training, "ThreadPoolExecutor", Pool)
+    monkeypatch.setattr(schedule, "ThreadPoolExecutor", Pool)
     monkeypatch.setattr(training.Trainer, "_mstep_plan", spy)
     b, sb, eb, _ = _fit(2, Y, epochs=2)
     assert b.overlap
@@ -93,9 +94,10 @@ def test_the_estep_selection_gives_the_same_numbers_whoever_takes_its_pieces(mon
     worker leaving every piece to the main thread, the numbers equal the in-line schedule's."""
     import threading
 
+    import evobench.tvae.schedule as schedule
     import evobench.tvae.training as training
 
-    class MainTakesAll(training._SharedRows):
+    class MainTakesAll(schedule._SharedRows):
         def work(self):
             if threading.current_thread() is threading.main_thread():
                 super().work()
@@ -108,9 +110,9 @@ def test_the_estep_selection_gives_the_same_numbers_whoever_takes_its_pieces(mon
         return real_select(*args)
 
     Y = _patches()
-    monkeypatch.setattr(training, "SELECT_ROWS", 32)  # 3 pieces per chunk
+    monkeypatch.setattr(schedule, "SELECT_ROWS", 32)  # 3 pieces per chunk
     a, sa, ea, _ = _fit(1, Y, epochs=2)
-    monkeypatch.setattr(training, "_SharedRows", MainTakesAll)
+    monkeypatch.setattr(schedule, "_SharedRows", MainTakesAll)
     monkeypatch.setattr(training, "select", spy)
     b, sb, eb, _ = _fit(2, Y, epochs=2)
     assert b.overlap and by_main == [True] * 32  # per epoch 5 chunks x 3 pieces + 1 (20 rows)
@@ -139,8 +141,8 @@ def _engine_results(model, Y, keys):
     collision, exact), sparse codes' dense form, E-steps with each operator and, for one-word
     and two-word keys, a training epoch of each inpainting M-step with estimates."""
     from evobench.tvae import states
+    from evobench.tvae.codes import Codes
     from evobench.tvae.evolution import estep
-    from evobench.tvae.model import Codes
 
     g = torch.Generator().manual_seed(1)
     out = [states.initial_states(16, 4, g), states.initial_states(20, 70, g)]

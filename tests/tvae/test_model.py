@@ -9,16 +9,15 @@ import pytest
 import torch
 
 from evobench.tvae.adam import FlatAdam
+from evobench.tvae.codes import Codes
 from evobench.tvae.model import (
-    Codes,
     Decoder,
     TVAEModel,
     backward_distinct,
     chunked_log_joint,
     forward_distinct,
-    unique_keys,
 )
-from evobench.tvae.states import initial_states, pack, unpack
+from evobench.tvae.states import initial_states, pack, unique_keys, unpack
 
 
 @pytest.fixture(autouse=True)
@@ -230,9 +229,9 @@ def test_sparse_path_is_chosen_from_the_measured_density():
 def test_sparse_path_threshold_is_one_plus_the_mean_active_units_times_the_cost():
     """Sparse exactly when (1 + mean active units per row) * SPARSE_COST < H, the mean over
     the rows given (one row: its own count), for Codes of states and of packed keys alike."""
-    import evobench.tvae.model as model_mod
+    import evobench.tvae.codes as codes_mod
 
-    cost = model_mod.SPARSE_COST["cpu"]
+    cost = codes_mod.SPARSE_COST["cpu"]
     for R, k in ((1, 2), (6, 1)):
         edge = (1 + k) * cost
         assert edge == int(edge)
@@ -358,21 +357,21 @@ def test_unique_keys_survives_hash_collisions(monkeypatch):
     """Rows are grouped by a hash first; when different keys share a hash (forced here: with
     no mixing steps the hash is the xor of the words), the exact ranking takes over, and only
     then (it is the slow path)."""
-    import evobench.tvae.model as model_mod
+    import evobench.tvae.states as states_mod
 
     rng = np.random.default_rng(7)
     keys = pack(_sparse_states(rng, 300, 128, 2.0))
     assert (keys[:, 1] == 0).sum() > 1 and torch.unique(keys, dim=0).shape[0] > 2
     calls = []
-    ranked = model_mod._unique_keys_ranked
-    monkeypatch.setattr(model_mod, "_unique_keys_ranked",
+    ranked = states_mod._unique_keys_ranked
+    monkeypatch.setattr(states_mod, "_unique_keys_ranked",
                         lambda k: (calls.append(1), ranked(k))[1])
-    uk, inv = model_mod.unique_keys(keys)
+    uk, inv = states_mod.unique_keys(keys)
     assert calls == []  # no collision among these keys under the real hash
     assert torch.equal(uk[inv], keys)
     assert uk.shape[0] == torch.unique(keys, dim=0).shape[0]
     monkeypatch.setattr("evobench.tvae.states._SPLITMIX", ())
-    uk, inv = model_mod.unique_keys(keys)
+    uk, inv = states_mod.unique_keys(keys)
     assert calls == [1]
     assert torch.equal(uk[inv], keys)
     assert uk.shape[0] == torch.unique(keys, dim=0).shape[0]

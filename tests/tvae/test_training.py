@@ -11,7 +11,8 @@ from scipy.optimize import linear_sum_assignment
 from evobench.tvae.config import make_config
 from evobench.tvae.pipeline import build_trainer
 from evobench.tvae.presets import get_preset
-from evobench.tvae.training import _block_distinct, _SharedRows, run_epochs, triangular_lr
+from evobench.tvae.schedule import _SharedRows
+from evobench.tvae.training import _block_distinct, run_epochs, triangular_lr
 
 
 def _bars(rng, N=500, H=8, pi=0.25, sigma2=0.01):
