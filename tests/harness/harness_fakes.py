@@ -11,7 +11,7 @@ import time
 import numpy as np
 from scipy import ndimage
 
-from evobench.api import Degraded, DegradationSpec, MethodOutput, MethodSpec, Param, hookimpl
+from evobench.api import DegradationSpec, Degraded, MethodOutput, MethodSpec, Param, hookimpl
 
 BOTH = frozenset({"denoise", "inpaint"})
 
