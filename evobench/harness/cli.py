@@ -157,7 +157,7 @@ def _overrides(args: RunArgs):
 def _run_options(args: RunArgs, grid, overrides, jobs: int):
     """The runner's options: where to store, how to run and checkpoint, when to stop."""
     from evobench.harness import runner
-    from evobench.harness.checkpoints import Stopper
+    from evobench.harness.stopper import Stopper
     from evobench.harness.grid import parse_duration
 
     run_name = args.run_name
