@@ -70,11 +70,11 @@ class EvobenchGroup(click.Group):
         return self._plugin_cache
 
     def invoke(self, ctx):
-        from evobench.errors import first_line, user_errors
+        from evobench.errors import USER_ERRORS, first_line
 
         try:
             return super().invoke(ctx)
-        except user_errors() as exc:
+        except USER_ERRORS as exc:
             if os.environ.get("EVOBENCH_DEBUG"):
                 raise
             raise UserError(first_line(exc)) from None
