@@ -45,8 +45,8 @@ from evobench.errors import EvobenchError
               help="Torch/BLAS threads per cell instead of cores // jobs (pin it where "
                    "timings must not depend on the machine, e.g. CI baselines).")
 @click.option("--timeout", default=None, metavar="DURATION",
-              help="Hard wall-clock limit per cell, e.g. 90s, 10m, 2h (default: the profile's, "
-                   "else none).")
+              help="Hard wall-clock limit per cell, e.g. 90s, 10m, 2h, 1h30m (default: the "
+                   "profile's, else none).")
 @click.option("--out", default="results", show_default=True, type=click.Path(path_type=Path),
               help="Folder holding run folders.")
 @click.option("--run-name", default=None,
@@ -158,19 +158,19 @@ def _run_options(args: RunArgs, grid, overrides, jobs: int):
     """The runner's options: where to store, how to run and checkpoint, when to stop."""
     from evobench.harness import runner
     from evobench.harness.stopper import Stopper
-    from evobench.harness.grid import parse_duration
+    from evobench.validate import duration
 
     run_name = args.run_name
     if run_name is None:
         run_name = runner.selection_run_id(grid, overrides)
-    limit = parse_duration(args.timeout) if args.timeout is not None else grid.timeout
+    limit = duration(args.timeout, "--timeout") if args.timeout is not None else grid.timeout
     return runner.RunOptions(
         out=args.out, run_name=run_name, jobs=jobs, timeout=limit, executor=args.executor,
         scheduler=args.scheduler, save_images=args.save_images, force=args.force,
         quiet=args.quiet,
-        checkpoint_every=_duration(args.checkpoint_every, "--checkpoint-every"),
+        checkpoint_every=duration(args.checkpoint_every, "--checkpoint-every"),
         keep_checkpoints=args.keep_checkpoints,
-        stop_after=_duration(args.stop_after, "--stop-after"), stopper=Stopper())
+        stop_after=duration(args.stop_after, "--stop-after"), stopper=Stopper())
 
 
 def _engine(args: RunArgs, options):
@@ -233,25 +233,6 @@ def _exit(result) -> None:
         click.echo(f"{result.failed} cell(s) failed or timed out; their rows are in "
                    f"{result.store.root / 'results.parquet'}", err=True)
         sys.exit(3)
-
-
-def _duration(text: str | None, option: str) -> float | None:
-    """``10m``, ``90s``, ``2h``, ``1h30m`` -> seconds; ``0``/``off``/None -> None."""
-    import re
-
-    if text is None:
-        return None
-    value = str(text).strip().lower()
-    if value in {"0", "off", "none", ""}:
-        return None
-    parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?",
-                         value)
-    if not parts or not any(parts.groups()):
-        raise EvobenchError(f"{option} {text!r} is not a duration; use e.g. 90s, 10m, 2h or "
-                            "1h30m (0 = off)")
-    h, m, sec = (float(g) if g else 0.0 for g in parts.groups())
-    seconds = 3600 * h + 60 * m + sec
-    return seconds if seconds > 0 else None
 
 
 def _jobs(value, device: str = "cpu") -> int:
