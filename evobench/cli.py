@@ -57,24 +57,21 @@ class EvobenchGroup(click.Group):
         cached = getattr(self, "_plugin_cache", None)
         if cached is not None:
             return cached
-        from evobench.registry import block_plugins, get_registry
+        from evobench.registry import get_registry
 
         params = ctx.params if ctx is not None else {}
-        if params.get("disable_plugin"):
-            block_plugins(params["disable_plugin"])
-        if params.get("strict_plugins"):
-            os.environ["EVOBENCH_STRICT_PLUGINS"] = "1"
+        _plugin_policy(params.get("disable_plugin"), params.get("strict_plugins"))
         holder = click.Group()
         get_registry().add_commands(holder)
         self._plugin_cache = {n: c for n, c in holder.commands.items() if n not in LAZY_COMMANDS}
         return self._plugin_cache
 
     def invoke(self, ctx):
-        from evobench.errors import first_line, user_errors
+        from evobench.errors import USER_ERRORS, first_line
 
         try:
             return super().invoke(ctx)
-        except user_errors() as exc:
+        except USER_ERRORS as exc:
             if os.environ.get("EVOBENCH_DEBUG"):
                 raise
             raise UserError(first_line(exc)) from None
@@ -96,12 +93,15 @@ class EvobenchGroup(click.Group):
 def cli(disable_plugin, strict_plugins):
     """Benchmark zero-shot image restoration: TVAE against BM3D, a Gumbel-softmax VAE and classic
     baselines, on standard denoising and inpainting datasets."""
-    from evobench.registry import block_plugins
+    _plugin_policy(disable_plugin, strict_plugins)
 
-    if disable_plugin:
-        block_plugins(disable_plugin)
-    if strict_plugins:
-        os.environ["EVOBENCH_STRICT_PLUGINS"] = "1"
+
+def _plugin_policy(disable_plugin, strict_plugins) -> None:
+    """``--disable-plugin`` and ``--strict-plugins``, for the registry built next."""
+    if disable_plugin or strict_plugins:
+        from evobench.registry import plugin_policy
+
+        plugin_policy(blocked=disable_plugin or (), strict=bool(strict_plugins))
 
 
 def main(argv=None) -> None:

@@ -16,10 +16,6 @@ def first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def user_errors() -> tuple[type[BaseException], ...]:
-    """Exception types the CLI turns into one-line messages (exit code 2)."""
-    from evobench.registry import UnknownNameError
-    from evobench.specs import SpecError
-
-    return (EvobenchError, SpecError, UnknownNameError, ValueError, FileNotFoundError,
-            PermissionError)
+# Exceptions the CLI turns into one-line messages (exit code 2): EvobenchError and its kinds
+# (SpecError, UnknownNameError ...) are ValueErrors.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, PermissionError)

@@ -3,7 +3,8 @@
 Plugins come from the ``evobench`` entry-point group (first-party ones too). Each plugin is
 imported and each of its hooks called inside its own ``try``: a broken plugin is recorded with
 its error and skipped, so the CLI and every other plugin keep working (the complaint of
-simonw/llm#1280). ``EVOBENCH_STRICT_PLUGINS=1`` re-raises instead, for plugin authors.
+simonw/llm#1280). ``--strict-plugins`` or the user setting ``EVOBENCH_STRICT_PLUGINS=1`` (read
+here only) re-raise instead, for plugin authors.
 """
 
 from __future__ import annotations
@@ -268,6 +269,7 @@ def unknown_message(kind: str, name: str, known: Iterable[str]) -> str:
 
 _REGISTRY: Registry | None = None
 _BLOCKED: set[str] = set()
+_STRICT = False  # --strict-plugins; else EVOBENCH_STRICT_PLUGINS decides
 
 
 def broken_plugins_line(registry: Registry) -> str:
@@ -279,10 +281,13 @@ def broken_plugins_line(registry: Registry) -> str:
             "details: evobench plugins")
 
 
-def block_plugins(names: Iterable[str]) -> None:
-    """Block plugins for the registry built next (the CLI's ``--disable-plugin``)."""
-    global _REGISTRY
-    _BLOCKED.update(names)
+def plugin_policy(*, blocked: Iterable[str] = (), strict: bool = False) -> None:
+    """The CLI's ``--disable-plugin`` (``blocked``) and ``--strict-plugins`` (``strict``), for
+    the process-wide registry built next (cell processes build none: their payload holds the
+    specs)."""
+    global _REGISTRY, _STRICT
+    _BLOCKED.update(blocked)
+    _STRICT = _STRICT or strict
     _REGISTRY = None
 
 
@@ -290,5 +295,5 @@ def get_registry(*, reload: bool = False) -> Registry:
     """The process-wide registry, built on first use from the entry points."""
     global _REGISTRY
     if _REGISTRY is None or reload:
-        _REGISTRY = Registry(blocked=_BLOCKED).load_entry_points()
+        _REGISTRY = Registry(blocked=_BLOCKED, strict=_STRICT or None).load_entry_points()
     return _REGISTRY.collect()

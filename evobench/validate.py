@@ -2,7 +2,7 @@
 
 Every name that becomes part of a path (suite, profile, run name, image id, artifact key) goes
 through :func:`path_component`, and every path built from such names through :func:`inside`;
-seeds, devices, numbers and images are checked here once, where they enter evobench (the
+seeds, durations, devices, numbers and images are checked here once, where they enter evobench (the
 command line, suite files, :mod:`evobench.inputs`), never deep inside a cell.
 """
 
@@ -19,6 +19,8 @@ SEED_LIMIT = 2**63  # seeds are stored as int64
 UNKNOWN_NOISE_MARGIN = 3.0  # how far outside [0, 1] an image of unknown noise level may reach
 _COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
 _DEVICE = re.compile(r"^(cpu|cuda)(?::(\d{1,4}))?$")
+_NUMBER = r"(\d+(?:\.\d*)?|\.\d+)"
+_DURATION = re.compile(rf"(?:{_NUMBER}h)?(?:{_NUMBER}m)?(?:{_NUMBER}s?)?")
 
 
 # -- names and paths ---------------------------------------------------------------------------
@@ -52,6 +54,35 @@ def finite(what: str, value: Any) -> float:
     if not math.isfinite(number):
         raise EvobenchError(f"{what}: {value!r} is not a finite number; give a real value")
     return number
+
+
+def duration(value: Any, what: str = "duration") -> float | None:
+    """Seconds from ``90``, ``90s``, ``10m``, ``2h`` or ``1h30m`` (a suite file may give a
+    number); ``0``, ``off``, ``none`` or None: None (no limit, off). The one parser of every
+    duration: ``--timeout``, ``--checkpoint-every``, ``--stop-after``, a suite's ``timeout``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise EvobenchError(f"{what} must be a duration such as \"90s\", \"10m\" or \"1h30m\", "
+                            f"got {value!r}")
+    text = str(value).strip().lower()
+    if text in {"", "0", "off", "none"}:
+        return None
+    try:
+        seconds = float(text)  # plain seconds
+    except ValueError:
+        parts = _DURATION.fullmatch(text)
+        if not parts or not any(parts.groups()):
+            raise EvobenchError(f"{what} {value!r} is not a duration; use e.g. 90s, 10m, 2h or "
+                                "1h30m (0 = off)") from None
+        hours, minutes, secs = (float(g) if g else 0.0 for g in parts.groups())
+        seconds = 3600 * hours + 60 * minutes + secs
+    if not math.isfinite(seconds):
+        raise EvobenchError(f"{what} {value!r} is not a finite duration; use e.g. 90s, 10m or 2h "
+                            "(0 = off)")
+    if seconds < 0:
+        raise EvobenchError(f"{what} {value!r} is negative; use e.g. 90s, 10m or 2h (0 = off)")
+    return seconds or None
 
 
 def seed(value: Any, what: str = "--seed") -> int:

@@ -50,8 +50,8 @@ from evobench.errors import EvobenchError
                    "or iteration that crosses it, so a table compares methods at equal cost. "
                    "Recorded in every row (budget_s) and part of the cell's identity.")
 @click.option("--timeout", default=None, metavar="DURATION",
-              help="Hard wall-clock limit per cell, e.g. 90s, 10m, 2h (default: the profile's, "
-                   "else none).")
+              help="Hard wall-clock limit per cell, e.g. 90s, 10m, 2h, 1h30m (default: the "
+                   "profile's, else none).")
 @click.option("--out", default="results", show_default=True, type=click.Path(path_type=Path),
               help="Folder holding run folders.")
 @click.option("--run-name", default=None,
@@ -155,7 +155,7 @@ def _overrides(args: RunArgs):
         sigmas=split_list(args.sigma, "--sigma") if args.sigma else None,
         missing=split_list(args.missing, "--missing") if args.missing else None,
         repetitions=args.repetitions, seed=seed, device=device,
-        budget_s=_duration(args.budget, "--budget") if args.budget is not None else None)
+        budget_s=validate.duration(args.budget, "--budget"))
     if args.budget is not None and not overrides.budget_s:
         raise EvobenchError("--budget must be a positive duration such as 60s or 5m")
     if overrides.missing and not all(0 < m < 1 for m in overrides.missing):
@@ -166,20 +166,20 @@ def _overrides(args: RunArgs):
 def _run_options(args: RunArgs, grid, overrides, jobs: int):
     """The runner's options: where to store, how to run and checkpoint, when to stop."""
     from evobench.harness import runner
-    from evobench.harness.checkpoints import Stopper
-    from evobench.harness.grid import parse_duration
+    from evobench.harness.stopper import Stopper
+    from evobench.validate import duration
 
     run_name = args.run_name
     if run_name is None:
         run_name = runner.selection_run_id(grid, overrides)
-    limit = parse_duration(args.timeout) if args.timeout is not None else grid.timeout
+    limit = duration(args.timeout, "--timeout") if args.timeout is not None else grid.timeout
     return runner.RunOptions(
         out=args.out, run_name=run_name, jobs=jobs, timeout=limit, executor=args.executor,
         scheduler=args.scheduler, save_images=args.save_images, force=args.force,
         quiet=args.quiet,
-        checkpoint_every=_duration(args.checkpoint_every, "--checkpoint-every"),
+        checkpoint_every=duration(args.checkpoint_every, "--checkpoint-every"),
         keep_checkpoints=args.keep_checkpoints,
-        stop_after=_duration(args.stop_after, "--stop-after"), stopper=Stopper())
+        stop_after=duration(args.stop_after, "--stop-after"), stopper=Stopper())
 
 
 def _engine(args: RunArgs, options):
@@ -242,25 +242,6 @@ def _exit(result) -> None:
         click.echo(f"{result.failed} cell(s) failed or timed out; their rows are in "
                    f"{result.store.root / 'results.parquet'}", err=True)
         sys.exit(3)
-
-
-def _duration(text: str | None, option: str) -> float | None:
-    """``10m``, ``90s``, ``2h``, ``1h30m`` -> seconds; ``0``/``off``/None -> None."""
-    import re
-
-    if text is None:
-        return None
-    value = str(text).strip().lower()
-    if value in {"0", "off", "none", ""}:
-        return None
-    parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?",
-                         value)
-    if not parts or not any(parts.groups()):
-        raise EvobenchError(f"{option} {text!r} is not a duration; use e.g. 90s, 10m, 2h or "
-                            "1h30m (0 = off)")
-    h, m, sec = (float(g) if g else 0.0 for g in parts.groups())
-    seconds = 3600 * h + 60 * m + sec
-    return seconds if seconds > 0 else None
 
 
 def _jobs(value, device: str = "cpu") -> int:

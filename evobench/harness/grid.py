@@ -9,7 +9,6 @@ order, from any command line.
 
 from __future__ import annotations
 
-import math
 import tomllib
 from dataclasses import dataclass, field
 from difflib import get_close_matches
@@ -28,7 +27,7 @@ from evobench.specs import (
     load_object,
     resolve_params,
 )
-from evobench.validate import noise_sigma
+from evobench.validate import duration, noise_sigma
 
 BLOCK_KEYS = ("datasets", "degradations", "methods", "metrics", "repetitions", "timeout",
               "budget", "labels")
@@ -207,19 +206,11 @@ def profile_blocks(suite: SuiteSpec, profile: str) -> list[dict]:
         if isinstance(reps, bool) or not isinstance(reps, int) or reps < 1:
             raise EvobenchError(f"suite {suite.name!r} profile {profile!r}: repetitions must be "
                                 f"an integer >= 1, got {reps!r}")
-        if "timeout" in block:
-            timeout = block["timeout"]
-            if isinstance(timeout, bool) or not isinstance(timeout, str | int | float):
-                raise EvobenchError(f"suite {suite.name!r} profile {profile!r}: timeout must be a "
-                                    f"duration such as \"90s\", \"10m\" or \"2h\", got "
-                                    f"{timeout!r}")
-            parse_duration(str(timeout))
-        if "budget" in block:
-            budget = block["budget"]
-            if isinstance(budget, bool) or not isinstance(budget, str | int | float) or \
-                    not parse_duration(str(budget)):
-                raise EvobenchError(f"suite {suite.name!r} profile {profile!r}: budget must be a "
-                                    f"duration such as \"60s\" or \"10m\", got {budget!r}")
+        duration(block.get("timeout"), f"suite {suite.name!r} profile {profile!r}: timeout")
+        if "budget" in block and not duration(block["budget"], f"suite {suite.name!r} profile "
+                                                               f"{profile!r}: budget"):
+            raise EvobenchError(f"suite {suite.name!r} profile {profile!r}: budget must be a "
+                                f"positive duration such as \"60s\" or \"10m\"")
         labels = block.get("labels", {})
         if not isinstance(labels, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) and v.strip()
@@ -384,9 +375,9 @@ def _resolve_block(block: dict, suite: SuiteSpec, overrides: Overrides, registry
     reps = overrides.repetitions or int(block.get("repetitions", 1))
     if reps < 1:
         raise EvobenchError("repetitions must be >= 1")
-    timeout = parse_duration(str(block["timeout"])) if "timeout" in block else None
+    timeout = duration(block.get("timeout"), "timeout")  # checked by profile_blocks
     budget = overrides.budget_s if overrides.budget_s is not None else \
-        parse_duration(str(block["budget"])) if "budget" in block else None
+        duration(block.get("budget"), "budget")
     datasets = [resolve_dataset(t, registry) for t in overrides.datasets or
                 block.get("datasets", [])]
     degradations = resolve_degradations(block.get("degradations", []), registry, overrides, used)
@@ -439,28 +430,6 @@ def build_grid(suite: SuiteSpec, profile: str | None, overrides: Overrides, regi
               "device": overrides.device, "blocks": [b.described() for b in blocks]}
     timeouts = [b.timeout for b in blocks if b.timeout is not None]
     return Grid(ordered, notes, config, max(timeouts) if timeouts else None, suite.name, profile)
-
-
-def parse_duration(text: str | None) -> float | None:
-    """``90``, ``90s``, ``10m``, ``2h`` -> seconds; ``none``/``0`` -> no limit."""
-    if text is None:
-        return None
-    value = str(text).strip().lower()
-    if value in {"", "none", "0", "off"}:
-        return None
-    units = {"s": 1, "m": 60, "h": 3600}
-    scale = units.get(value[-1], None)
-    number = value[:-1] if scale else value
-    try:
-        seconds = float(number) * (scale or 1)
-    except ValueError:
-        raise EvobenchError(f"timeout {text!r} is not a duration; use e.g. 90s, 10m or 2h") from None
-    if not math.isfinite(seconds):
-        raise EvobenchError(f"timeout {text!r} is not a finite duration; use e.g. 90s, 10m or 2h "
-                            "(or none for no limit)")
-    if seconds <= 0:
-        raise EvobenchError(f"timeout {text!r} must be positive")
-    return seconds
 
 
 def image_label(cell: Cell) -> str:

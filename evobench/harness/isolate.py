@@ -6,6 +6,11 @@ The fresh process gives each cell a clean peak-RSS reading (it includes the prel
 libraries) and lets the parent kill it on timeout. Inside a daemonic process (a Dask worker)
 multiprocessing may not have children, so there the cell runs in a ``python -m`` subprocess.
 The child's stdout/stderr go to a temporary log whose tail explains a crash.
+
+Both are one protocol on a pipe, watched by one loop (:func:`_watch`): the child sends
+``start`` (the timeout counts from there, not from its start-up), ``note`` and ``progress``
+messages, then its ``result``. Only the :class:`_Transport` (how the child is started, whether
+a Dask client cancelled it) differs.
 """
 
 from __future__ import annotations
@@ -19,10 +24,14 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
 
 from evobench.harness.worker import CellPayload, CellResult
 
-_LIVE: set = set()  # processes to kill on Ctrl-C
+_LIVE: set = set()  # transports of running cells, to signal on a stop or Ctrl-C
 _LIVE_LOCK = threading.Lock()
 _CTX = None
 PRELOAD = ["evobench.harness.preload"]
@@ -62,31 +71,263 @@ def _context():
     return _CTX
 
 
-def _redirect(log_path: str) -> None:
+# -- the cell's side -----------------------------------------------------------------------
+def _cell_signals() -> None:
+    """Set first in a cell process: Ctrl-C is the parent's to decide; SIGTERM ends the cell now
+    until its method runs (the worker then points it at the method's context: checkpoint and
+    stop, or end now)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from evobench.harness.checkpoints import end_now
+
+    signal.signal(signal.SIGTERM, end_now)
+
+
+def _cell_side(payload: CellPayload, conn: Connection) -> None:
+    """The cell, either way it was started: ``start``, its notes and progress, its result."""
+    from evobench.harness.worker import execute
+
+    conn.send(("start", None))
+    result = execute(payload, notify=lambda text: conn.send(("note", text)),
+                     sink=lambda event: conn.send(("progress", event)))
+    conn.send(("result", result))
+    conn.close()
+
+
+def _forked_child(payload: CellPayload, conn: Connection, log_path: str) -> None:
+    from evobench.harness.lifeline import die_with_parent
+
+    die_with_parent(int(os.environ.get(FORKSERVER_ENV, 0)) or None)  # no orphan cells
+    _cell_signals()
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     sys.stdout.flush()
     sys.stderr.flush()
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
+    _cell_side(payload, conn)
 
 
-def _child(payload: CellPayload, conn, log_path: str) -> None:
-    from evobench.harness.lifeline import die_with_parent
+def _main(argv: list[str]) -> int:
+    """``python -m evobench.harness.isolate IN FD PARENT_PID``: a cell of :func:`_spawn`."""
+    from evobench.harness.lifeline import PARENT_ENV, die_with_parent
 
-    die_with_parent(int(os.environ.get(FORKSERVER_ENV, 0)) or None)  # no orphan cells
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C means
-    from evobench.harness.checkpoints import end_now
+    die_with_parent(int(argv[2]), watch=True)  # no orphan cells
+    os.environ.pop(PARENT_ENV, None)  # not a forkserver: preload must not act as one
+    _cell_signals()
+    with open(argv[0], "rb") as fh:
+        caller_path, blob = pickle.load(fh)
+    sys.path.extend(p for p in caller_path  # the caller's plugins, never the bare current folder
+                    if p not in sys.path and p not in ("", "."))
+    import evobench.harness.preload  # noqa: F401 - same start-up as a forkserver child
 
-    signal.signal(signal.SIGTERM, end_now)  # until the method runs (then: checkpoint and stop)
-    _redirect(log_path)
-    from evobench.harness.worker import execute
+    _cell_side(pickle.loads(blob), Connection(int(argv[1]), readable=False))
+    return 0
 
-    conn.send("started")  # the timeout counts from here, not from the forkserver's start-up
-    result = execute(payload, notify=lambda text: conn.send(("note", text)),
-                     sink=lambda event: conn.send(("progress", event)))
-    conn.send(result)
-    conn.close()
+
+# -- the parent's side ---------------------------------------------------------------------
+@dataclass(eq=False)
+class _Transport:
+    """A started cell process: ``proc`` (``is_alive()``, ``join(timeout)``, ``exitcode``,
+    ``pid``), the pipe it sends on, its log, and whether a Dask client cancelled it."""
+
+    proc: Any
+    recv: Connection
+    log_path: str
+    cancelled: Callable[[], bool] = lambda: False
+    cleanup: Callable[[], None] = lambda: None
+
+
+def _fork(payload: CellPayload) -> _Transport:
+    """A child of the forkserver."""
+    ctx = _context()
+    fd, log_path = tempfile.mkstemp(prefix="evobench-cell-", suffix=".log")
+    os.close(fd)
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_forked_child, args=(payload, send, log_path), daemon=True)
+    try:
+        proc.start()
+    except BaseException:
+        recv.close()
+        os.unlink(log_path)
+        raise
+    finally:
+        send.close()
+    return _Transport(proc, recv, log_path, cleanup=lambda: os.unlink(log_path))
+
+
+class _Popen(subprocess.Popen):
+    """A subprocess that answers like a ``multiprocessing.Process``."""
+
+    def is_alive(self) -> bool:
+        return self.poll() is None
+
+    def join(self, timeout: float | None = None) -> None:
+        try:
+            self.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.returncode
+
+
+def _spawn(payload: CellPayload) -> _Transport:
+    """``python -m evobench.harness.isolate`` in its own session (a terminal's Ctrl-C does not
+    reach it); ``-P``: the current folder does not go first on sys.path, so an ``evobench/``
+    folder there (the clone you stand in) cannot shadow the installed package."""
+    from evobench.harness.lifeline import task_cancelled
+
+    tmp = tempfile.TemporaryDirectory(prefix="evobench-cell-")
+    inp, log_path = os.path.join(tmp.name, "in.pkl"), os.path.join(tmp.name, "log.txt")
+    recv, send = mp.Pipe(duplex=False)
+    try:
+        with open(inp, "wb") as fh:
+            pickle.dump((list(sys.path), pickle.dumps(payload)), fh)
+        with open(log_path, "wb") as log:
+            proc = _Popen([sys.executable, "-P", "-m", "evobench.harness.isolate", inp,
+                           str(send.fileno()), str(os.getpid())], stdout=log,
+                          stderr=subprocess.STDOUT, pass_fds=[send.fileno()],
+                          start_new_session=True)
+    except BaseException:
+        recv.close()
+        tmp.cleanup()
+        raise
+    finally:
+        send.close()
+    return _Transport(proc, recv, log_path, cancelled=task_cancelled, cleanup=tmp.cleanup)
+
+
+def run_isolated(payload: CellPayload, timeout: float | None, listener=None) -> CellResult:
+    """Run ``payload`` in a fresh process; a timeout kills it and gives ``status=timeout``.
+    ``listener(kind, fields)`` hears ``start`` when the cell begins and ``progress`` with what
+    the method reports (``ctx.progress``, :mod:`evobench.context`)."""
+    if mp.current_process().daemon:
+        return run_in_subprocess(payload, timeout, listener)
+    return _run(_fork, payload, timeout, listener)
+
+
+def run_in_subprocess(payload: CellPayload, timeout: float | None,
+                      listener=None) -> CellResult:
+    """The same contract through ``python -m evobench.harness.isolate`` (for daemonic hosts,
+    e.g. a Dask worker, whose client may cancel the cell)."""
+    return _run(_spawn, payload, timeout, listener)
+
+
+def _run(start, payload: CellPayload, timeout: float | None, listener) -> CellResult:
+    oom_before = oom_kills()
+    cell = start(payload)
+    with _LIVE_LOCK:
+        _LIVE.add(cell)
+    try:
+        return _watch(cell, payload, timeout, listener, oom_before)
+    finally:
+        with _LIVE_LOCK:
+            _LIVE.discard(cell)
+        cell.recv.close()
+        cell.cleanup()
+
+
+def _watch(cell: _Transport, payload: CellPayload, timeout: float | None, listener,
+           oom_before: int | None) -> CellResult:
+    """Relay the cell's notes and progress, start the timeout when the cell starts, end a cell
+    that does not start, runs too long or is cancelled; its result, or why it has none."""
+    started = time.time()
+    start_by = time.monotonic() + STARTUP_LIMIT_S
+    deadline = None  # set when the cell starts
+    result = None
+    while True:
+        wait = 0.5 if deadline is None else min(0.5, max(0.0, deadline - time.monotonic()))
+        if cell.recv.poll(wait):
+            try:
+                kind, body = cell.recv.recv()
+            except (EOFError, OSError):
+                break  # it ended without a result
+            if kind == "start":
+                started, start_by = time.time(), None
+                deadline = None if timeout is None else time.monotonic() + timeout
+                _notify(listener, "start", {})
+            elif kind == "progress":
+                _notify(listener, "progress", body)
+            elif kind == "note":
+                _note(payload, body)  # e.g. "resumed at epoch 173"
+            else:
+                result = body
+                break
+        elif not cell.proc.is_alive() and not cell.recv.poll(0):
+            break  # it ended, while something it started holds the pipe open
+        if cell.cancelled():  # the Dask client cancelled it or went away
+            return _end(cell, "error", "cancelled by the Dask client", started)
+        if start_by is not None and time.monotonic() >= start_by:
+            return _end(cell, "error", f"the worker process did not start within "
+                        f"{STARTUP_LIMIT_S:g} s", started)
+        if deadline is not None and time.monotonic() >= deadline:
+            return _end(cell, "timeout", f"killed after the {timeout:g} s cell timeout", started)
+    cell.proc.join(timeout=30)  # it exits once it has sent its result
+    _kill(cell, signal.SIGKILL)  # a no-op once it has exited
+    cell.proc.join()
+    if result is not None:
+        return result
+    tail = _tail(cell.log_path)
+    return CellResult.failure("error", "worker process died "
+                              f"({_describe_exit(cell.proc.exitcode, oom_before)})"
+                              + (f": {tail}" if tail else ""), started)
+
+
+def _end(cell: _Transport, status: str, message: str, started: float) -> CellResult:
+    _kill(cell, signal.SIGKILL)
+    cell.proc.join()
+    return CellResult.failure(status, message, started)
+
+
+def _kill(cell: _Transport, signum: int) -> None:
+    """Send ``signum`` to a cell's process unless it has exited: the one way this module
+    signals a cell (a timeout, a stop, Ctrl-C)."""
+    try:
+        if cell.proc.is_alive():
+            os.kill(cell.proc.pid, signum)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def signal_all(signum: int) -> None:
+    """Send ``signum`` to every live cell process (SIGTERM: a stop, see
+    :mod:`evobench.harness.stopper`)."""
+    if not _LIVE_LOCK.acquire(timeout=2):
+        return
+    try:
+        cells = list(_LIVE)
+    finally:
+        _LIVE_LOCK.release()
+    for cell in cells:
+        _kill(cell, signum)
+
+
+def kill_all() -> None:
+    """Kill every live cell process (Ctrl-C)."""
+    signal_all(signal.SIGKILL)
+
+
+def warm_up() -> None:
+    """Start the forkserver (importing torch there) before the first cell is timed."""
+    if not mp.current_process().daemon:
+        _context()
+
+
+def _notify(listener, kind: str, fields: dict) -> None:
+    if listener is not None:
+        try:
+            listener(kind, fields)
+        except Exception:  # noqa: BLE001 - the display must never cost a cell
+            pass
+
+
+def _note(payload: CellPayload, text) -> None:
+    if payload.show_notes:
+        from evobench.harness.grid import describe
+
+        sys.stderr.write(f"{describe(payload.cell)}: {text}\n")
+        sys.stderr.flush()
 
 
 def _tail(log_path: str, limit: int = 400) -> str:
@@ -140,275 +381,6 @@ def _describe_exit(code: int | None, oom_before: int | None = None) -> str:
             after > oom_before else ""
         return f"{name}{hint}"
     return f"exit code {code}"
-
-
-def _note(payload: CellPayload, text) -> None:
-    if payload.show_notes:
-        from evobench.harness.grid import describe
-
-        sys.stderr.write(f"{describe(payload.cell)}: {text}\n")
-        sys.stderr.flush()
-
-
-def signal_all(signum: int) -> None:
-    """Send ``signum`` to every live cell process (a stop: see evobench.harness.checkpoints)."""
-    if not _LIVE_LOCK.acquire(timeout=2):
-        return
-    try:
-        procs = list(_LIVE)
-    finally:
-        _LIVE_LOCK.release()
-    for proc in procs:
-        try:
-            if proc.pid is not None:
-                os.kill(proc.pid, signum)
-        except (OSError, ValueError, AttributeError):
-            pass
-
-
-def warm_up() -> None:
-    """Start the forkserver (importing torch there) before the first cell is timed."""
-    if not mp.current_process().daemon:
-        _context()
-
-
-def _notify(listener, kind: str, fields: dict) -> None:
-    if listener is not None:
-        try:
-            listener(kind, fields)
-        except Exception:  # noqa: BLE001 - the display must never cost a cell
-            pass
-
-
-def run_isolated(payload: CellPayload, timeout: float | None, listener=None) -> CellResult:
-    """Run ``payload`` in a fresh process; a timeout kills it and gives ``status=timeout``.
-    ``listener(kind, fields)`` hears ``start`` when the cell begins and ``progress`` with what
-    the method reports (``ctx.progress``, :mod:`evobench.context`)."""
-    if mp.current_process().daemon:
-        return run_in_subprocess(payload, timeout, listener)
-    ctx = _context()
-    fd, log_path = tempfile.mkstemp(prefix="evobench-cell-", suffix=".log")
-    os.close(fd)
-    oom_before = oom_kills()
-    recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(payload, send, log_path), daemon=True)
-    try:
-        proc.start()
-        send.close()
-        with _LIVE_LOCK:
-            _LIVE.add(proc)
-        watch = _Watch(proc, recv, payload, timeout, listener)
-        result = watch.wait()
-        if result is not None:
-            return result
-        proc.join(timeout=30)
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
-        if watch.result is None:
-            tail = _tail(log_path)
-            return CellResult.failure("error", "worker process died "
-                                      f"({_describe_exit(proc.exitcode, oom_before)})"
-                                      + (f": {tail}" if tail else ""), watch.started)
-        return watch.result
-    finally:
-        with _LIVE_LOCK:
-            _LIVE.discard(proc)
-        recv.close()
-        os.unlink(log_path)
-
-
-class _Watch:
-    """The parent's side of a forkserver child: relays its notes and progress, starts the
-    timeout when the cell starts, and ends a child that does not start or runs too long."""
-
-    def __init__(self, proc, recv, payload: CellPayload, timeout: float | None, listener):
-        self.proc, self.recv, self.payload = proc, recv, payload
-        self.timeout, self.listener = timeout, listener
-        self.started = time.time()
-        self.result: CellResult | None = None
-
-    def wait(self) -> CellResult | None:
-        """A failure (the child did not start, or timed out), or None once the child sent its
-        result (``self.result``) or ended without one."""
-        start_by = time.monotonic() + STARTUP_LIMIT_S
-        deadline = None  # set when the cell starts
-        while True:
-            wait = 0.5 if deadline is None else min(0.5, max(0.0, deadline - time.monotonic()))
-            if self.recv.poll(wait):
-                try:
-                    message = self.recv.recv()
-                except (EOFError, OSError):
-                    return None
-                if self._relay(message):
-                    if message == "started":
-                        start_by = None
-                        deadline = None if self.timeout is None else \
-                            time.monotonic() + self.timeout
-                    continue
-                self.result = message
-                return None
-            if not self.proc.is_alive() and not self.recv.poll(0):
-                return None
-            if start_by is not None and time.monotonic() >= start_by:
-                return self._kill("error", f"the worker process did not start within "
-                                  f"{STARTUP_LIMIT_S:g} s")
-            if deadline is not None and time.monotonic() >= deadline:
-                return self._kill("timeout", f"killed after the {self.timeout:g} s cell timeout")
-
-    def _relay(self, message) -> bool:
-        """Pass a note, the start or a progress event on; False for the result."""
-        if isinstance(message, tuple) and message[:1] == ("note",):
-            _note(self.payload, message[1])  # e.g. "resumed at epoch 173"
-            return True
-        if isinstance(message, str) and message == "started":
-            self.started = time.time()
-            _notify(self.listener, "start", {})
-            return True
-        if isinstance(message, tuple) and message and message[0] == "progress":
-            _notify(self.listener, "progress", message[1])
-            return True
-        return False
-
-    def _kill(self, status: str, message: str) -> CellResult:
-        self.proc.kill()
-        self.proc.join()
-        return CellResult.failure(status, message, self.started)
-
-
-def run_in_subprocess(payload: CellPayload, timeout: float | None,
-                      listener=None) -> CellResult:
-    """The same contract through ``python -m evobench.harness.isolate`` (for daemonic hosts).
-    Progress travels through a JSON-lines file next to the output, read while polling."""
-    started = time.time()
-    oom_before = oom_kills()
-    with tempfile.TemporaryDirectory(prefix="evobench-cell-") as tmp:
-        inp, out, log = (os.path.join(tmp, n) for n in ("in.pkl", "out.pkl", "log.txt"))
-        with open(inp, "wb") as fh:
-            pickle.dump((list(sys.path), pickle.dumps(payload)), fh)
-        with open(log, "wb") as logfh:
-            # -P: the current folder does not go first on sys.path, so an ``evobench/`` folder
-            # there (the clone you stand in) cannot shadow the installed package
-            proc = subprocess.Popen([sys.executable, "-P", "-m", "evobench.harness.isolate",
-                                     inp, out, str(os.getpid())],
-                                    stdout=logfh, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
-            with _LIVE_LOCK:
-                _LIVE.add(proc)
-            try:
-                failure = _poll_subprocess(proc, out, timeout, listener, started)
-            finally:
-                with _LIVE_LOCK:
-                    _LIVE.discard(proc)
-        if failure is not None:
-            return failure
-        if proc.returncode != 0 or not os.path.exists(out):
-            tail = _tail(log)
-            return CellResult.failure("error", "worker process died "
-                                      f"({_describe_exit(proc.returncode, oom_before)})"
-                                      + (f": {tail}" if tail else ""), started)
-        with open(out, "rb") as fh:
-            return pickle.load(fh)
-
-
-def _poll_subprocess(proc, out: str, timeout: float | None, listener,
-                     started: float) -> CellResult | None:
-    """Wait for the subprocess, relaying its start and progress; a failure when it is cancelled
-    by the Dask client or times out (it is killed), else None when it has ended."""
-    from evobench.harness.lifeline import task_cancelled
-
-    deadline = None
-    checked = time.monotonic()
-    announced = False
-    events = _EventTail(out + ".progress")
-    while proc.poll() is None:
-        if time.monotonic() - checked > 0.5:
-            checked = time.monotonic()
-            if task_cancelled():  # the Dask client cancelled it or went away
-                proc.kill()
-                proc.wait()
-                return CellResult.failure("error", "cancelled by the Dask client", started)
-        if not announced and os.path.exists(out + ".started"):
-            announced = True
-            _notify(listener, "start", {})
-            if timeout is not None:
-                deadline = time.monotonic() + timeout  # from the cell's start
-        for event in events.read():
-            _notify(listener, "progress", event)
-        if deadline is not None and time.monotonic() >= deadline:
-            proc.kill()
-            proc.wait()
-            return CellResult.failure("timeout", f"killed after the {timeout:g} s cell timeout",
-                                      started)
-        time.sleep(0.05)
-    return None
-
-
-class _EventTail:
-    """New complete JSON lines of a progress file, read incrementally."""
-
-    def __init__(self, path: str):
-        self.path, self.offset = path, 0
-
-    def read(self) -> list[dict]:
-        import json
-
-        try:
-            with open(self.path, "rb") as fh:
-                fh.seek(self.offset)
-                chunk = fh.read()
-        except OSError:
-            return []
-        end = chunk.rfind(b"\n") + 1
-        self.offset += end
-        out = []
-        for line in chunk[:end].splitlines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                pass
-        return out
-
-
-def kill_all() -> None:
-    """Kill every live cell process (Ctrl-C)."""
-    with _LIVE_LOCK:
-        procs = list(_LIVE)
-    for proc in procs:
-        try:
-            proc.kill()
-        except (OSError, ValueError, AttributeError):
-            pass
-
-
-def _main(argv: list[str]) -> int:
-    from evobench.harness.lifeline import PARENT_ENV, die_with_parent
-
-    die_with_parent(int(argv[2]) if len(argv) > 2 else None, watch=True)  # no orphan cells
-    os.environ.pop(PARENT_ENV, None)  # not a forkserver: preload must not act as one
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from evobench.harness.checkpoints import end_now
-
-    signal.signal(signal.SIGTERM, end_now)  # until the method runs (then: checkpoint and stop)
-    with open(argv[0], "rb") as fh:
-        caller_path, blob = pickle.load(fh)
-    sys.path.extend(p for p in caller_path  # the caller's plugins, never the bare current folder
-                    if p not in sys.path and p not in ("", "."))
-    import evobench.harness.preload  # noqa: F401 - same start-up as a forkserver child
-    from evobench.harness.worker import execute
-
-    payload = pickle.loads(blob)
-    open(argv[1] + ".started", "w").close()
-    import json
-
-    events = open(argv[1] + ".progress", "a", buffering=1)  # line-buffered JSON lines
-    result = execute(payload, sink=lambda event: events.write(json.dumps(event) + "\n"))
-    events.close()
-    tmp = argv[1] + ".part"
-    with open(tmp, "wb") as fh:
-        pickle.dump(result, fh)
-    os.replace(tmp, argv[1])
-    return 0
 
 
 if __name__ == "__main__":

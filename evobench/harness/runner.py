@@ -23,10 +23,10 @@ import numpy as np
 from evobench import __version__, validate
 from evobench.errors import EvobenchError
 from evobench.harness import checkpoints
-from evobench.harness.checkpoints import Stopper
 from evobench.harness.claims import Claims
 from evobench.harness.grid import Cell, Grid, describe, image_label
 from evobench.harness.seeds import canonical_json, digest
+from evobench.harness.stopper import Stopper
 from evobench.harness.store import RunStore, StoreWriteError
 from evobench.harness.worker import CellPayload, CellResult, now
 from evobench.specs import load_object

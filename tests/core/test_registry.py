@@ -125,3 +125,21 @@ def test_invalid_spec_names_and_tasks():
         _method("Bad Name")
     with pytest.raises(ValueError, match="tasks must be a subset"):
         MethodSpec(name="m", factory="a:b", tasks=frozenset({"deblur"}))
+
+
+def test_the_cli_sets_the_plugin_policy_without_writing_the_environment(invoke, monkeypatch):
+    """--strict-plugins and --disable-plugin reach the registry by a call, never through an
+    environment variable (EVOBENCH_STRICT_PLUGINS is the user's, read only)."""
+    import os
+
+    from evobench import registry
+
+    for name, value in (("_STRICT", False), ("_BLOCKED", set()), ("_REGISTRY", None)):
+        monkeypatch.setattr(registry, name, value)  # restored after the test
+    monkeypatch.delenv(registry.ENV_STRICT, raising=False)
+    result = invoke("--strict-plugins", "--disable-plugin", "bm3d", "list", "methods")
+    assert result.exit_code == 0, result.output
+    assert registry.ENV_STRICT not in os.environ
+    built = registry.get_registry()
+    assert built.strict and "bm3d" not in built.names("methods")
+    assert not registry.Registry().strict  # the user setting alone decides for others

@@ -7,11 +7,12 @@ import hashlib
 import pytest
 
 from evobench.errors import EvobenchError
-from evobench.harness.grid import Overrides, build_grid, load_suite, parse_duration
+from evobench.harness.grid import Overrides, build_grid, load_suite
 from evobench.harness.seeds import canonical_json, derive_seed, noise_seed
 from evobench.harness.selectors import format_label, parse_selector, split_list
 from evobench.registry import UnknownNameError, get_registry
 from evobench.specs import SpecError, SuiteSpec
+from evobench.validate import duration
 
 
 def test_selectors():
@@ -30,12 +31,21 @@ def test_selectors():
 
 
 def test_durations():
-    assert parse_duration("90s") == 90 and parse_duration("10m") == 600
-    assert parse_duration("2h") == 7200 and parse_duration("45") == 45
-    assert parse_duration("none") is None
-    for bad in ("ten", "-5s", "5x"):
-        with pytest.raises(EvobenchError):
-            parse_duration(bad)
+    """One parser for every duration (--timeout, --stop-after, --checkpoint-every, a suite's
+    timeout)."""
+    assert duration("90s") == 90 and duration("10m") == 600 and duration(" 2H ") == 7200
+    assert duration("45") == 45 and duration(45) == 45 and duration("0.05s") == 0.05
+    assert duration("1h30m") == 5400 and duration("1h30m15s") == 5415 and duration("2m30") == 150
+    for off in (None, "none", "off", "0", "0s", "0h0m", 0, ""):
+        assert duration(off) is None
+    for bad, why in (("ten", "is not a duration"), ("-5s", "is not a duration"),
+                     ("5x", "is not a duration"), ("30m1h", "is not a duration"),
+                     ("h", "is not a duration"), ("-5", "is negative"),
+                     ("nan", "is not a finite duration"), ("inf", "is not a finite duration"),
+                     (True, "must be a duration"), ([1], "must be a duration")):
+        with pytest.raises(EvobenchError, match=why) as info:
+            duration(bad, "--timeout")
+        assert "\n" not in str(info.value) and str(info.value).startswith("--timeout")
 
 
 def test_seeds_are_canonical():

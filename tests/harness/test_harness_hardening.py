@@ -225,6 +225,22 @@ def test_nan_and_inf_are_rejected_naming_the_option(invoke, tmp_path, extra, mes
     assert not (tmp_path / "base").exists()
 
 
+def test_every_duration_option_takes_the_same_forms(invoke, tmp_path):
+    """--timeout, --stop-after and --checkpoint-every share one parser: 1h30m is 5400 s."""
+    out = invoke(*BASE, "--out", tmp_path, "--dry-run", "--timeout", "1h30m", "--stop-after",
+                 "1h30m", "--checkpoint-every", "1h30m")
+    assert out.exit_code == 0, out.output
+    assert out.output.strip().endswith("; timeout 5400s per cell")
+    for option in ("--timeout", "--stop-after", "--checkpoint-every"):
+        line = _one_error_line(invoke(*BASE, "--out", tmp_path, option, "1h30x"))
+        assert line == (f"error: {option} '1h30x' is not a duration; use e.g. 90s, 10m, 2h or "
+                        "1h30m (0 = off)")
+    suite = _suite(tmp_path, f'[profiles.quick]\n{GRID}timeout = "1h30m"\n')
+    out = invoke("run", "--suite", suite, "--out", tmp_path, "--dry-run")
+    assert out.exit_code == 0 and "timeout 5400s per cell" in out.output, out.output
+    assert not (tmp_path / "base").exists()
+
+
 def test_manifest_is_strict_json(invoke, tmp_path):
     assert invoke(*BASE, "--out", tmp_path, "--timeout", "30s").exit_code == 0
     text = (tmp_path / "base" / "manifest.json").read_text()
