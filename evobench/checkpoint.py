@@ -28,15 +28,11 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from evobench import __version__
 from evobench.files import atomic_write
-
-if TYPE_CHECKING:
-    from evobench.context import MethodContext
 
 FORMAT = 1
 HEADER = "checkpoint.json"
@@ -165,7 +161,7 @@ class Checkpointer:
     reads back); methods get a checkpointer from ``ctx.checkpointer``.
     """
 
-    def __init__(self, path, every_s: float, ident: dict, ctx: MethodContext, kind: str):
+    def __init__(self, path, every_s: float, ident: dict, ctx, kind: str):
         self.path = None if path is None else Path(path)
         self.every_s = float(every_s)
         self.kind = kind

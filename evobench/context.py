@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evobench.checkpoint import Checkpointer
 from evobench.errors import EvobenchError
 
 DEFAULT_EVERY_S = 600.0  # checkpoints every 10 minutes of wall time
@@ -134,8 +135,6 @@ class MethodContext:
         the context's ``checkpoint_dir``; None: nothing is written) and still ends the fit on a
         stop request. ``ident`` (with ``kind``) is everything the fit's result depends on.
         ``every_s`` None: the context's interval; 0: no periodic checkpoints."""
-        from evobench.checkpoint import Checkpointer
-
         path = self.checkpoint_dir if path is None else Path(path)
         every = self.checkpoint_every_s if every_s is None else every_s
         try:
