@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 
 from evobench.errors import EvobenchError
 from evobench.reports.load import DATASET_LABEL, RunData, load_artifact
-from evobench.reports.tables import REFERENCE_METHODS, level_label, levels, row_level
+from evobench.reports.tables import is_reference, level_label, levels, method_spec, row_level
 from evobench.specs import load_object
 
 STYLE = Path(__file__).with_name("paper.mplstyle")
@@ -32,12 +32,11 @@ FORMATS = ("png", "pdf", "svg")
 # Okabe-Ito (colour-blind safe) without its yellow, which vanishes on white; then Tol's wine.
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#882255"]
 # Methods also differ in marker and line style, so they stay apart in grayscale print and where
-# points overlap; reference rows (the noisy input) are gray and dotted.
+# points overlap; references (MethodSpec.reference: the corrupted input) are gray and dotted.
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 LINESTYLES = ["-", "--", "-.", (0, (5, 1, 1, 1, 1, 1))]
 HATCHES = ["", "//", "..", "xx", "\\\\", "++"]
 REFERENCE_STYLE = {"color": "#666666", "marker": "x", "linestyle": ":"}
-FIRST_STYLES = ("tvae", "gsvae", "bm3d")  # the strongest colours go to the methods compared
 MISSING_COLOR = (0.85, 0.15, 0.15)  # missing pixels in corrupted inpainting inputs
 FIELD_GAP_COLOR = (0.55, 0.70, 0.85)
 MAX_FIELDS = 144
@@ -48,14 +47,22 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower().replace("σ", "sigma")).strip("-")
 
 
-def _styles(labels) -> dict[str, dict]:
-    """Colour, marker and line style per method label (the same label gets the same style in
-    every figure drawn from the same runs); reference methods are gray and dotted."""
+def method_styles(labels, methods) -> dict[str, dict]:
+    """Colour, marker and line style per label (``labels`` and the ``methods`` they belong to,
+    side by side, e.g. a results frame's ``method_label`` and ``method`` columns); the same
+    labels get the same styles in every figure. The methods' specs decide: references
+    (``MethodSpec.reference``) are gray and dotted; ranked methods (``MethodSpec.rank``) take
+    the first, strongest styles, lower rank first; the others follow in order of appearance. A
+    method whose plugin is not installed here is an unranked contender."""
+    method_of: dict = {}
+    for lab, method in zip(labels, methods):
+        method_of.setdefault(lab, method)
+    specs = {m: method_spec(m) for m in set(method_of.values())}
+    ranks = {m: (s.rank is None, s.rank or 0) if s else (True, 0) for m, s in specs.items()}
     out, i = {}, 0
-    ordered = sorted(dict.fromkeys(labels), key=lambda lab: FIRST_STYLES.index(
-        str(lab).split("[")[0]) if str(lab).split("[")[0] in FIRST_STYLES else len(FIRST_STYLES))
-    for lab in ordered:
-        if str(lab).split("[")[0] in REFERENCE_METHODS:
+    for lab in sorted(method_of, key=lambda lab: ranks[method_of[lab]]):
+        spec = specs[method_of[lab]]
+        if spec is not None and spec.reference:
             out[lab] = dict(REFERENCE_STYLE)
             continue
         out[lab] = {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[i % len(MARKERS)],
@@ -139,7 +146,7 @@ def psnr_vs_level(data: RunData, task: str) -> list[tuple[str, Figure]] | str:
         return f"no ok {task} results with a {what}"
     if df["_x"].nunique() < 2:
         return f"only one {what} in the {task} results (a curve needs two)"
-    styles = _styles(data.results["method_label"])
+    styles = method_styles(data.results["method_label"], data.results["method"])
     datasets = list(dict.fromkeys(df[DATASET_LABEL]))
     fig = Figure(figsize=(4.2 * len(datasets) + 2.2, 3.4))
     axes = fig.subplots(1, len(datasets), squeeze=False)[0]
@@ -170,7 +177,7 @@ def psnr_vs_time(data: RunData, *, image: str | None = None) -> Drawn:
     df = df[df["time_total_s"] > 0]
     if df.empty:
         return "no ok results with a positive wall time"
-    styles = _styles(data.results["method_label"])
+    styles = method_styles(data.results["method_label"], data.results["method"])
     tasks = list(dict.fromkeys(df["task"]))
     fig = Figure(figsize=(4.4 * len(tasks) + 2.4, 3.6))
     axes = fig.subplots(1, len(tasks), squeeze=False)[0]
@@ -245,7 +252,7 @@ def training_curves(data: RunData, image: str | None = None) -> Drawn:
         panels.append(("psnr", _psnr_label()))
     fig = Figure(figsize=(4.0 * len(panels) + 0.6, 3.4))
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    styles = _styles(tr["_line"])
+    styles = method_styles(tr["_line"], tr["method"])
     for ax, (col, ylabel) in zip(axes, panels):
         curves = tr.groupby(["_line", "epoch"], sort=False)[col].mean().reset_index()
         for line in dict.fromkeys(tr["_line"]):
@@ -287,7 +294,7 @@ def sparsity(data: RunData, *, image: str | None = None) -> Drawn:
         return "no artifacts with active_hist"
     levels = list(dict.fromkeys(k[0] for k in hists))[:MAX_LEVEL_PANELS]
     labels = list(dict.fromkeys(k[1] for k in hists))
-    styles = _styles(data.results["method_label"])
+    styles = method_styles(data.results["method_label"], data.results["method"])
     ncols = min(3, len(levels))
     nrows = math.ceil(len(levels) / ncols)
     fig = Figure(figsize=(3.8 * ncols + 2.4, 3.0 * nrows + 0.3))
@@ -413,7 +420,7 @@ def restoration_panels(data: RunData, image: str | None = None) -> list[tuple[st
     for (dataset, task, _deg, sigma, missing, per), group in groups:
         level = level_label(task, float(sigma), float(missing), per)
         first = group.sort_values("rep", kind="stable").drop_duplicates("method_label")
-        first = first[~first["method"].isin(REFERENCE_METHODS)]  # the input is shown anyway
+        first = first[~first["method"].map(is_reference).astype(bool)]  # the input is shown
         panels = []
         for _, row in first.iterrows():
             arrays = load_artifact(row)
