@@ -1,20 +1,18 @@
 import numpy as np
 import pytest
-from matplotlib import style
-
-from evobench.errors import EvobenchError
-from evobench.reports.figures import (
+from evobench_standard.figures import (
     FIELD_GAP_COLOR,
-    STYLE,
     _mosaic,
     generative_fields,
-    make_figures,
     psnr_vs_level,
     psnr_vs_time,
     restoration_panels,
-    save,
     training_curves,
 )
+from matplotlib import style
+
+from evobench.errors import EvobenchError
+from evobench.reports.figures import STYLE, make_figures, save
 from evobench.reports.load import load_runs
 
 EXPECTED = {"psnr_vs_noise", "psnr_vs_missing", "psnr_vs_time", "training_curves_01",
