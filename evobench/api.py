@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -48,7 +48,29 @@ from evobench.specs import (
     resolve_params,
 )
 
+if TYPE_CHECKING:  # the figure helpers below, imported by __getattr__ when first used
+    from evobench.reports.figures import legend_right, marker_edge, method_styles, wrap_label
+    from evobench.reports.load import RunData
+    from evobench.reports.tables import is_reference, row_level
+
 API_VERSION = 2
+
+# What a figure kind (``FigureSpec``) draws with, imported on first use so that importing a
+# plugin (listing plugins) never loads pandas or matplotlib: ``RunData`` (the runs' results,
+# traces and artifacts a kind draws), ``method_styles`` (colour, marker and line style per
+# method label, from the methods' specs), ``legend_right`` (one legend beside all panels),
+# ``marker_edge`` (marker rims that stay visible), ``wrap_label`` (long labels broken after
+# commas), ``row_level`` (a result row's level, ``σ=25``, ``80% missing``) and ``is_reference``
+# (a method is a floor, not a competitor: ``MethodSpec.reference``).
+_FIGURE_HELPERS = {
+    "RunData": "evobench.reports.load",
+    "is_reference": "evobench.reports.tables",
+    "legend_right": "evobench.reports.figures",
+    "marker_edge": "evobench.reports.figures",
+    "method_styles": "evobench.reports.figures",
+    "row_level": "evobench.reports.tables",
+    "wrap_label": "evobench.reports.figures",
+}
 
 __all__ = [
     "API_VERSION",
@@ -67,6 +89,7 @@ __all__ = [
     "Param",
     "Registry",
     "RemoteFile",
+    "RunData",
     "SpecError",
     "Stopped",
     "SuiteSpec",
@@ -77,14 +100,30 @@ __all__ = [
     "get_registry",
     "hookimpl",
     "input_digest",
+    "is_reference",
+    "legend_right",
+    "marker_edge",
     "mean_filled",
     "merge_patches",
+    "method_styles",
     "reference_image",
     "reference_psnr",
+    "row_level",
     "run_iterations",
     "run_method",
     "run_spec",
+    "wrap_label",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The figure helpers of ``_FIGURE_HELPERS``, imported when first asked for."""
+    module = _FIGURE_HELPERS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
 
 
 def check_method_input(spec: MethodSpec, image: Any, *, task: str, mask: Any = None,

@@ -141,6 +141,11 @@ class MethodSpec:
     version: str = "0"
     min_size: int = 1  # smallest image side (pixels) it accepts; a patch_size param adds to it
     budgeted: bool = False  # it fits under ``ctx.budget_s`` (``evobench run --budget``)
+    # how reports show it: a reference is a floor every method must beat (e.g. the corrupted
+    # input), never marked best and drawn gray; ranked methods take the first, strongest figure
+    # styles, lower rank first, the unranked ones follow in the order they appear
+    reference: bool = False
+    rank: int | None = None
 
     def __post_init__(self):
         check_name("method", self.name)

@@ -53,8 +53,24 @@ def with_companions(df: pd.DataFrame, metrics) -> list[str]:
     return out
 
 
-# rows that are references, not competitors (the corrupted input itself): never marked best
-REFERENCE_METHODS = frozenset({"noisy"})
+def method_spec(method: str):
+    """The registered ``MethodSpec`` of ``method``, or None where its plugin is not installed
+    (a results store outlives the plugins that wrote it): reports then show the method with
+    neutral defaults, a contender without a rank."""
+    from evobench.registry import get_registry
+
+    try:
+        return get_registry().method(str(method))
+    except EvobenchError:
+        return None
+
+
+def is_reference(method: str) -> bool:
+    """Whether ``method`` is a reference, not a competitor (``MethodSpec.reference``, e.g. the
+    corrupted input itself): never marked best, drawn gray; False where its plugin is not
+    installed."""
+    spec = method_spec(method)
+    return spec is not None and spec.reference
 
 
 @dataclass
@@ -173,10 +189,10 @@ def _entry(stats: tuple | None, failed: Counter | None) -> Entry:
     return entry
 
 
-def _mark_best(rows: list[tuple[str, list[Entry]]], metric: str) -> None:
+def _mark_best(rows: list[tuple[str, list[Entry]]], metric: str, references: set) -> None:
     known = column_facts(metric)
     higher, decimals = known.higher_is_better is not False, known.decimals
-    contenders = [(name, cells) for name, cells in rows if name not in REFERENCE_METHODS]
+    contenders = [(name, cells) for name, cells in rows if name not in references]
     for j in range(len(rows[0][1]) if rows else 0):
         shown = [round(cells[j].mean, decimals) for _, cells in contenders]
         valid = [v for v in shown if not math.isnan(v)]
@@ -199,6 +215,8 @@ def build_tables(df: pd.DataFrame, metrics=DEFAULT_COLUMNS, *, per_image: bool =
     df = _with_columns(df)
     fail_avg, fail_img = _failures(df)
     stats = {m: _statistics(df, m) for m in metrics}
+    references = {m for m in df["method"].unique() if is_reference(m)}
+    references = set(df.loc[df["method"].isin(references), "method_label"])  # rows show labels
     tables = []
     for (task, dataset), group in df.groupby(["task", DATASET_LABEL], sort=False):
         columns = _ordered(group.sort_values("_order", kind="stable")["_column"])
@@ -223,7 +241,7 @@ def build_tables(df: pd.DataFrame, metrics=DEFAULT_COLUMNS, *, per_image: bool =
                         rows.append((method, cells))
                 if not rows:
                     continue
-                _mark_best(rows, metric)
+                _mark_best(rows, metric, references)
                 where = (f"mean over {len(images)} images" if scope == "average" and len(images) > 1
                          else f"image {images[0] if scope == 'average' else scope}")
                 title = f"{title_of}: {task} on {dataset}, {where}"

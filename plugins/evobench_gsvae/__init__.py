@@ -44,6 +44,7 @@ SPEC = MethodSpec(
     ),
     version=__version__,
     budgeted=True,
+    rank=2,  # reports: the second of the compared methods (after tvae)
 )
 
 

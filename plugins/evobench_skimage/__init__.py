@@ -21,6 +21,7 @@ SPECS: dict[str, MethodSpec] = {
             tasks=frozenset({"denoise", "inpaint"}),
             summary="identity: returns the corrupted image (missing entries filled with the "
             "mean of the observed ones); the floor every method must beat",
+            reference=True,
             version=__version__,
         ),
         MethodSpec(

@@ -1,9 +1,10 @@
 """The standard plugin: datasets (Set12, BSD68, Castle, scikit-image's images, a user folder),
 degradations (Gaussian noise, missing pixels, both), metrics (PSNR, SSIM), the suites and the
-built-in figure kinds (drawn by ``evobench.reports.figures``).
+built-in figure kinds (``figures``, drawn by ``evobench figures`` and ``evobench report``).
 
 Only specs live here: numpy, scikit-image and PIL are imported by ``datasets``,
-``degradations`` and ``metrics`` when a run needs them.
+``degradations`` and ``metrics`` when a run needs them, pandas and matplotlib by ``figures``
+when a report draws.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ METRIC_SPECS = (
                "channel_axis=-1 for RGB"),
 )
 
-_F = "evobench.reports.figures"
+_F = "evobench_standard.figures"
 FIGURES = (
     FigureSpec(name="psnr-vs-noise", factory=f"{_F}:psnr_vs_noise", title="PSNR vs noise level",
                tasks=frozenset({"denoise"}), order=10,

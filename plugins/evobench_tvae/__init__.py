@@ -52,6 +52,7 @@ SPEC = MethodSpec(
     ),
     version=__version__,
     budgeted=True,
+    rank=1,  # reports: the method the suite is about, the first and strongest styles
 )
 
 

@@ -69,3 +69,14 @@ def test_bm3d_spec_declares_licence_and_requirement():
     assert spec.requires == ("bm3d",)
     assert spec.needs_sigma
     assert {p.name: p.choices for p in spec.params}["profile"] == ("np", "lc", "vn", "high")
+
+
+def test_report_facts_live_on_the_specs():
+    """What reports must know about a method is on its spec, not in the core: noisy is the
+    reference (never marked best, drawn gray); tvae, gsvae and bm3d take the first styles."""
+    registry = get_registry()
+    facts = {name: (registry.method(name).reference, registry.method(name).rank)
+             for name in EXPECTED}
+    assert facts == {"noisy": (True, None), "tvae": (False, 1), "gsvae": (False, 2),
+                     "bm3d": (False, 3), "nlm": (False, None), "tv": (False, None),
+                     "wavelet": (False, None), "biharmonic": (False, None)}

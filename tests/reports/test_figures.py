@@ -1,20 +1,18 @@
 import numpy as np
 import pytest
-from matplotlib import style
-
-from evobench.errors import EvobenchError
-from evobench.reports.figures import (
+from evobench_standard.figures import (
     FIELD_GAP_COLOR,
-    STYLE,
     _mosaic,
     generative_fields,
-    make_figures,
     psnr_vs_level,
     psnr_vs_time,
     restoration_panels,
-    save,
     training_curves,
 )
+from matplotlib import style
+
+from evobench.errors import EvobenchError
+from evobench.reports.figures import STYLE, make_figures, save
 from evobench.reports.load import load_runs
 
 EXPECTED = {"psnr_vs_noise", "psnr_vs_missing", "psnr_vs_time", "training_curves_01",
@@ -144,3 +142,28 @@ def test_a_new_report_removes_only_its_own_stale_figures(small_run, tmp_path):
     assert {p.name for p in second} == {p.name for p in first if p.suffix == ".png"}
     left = {p.name for p in tmp_path.iterdir()} - {".evobench-figures"}
     assert left == {p.name for p in second} | {"notes.svg"}
+
+
+def test_styles_follow_the_method_specs(evobench_plugin):
+    """Ranked methods take the first styles (lower rank first), references are gray and dotted,
+    whatever their labels; unranked and uninstalled methods follow in order of appearance."""
+    import types
+
+    from evobench.api import MethodSpec, hookimpl, method_styles
+    from evobench.reports.figures import PALETTE, REFERENCE_STYLE
+
+    @hookimpl
+    def evobench_register_methods(register):
+        for name, rank, reference in (("late", 2, False), ("early", 1, False),
+                                      ("floor", None, True)):
+            register(MethodSpec(name=name, factory="x:y", tasks=frozenset({"denoise"}),
+                                rank=rank, reference=reference))
+
+    evobench_plugin(types.SimpleNamespace(evobench_register_methods=evobench_register_methods),
+                    "ranked-plugin")
+    labels = ["Floor input", "uninstalled", "late[k=1]", "The early one", "late[k=1]"]
+    methods = ["floor", "uninstalled", "late", "early", "late"]
+    styles = method_styles(labels, methods)
+    assert styles["Floor input"] == REFERENCE_STYLE
+    assert [styles[lab]["color"] for lab in ("The early one", "late[k=1]", "uninstalled")] == \
+        PALETTE[:3]

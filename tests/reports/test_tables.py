@@ -135,3 +135,25 @@ def test_last_eval_psnr_is_tabulated_beside_psnr_when_a_run_has_it():
     assert [t.metric for t in tables] == ["psnr", "psnr_last_eval", "ssim"]
     assert [m for m, _ in tables[1].rows] == ["tvae"]  # only methods that have it
     assert "epoch 481" in tables[1].title and "final image" in tables[0].title
+
+
+def test_references_are_a_fact_of_the_method_spec(evobench_plugin):
+    """The core names no method: a row is a reference (never marked best) when its method's
+    spec says so, under whatever label; a method whose plugin is not installed is a contender."""
+    import types
+
+    from evobench.api import MethodSpec, hookimpl
+
+    @hookimpl
+    def evobench_register_methods(register):
+        register(MethodSpec(name="floor", factory="x:y", tasks=frozenset({"denoise"}),
+                            reference=True))
+
+    evobench_plugin(types.SimpleNamespace(evobench_register_methods=evobench_register_methods),
+                    "floor-plugin")
+    df = frame([("floor", "01", 25.0, 0, 40.0, "ok"), ("uninstalled", "01", 25.0, 0, 30.0, "ok"),
+                ("other", "01", 25.0, 0, 20.0, "ok")])
+    df.loc[df["method"] == "floor", "method_label"] = "floor[x=1]"
+    psnr, = build_tables(df, ["psnr"], per_image=False)
+    assert {name: cells[0].best for name, cells in psnr.rows} == {
+        "floor[x=1]": False, "uninstalled": True, "other": False}
