@@ -104,3 +104,52 @@ def test_evobench_has_no_import_cycles():
     found = cycles(graph)
     assert not found, "import cycles (imports inside functions count):\n" + "\n\n".join(
         _explain(graph, c) for c in found)
+
+
+UPPER = ("evobench.harness", "evobench.reports", "evobench.cli", "evobench.__main__",
+         "evobench.data_cli", "evobench.plugin_cli", "evobench.testing", "evobench.api")
+
+
+def layer(module: str) -> int:
+    """0: the core (specs, registry, inputs, context, checkpoint, ...); 1: the engine
+    (``evobench.tvae``); 2: the harness, reports, command line and the public API (which
+    plugins see: it re-exports from every layer)."""
+    if module.startswith("evobench.tvae"):
+        return 1
+    if any(module == top or module.startswith(top + ".") for top in UPPER):
+        return 2
+    return 0
+
+
+def test_layers_only_import_downwards():
+    """core <- engine <- harness, reports, CLI: nothing imports a layer above its own."""
+    graph = import_graph()
+    upward = sorted(f"{m} -> {t}" for m, targets in graph.items() for t in targets
+                    if layer(t) > layer(m))
+    assert not upward, "imports of a higher layer:\n  " + "\n  ".join(upward)
+
+
+PLUGINS = PACKAGE.parent / "plugins"
+
+
+def _evobench_imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            for target in _imported(node, ""):
+                if target == "evobench" or target.startswith("evobench."):
+                    names.add(target)
+    return names
+
+
+def test_plugins_import_only_the_public_api():
+    """First-party plugins are plugins like any other: ``evobench.api`` only (the tvae plugin
+    may also use its engine, ``evobench.tvae``)."""
+    found = []
+    for path in sorted(PLUGINS.rglob("*.py")):
+        allowed = ("evobench.api",) + (("evobench.tvae",) if "evobench_tvae" in path.parts
+                                        else ())
+        for name in sorted(_evobench_imports(path)):
+            if not any(name == a or name.startswith(a + ".") for a in allowed):
+                found.append(f"{path.relative_to(PLUGINS)}: {name}")
+    assert not found, "plugins importing evobench's private modules:\n  " + "\n  ".join(found)
