@@ -39,7 +39,7 @@ SELF2SELF = MethodSpec(
     "trained on Bernoulli-masked copies of the one image, loss on the dropped pixels, estimate "
     "= mean over Bernoulli instances with decoder dropout on",
     params=(
-        Param("iterations", 600, int, low=1, help="Adam steps (one Bernoulli instance each)"),
+        Param("iterations", 400, int, low=1, help="Adam steps (one Bernoulli instance each)"),
         Param("width", 32, int, low=2, high=1024, help="channels of every network level"),
         Param("keep", 0.7, float, low=0.01, high=0.99,
               help="Bernoulli keep probability of an observed entry (the paper: 0.7)"),

@@ -23,8 +23,8 @@ import torch.nn.functional as F
 
 from evobench.api import (
     EvobenchError,
-    MethodInput,
     MethodContext,
+    MethodInput,
     MethodOutput,
     input_digest,
     run_iterations,
@@ -91,6 +91,7 @@ class _Fit:
         observed = (torch.ones_like(y, dtype=torch.bool) if call.mask is None else
                     torch.as_tensor(~np.asarray(call.mask).reshape(image.shape)
                                     .transpose(2, 0, 1).copy()))
+        y = torch.where(observed, y, 0.0)  # missing entries (NaN from the harness) never count
         self.offset = float(y[observed].mean())  # the network works around the observed mean
         self.image = call.image
         self.missing = None if call.mask is None else np.asarray(call.mask)
@@ -182,7 +183,7 @@ class _Fit:
         self.steps, self._cache = steps, None
 
 
-def run(call: MethodInput, ctx: MethodContext, *, iterations: int = 600, width: int = 32,
+def run(call: MethodInput, ctx: MethodContext, *, iterations: int = 400, width: int = 32,
         keep: float = 0.7, dropout: float = 0.3, lr: float = 1e-3, ensemble: int = 32,
         snapshot_ensemble: int = 8) -> MethodOutput:
     """Self2Self on ``call`` (the module docstring says how)."""
