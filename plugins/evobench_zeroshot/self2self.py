@@ -98,7 +98,7 @@ class _Fit:
         self.y = y[None].to(self.device)
         self.observed = observed[None].to(self.device)
         self.seed, self.iterations = call.seed, iterations
-        self.keep, self.drop, self.ensemble = keep, drop, ensemble
+        self.keep, self.drop, self.ensemble, self.width = keep, drop, ensemble, width
         self.snapshot_ensemble = min(snapshot_ensemble, ensemble)
         self.net = _Net(y.shape[0], width,
                         torch.Generator().manual_seed(_seed(call.seed, 0))).to(self.device)
@@ -115,7 +115,6 @@ class _Fit:
         return self.net(x, self.drop, gen) + self.offset, b
 
     def step(self) -> float:
-        self.net.train()
         pred, b = self._predict(self.y, self.gen)
         target = self.observed & ~b  # observed but dropped: the only entries with a loss
         loss = ((pred - self.y) ** 2 * target).sum() / target.sum().clamp(min=1)
@@ -137,8 +136,8 @@ class _Fit:
 
     def _mean(self, members: int) -> np.ndarray:
         gen = torch.Generator(device=self.device).manual_seed(_seed(self.seed, 2, self.steps))
-        _, c, h, w = self.y.shape
-        chunk = max(1, min(members, CHUNK_FLOATS // (h * w * 2 * max(c, 32))))
+        h, w = self.y.shape[-2:]
+        chunk = max(1, min(members, CHUNK_FLOATS // (h * w * 2 * self.width)))
         total = torch.zeros_like(self.y)
         with torch.no_grad():
             for start in range(0, members, chunk):
@@ -170,7 +169,9 @@ class _Fit:
                     raise ValueError(f"{key} does not fit the network")
         if steps and not isinstance(state.get("adam_t"), int):
             raise ValueError("the Adam step count is missing")
-        gen = torch.from_numpy(np.asarray(state.get("gen"), np.uint8).copy())
+        gen = state.get("gen")
+        if not isinstance(gen, np.ndarray) or gen.shape != tuple(self.gen.get_state().shape):
+            raise ValueError("the generator state does not fit")
         with torch.no_grad():
             for i, p in enumerate(self.params):
                 p.copy_(torch.from_numpy(state[f"w{i}"]).to(self.device))
@@ -179,7 +180,7 @@ class _Fit:
                         "step": torch.tensor(float(state["adam_t"])),
                         "exp_avg": torch.from_numpy(state[f"m{i}"].copy()).to(self.device),
                         "exp_avg_sq": torch.from_numpy(state[f"v{i}"].copy()).to(self.device)}
-        self.gen.set_state(gen)
+        self.gen.set_state(torch.from_numpy(gen.astype(np.uint8)))
         self.steps, self._cache = steps, None
 
 
