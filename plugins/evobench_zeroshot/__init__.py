@@ -30,7 +30,31 @@ NOISE2SELF = None  # SPEC-NOISE2SELF
 
 
 # --- self2self: Bernoulli-masked training with dropout (Quan et al., CVPR 2020) ---------------
-SELF2SELF = None  # SPEC-SELF2SELF
+SELF2SELF = MethodSpec(
+    name="self2self",
+    factory="evobench_zeroshot.self2self:run",
+    tasks=BOTH,
+    devices=ANY_DEVICE,
+    summary="Self2Self with dropout (Quan, Chen, Pang & Ji, CVPR 2020): a small encoder-decoder "
+    "trained on Bernoulli-masked copies of the one image, loss on the dropped pixels, estimate "
+    "= mean over Bernoulli instances with decoder dropout on",
+    params=(
+        Param("iterations", 400, int, low=1, help="Adam steps (one Bernoulli instance each)"),
+        Param("width", 32, int, low=2, high=1024, help="channels of every network level"),
+        Param("keep", 0.7, float, low=0.01, high=0.99,
+              help="Bernoulli keep probability of an observed entry (the paper: 0.7)"),
+        Param("dropout", 0.3, float, low=0.0, high=0.95,
+              help="dropout rate before each decoder convolution (the paper: 0.3)"),
+        Param("lr", 1e-3, float, low=1e-8, high=1.0, help="Adam learning rate (constant)"),
+        Param("ensemble", 32, int, low=1, high=100000,
+              help="Bernoulli instances averaged for the final estimate (the paper: 50-100)"),
+        Param("snapshot_ensemble", 8, int, low=1, high=100000,
+              help="instances averaged for the intermediate snapshots (at most ensemble)"),
+    ),
+    licence="evobench's own code, written from the paper (Quan et al., CVPR 2020)",
+    version=__version__,
+    min_size=8,  # the network halves the image three times
+)  # SPEC-SELF2SELF
 
 
 SPECS = tuple(spec for spec in (DIP, ZSN2N, NOISE2SELF, SELF2SELF) if spec is not None)
