@@ -36,12 +36,12 @@ NOISE2SELF = MethodSpec(
     params=(
         Param("iterations", 400, int, low=1, help="Adam steps, one masked subset each"),
         Param("lr", 3e-3, float, low=0.0, help="Adam learning rate (constant)"),
-        Param("width", 32, int, low=1, help="U-Net base channels (x1, x2, x2 at the 3 scales)"),
+        Param("width", 16, int, low=1, help="U-Net base channels (x1, x2, x2 at the 3 scales)"),
         Param("grid", 4, int, low=2, high=16,
               help="mask lattice side: grid^2 subsets J of pixels (i mod grid, j mod grid)"),
-        Param("estimate", "invariant", str, choices=("invariant", "full"),
-              help="invariant: the paper's J-invariant prediction, grid^2 masked passes, "
-              "each pixel from the pass that masked it; full: one pass on the unmasked image"),
+        Param("estimate", "full", str, choices=("full", "invariant"),
+              help="full: one pass on the unmasked image; invariant: the paper's J-invariant "
+              "prediction, grid^2 masked passes, each pixel from the pass that masked it"),
         Param("crop", 0, int, low=0, help="train on random crops of this side (bounds memory "
               "on large images); 0: the whole image"),
     ),
