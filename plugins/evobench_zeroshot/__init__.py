@@ -26,7 +26,30 @@ ZSN2N = None  # SPEC-ZSN2N
 
 
 # --- noise2self: J-invariant blind-spot training (Batson & Royer, ICML 2019) ------------------
-NOISE2SELF = None  # SPEC-NOISE2SELF
+NOISE2SELF = MethodSpec(
+    name="noise2self",
+    factory="evobench_zeroshot.noise2self:run",
+    tasks=DENOISE,
+    devices=ANY_DEVICE,
+    summary="Noise2Self (Batson & Royer, ICML 2019): a 2-level U-Net fitted to the one noisy "
+    "image with a grid of masked pixel subsets (donut interpolation), MSE on masked pixels",
+    params=(
+        Param("iterations", 400, int, low=1, help="Adam steps, one masked subset each"),
+        Param("lr", 3e-3, float, low=0.0, help="Adam learning rate (constant)"),
+        Param("width", 16, int, low=1, help="U-Net base channels (x1, x2, x2 at the 3 scales)"),
+        Param("grid", 4, int, low=2, high=16,
+              help="mask lattice side: grid^2 subsets J of pixels (i mod grid, j mod grid)"),
+        Param("estimate", "full", str, choices=("full", "invariant"),
+              help="full: one pass on the unmasked image; invariant: the paper's J-invariant "
+              "prediction, grid^2 masked passes, each pixel from the pass that masked it"),
+        Param("crop", 0, int, low=0, help="train on random crops of this side (bounds memory "
+              "on large images); 0: the whole image"),
+    ),
+    licence="evobench's own code, written from the paper (Batson & Royer, Noise2Self: Blind "
+    "Denoising by Self-Supervision, ICML 2019, arXiv:1901.11365)",
+    version=__version__,
+    min_size=8,  # two 4 x 4 grid cells a side and two 2x down-samplings of the U-Net
+)
 
 
 # --- self2self: Bernoulli-masked training with dropout (Quan et al., CVPR 2020) ---------------
