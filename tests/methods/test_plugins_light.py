@@ -9,7 +9,8 @@ import pytest
 
 from evobench.api import get_registry
 
-PLUGINS = ["evobench_tvae", "evobench_bm3d", "evobench_gsvae", "evobench_skimage"]
+PLUGINS = ["evobench_tvae", "evobench_bm3d", "evobench_gsvae", "evobench_skimage",
+           "evobench_zeroshot"]
 
 
 @pytest.mark.parametrize("module", PLUGINS)
