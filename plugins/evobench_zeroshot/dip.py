@@ -31,8 +31,7 @@ from evobench_zeroshot import DIP as SPEC
 
 
 class _Conv(nn.Module):
-    """k x k convolution with reflection padding (replicate on maps too small to reflect),
-    then BatchNorm and LeakyReLU(0.2)."""
+    """k x k convolution with reflection padding, then BatchNorm and LeakyReLU(0.2)."""
 
     def __init__(self, cin: int, cout: int, k: int, stride: int = 1):
         super().__init__()
@@ -41,9 +40,8 @@ class _Conv(nn.Module):
         self.bn = nn.BatchNorm2d(cout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.pad:
-            mode = "reflect" if min(x.shape[-2:]) > self.pad else "replicate"
-            x = F.pad(x, (self.pad,) * 4, mode=mode)
+        if self.pad:  # the smallest map is 2 x 2 (run() checks the image size)
+            x = F.pad(x, (self.pad,) * 4, mode="reflect")
         return F.leaky_relu(self.bn(self.conv(x)), 0.2)
 
 
