@@ -18,7 +18,35 @@ DENOISE = frozenset({"denoise"})
 ANY_DEVICE = frozenset({"cpu", "cuda"})
 
 # --- dip: Deep Image Prior (Ulyanov, Vedaldi & Lempitsky, CVPR 2018) --------------------------
-DIP = None  # SPEC-DIP
+DIP = MethodSpec(
+    name="dip",
+    factory="evobench_zeroshot.dip:run",
+    tasks=BOTH,
+    devices=ANY_DEVICE,
+    summary="Deep Image Prior: a random hourglass CNN with skips fitted by Adam from a fixed "
+    "noise input to the one corrupted image, stopped at a fixed count; moving-average output",
+    params=(
+        Param("iterations", 1000, int, low=1,
+              help="Adam steps (the paper's early stopping: more steps fit the noise)"),
+        Param("lr", 0.01, float, low=0.0, help="Adam learning rate"),
+        Param("width", 16, int, low=1, help="channels of every level (paper: 128)"),
+        Param("levels", 4, int, low=1, high=8,
+              help="down-sampling levels; the image needs a side of 2^(levels+1)"),
+        Param("skip", 4, int, low=0, help="channels of each skip connection (0: none)"),
+        Param("input_depth", 32, int, low=1, help="channels of the fixed input noise z"),
+        Param("reg_noise", 1 / 30, float, low=0.0,
+              help="std of the fresh noise added to z at each step (paper: 1/30)"),
+        Param("ema", 0.99, float, low=0.0, high=0.999999,
+              help="moving-average weight of the outputs that form the estimate (0: last "
+              "output)"),
+        Param("upsample", "bilinear", str, choices=("bilinear", "nearest"),
+              help="up-sampling of the decoder"),
+    ),
+    licence="evobench's own code, written from the paper (Ulyanov, Vedaldi & Lempitsky, "
+    "Deep Image Prior, CVPR 2018 / IJCV 2020); no code or weights of the authors'",
+    version=__version__,
+    min_size=4,  # levels=1; run() asks for 2^(levels+1) pixels a side (32 at the default 4)
+)
 
 
 # --- zsn2n: Zero-Shot Noise2Noise (Mansour & Heckel, CVPR 2023) -------------------------------
