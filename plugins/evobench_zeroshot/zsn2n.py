@@ -39,8 +39,9 @@ KIND = "zsn2n"
 LEAKY_SLOPE = 0.2
 LR_DECAY = 0.5
 # A step keeps about 20 float32 maps of `width` channels per full-resolution pixel (forward and
-# backward through the full image and its two halves): refuse what cannot fit in memory.
-MAX_PIXELS = 4096 * 4096
+# backward through the full image and its two halves; measured 2-4 kB a pixel at width 48):
+# refuse images whose step would need more than about 16 GB.
+MAX_PIXELS = 2048 * 2048
 
 
 def downsample(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -154,8 +155,8 @@ def run(call, ctx: MethodContext | None = None, *, iterations: int = 500, width:
         raise EvobenchError(f"zsn2n needs an image of at least 8 x 8 pixels (its halves are "
                             f"down-sampled by 2), got {h} x {w}; use a larger image or crop")
     if h * w > MAX_PIXELS:
-        raise EvobenchError(f"zsn2n trains on the whole {h} x {w} image at once, more than "
-                            f"{MAX_PIXELS} pixels would not fit in memory; denoise crops of it")
+        raise EvobenchError(f"zsn2n trains on the whole {h} x {w} image at once (about 4 kB a "
+                            f"pixel), more than {MAX_PIXELS} pixels is refused; denoise crops")
     if not (isinstance(width, int) and width >= 1 and isinstance(lr_step, int) and lr_step >= 1
             and math.isfinite(lr) and lr > 0):
         raise EvobenchError(f"zsn2n needs width >= 1, lr > 0 and lr_step >= 1, got width="

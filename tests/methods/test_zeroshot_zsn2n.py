@@ -138,3 +138,11 @@ def test_cuda_when_present(small):
     out = zsn2n(small, iterations=20, device="cuda")
     cpu = zsn2n(small, iterations=20)
     assert np.abs(out.image - cpu.image).max() < 1e-3  # same initial weights, float noise
+
+
+def test_images_too_large_for_one_step_are_refused(monkeypatch):
+    import evobench_zeroshot.zsn2n as module
+
+    monkeypatch.setattr(module, "MAX_PIXELS", 200)
+    with pytest.raises(EvobenchError, match="trains on the whole 16 x 16 image"):
+        zsn2n(np.full((16, 16), 0.5), iterations=2)
