@@ -45,6 +45,8 @@ DIP = MethodSpec(
     licence="evobench's own code, written from the paper (Ulyanov, Vedaldi & Lempitsky, "
     "Deep Image Prior, CVPR 2018 / IJCV 2020); no code or weights of the authors'",
     version=__version__,
+    budgeted=True,
+    rank=4,  # reports: after tvae, gsvae and bm3d, the learned zero-shot peers in turn
     min_size=4,  # levels=1; run() asks for 2^(levels+1) pixels a side (32 at the default 4)
 )
 
@@ -71,6 +73,8 @@ ZSN2N = MethodSpec(
     licence="evobench's own code, written from the paper (Y. Mansour and R. Heckel, "
     "Zero-Shot Noise2Noise: Efficient Image Denoising without any Data, CVPR 2023)",
     version=__version__,
+    budgeted=True,
+    rank=5,
     min_size=8,  # two half-resolution images of at least 4 x 4
 )
 
@@ -98,6 +102,8 @@ NOISE2SELF = MethodSpec(
     licence="evobench's own code, written from the paper (Batson & Royer, Noise2Self: Blind "
     "Denoising by Self-Supervision, ICML 2019, arXiv:1901.11365)",
     version=__version__,
+    budgeted=True,
+    rank=6,
     min_size=8,  # two 4 x 4 grid cells a side and two 2x down-samplings of the U-Net
 )
 
@@ -126,8 +132,10 @@ SELF2SELF = MethodSpec(
     ),
     licence="evobench's own code, written from the paper (Quan et al., CVPR 2020)",
     version=__version__,
+    budgeted=True,
+    rank=7,
     min_size=8,  # the network halves the image three times
-)  # SPEC-SELF2SELF
+)
 
 
 SPECS = tuple(spec for spec in (DIP, ZSN2N, NOISE2SELF, SELF2SELF) if spec is not None)
