@@ -1,6 +1,6 @@
 """CI regression step: the smoke profiles must reproduce the committed baseline.
 
-Runs ``evobench run --profile smoke`` for the denoise and inpaint suites (fixed seed, no
+Runs ``evobench run --profile smoke`` for the denoise, inpaint and zeroshot suites (fixed seed, no
 images) through the command line into a temporary folder and compares each run with
 ``results/baselines/smoke/<suite>-smoke`` cell by cell: quality is gated tightly, time only
 generously (shared machines are noisy), and a missing or failed cell fails.
@@ -33,7 +33,7 @@ JOBS = "2"
 THREADS = "1"
 
 
-@pytest.mark.parametrize("suite", ["denoise", "inpaint"])
+@pytest.mark.parametrize("suite", ["denoise", "inpaint", "zeroshot"])
 def test_smoke_suite_matches_the_committed_baseline(suite, tmp_path, invoke):
     baseline = BASELINE / f"{suite}-smoke"
     assert (baseline / "results.parquet").is_file(), (
