@@ -31,7 +31,13 @@ from evobench.errors import EvobenchError
 from evobench.hookspecs import hookimpl
 from evobench.inputs import MethodInput, color_of, mean_filled, reference_psnr
 from evobench.inputs import reference as reference_image
-from evobench.iterations import IterationsResult, IterativeFit, run_iterations
+from evobench.iterations import (
+    IterationsResult,
+    IterativeFit,
+    load_torch_state,
+    run_iterations,
+    torch_state,
+)
 from evobench.patches import extract_patches, merge_patches
 from evobench.registry import Registry, get_registry
 from evobench.specs import (
@@ -100,6 +106,7 @@ __all__ = [
     "get_registry",
     "hookimpl",
     "input_digest",
+    "load_torch_state",
     "is_reference",
     "legend_right",
     "marker_edge",
@@ -110,6 +117,7 @@ __all__ = [
     "reference_psnr",
     "row_level",
     "run_iterations",
+    "torch_state",
     "run_method",
     "run_spec",
     "wrap_label",

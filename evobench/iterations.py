@@ -162,3 +162,51 @@ class _Loop:
             raise ValueError("the loop's loss average is missing")
         fit.load_state(state)
         self.total, self.count = total, count
+
+
+def torch_state(net, opt, gens: dict) -> dict:
+    """A torch fit's state between steps as numpy arrays: ``net.<name>`` (its parameters and
+    buffers), ``opt.<i>.<key>`` (the optimiser's state of parameter i, e.g. Adam's step and
+    moments) and ``gen.<name>`` (the generators' states). With :func:`load_torch_state`, what
+    an :class:`IterativeFit`'s ``state``/``load_state`` need besides its own counters."""
+    state = {f"net.{k}": v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()}
+    for i, p in enumerate(net.parameters()):
+        for k, v in opt.state.get(p, {}).items():
+            state[f"opt.{i}.{k}"] = v.detach().cpu().numpy().copy() if hasattr(v, "detach") \
+                else np.asarray(v)
+    state |= {f"gen.{k}": g.get_state().cpu().numpy().copy() for k, g in gens.items()}
+    return state
+
+
+def load_torch_state(net, opt, gens: dict, state: dict) -> None:
+    """Take :func:`torch_state`'s output back into ``net``, ``opt`` and ``gens``: every entry is
+    checked first (ValueError names the first that is missing or does not fit); the optimiser
+    moves its state to its parameters' device itself."""
+    import torch
+
+    own = net.state_dict()
+    for k, v in own.items():
+        if np.shape(state.get(f"net.{k}")) != tuple(v.shape):
+            raise ValueError(f"state entry 'net.{k}' is missing or does not fit this network")
+    params = list(net.parameters())
+    moments = {}
+    for i, p in enumerate(params):
+        keys = {k.split(".", 2)[2] for k in state if k.startswith(f"opt.{i}.")}
+        for k in keys:
+            value = np.asarray(state[f"opt.{i}.{k}"])
+            if value.ndim and value.shape != tuple(p.shape):
+                raise ValueError(f"state entry 'opt.{i}.{k}' does not fit this network")
+        if keys:
+            moments[i] = {k: torch.from_numpy(np.array(state[f"opt.{i}.{k}"])) for k in keys}
+    for k, g in gens.items():
+        value = state.get(f"gen.{k}")
+        if getattr(value, "dtype", None) != np.uint8 or value.shape != tuple(g.get_state().shape):
+            raise ValueError(f"state entry 'gen.{k}' is not a generator state")
+    dev = next(iter(own.values())).device if own else torch.device("cpu")
+    net.load_state_dict({k: torch.from_numpy(np.array(state[f"net.{k}"])).to(dev)
+                         for k in own})
+    opt_state = opt.state_dict()
+    opt_state["state"] = moments
+    opt.load_state_dict(opt_state)
+    for k, g in gens.items():
+        g.set_state(torch.from_numpy(state[f"gen.{k}"].copy()))

@@ -26,7 +26,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from evobench.api import EvobenchError, MethodOutput, input_digest, run_iterations
+from evobench.api import (
+    EvobenchError,
+    MethodOutput,
+    input_digest,
+    load_torch_state,
+    run_iterations,
+    torch_state,
+)
 from evobench_zeroshot import DIP as SPEC
 
 
@@ -135,43 +142,21 @@ class _DIPFit:
         return est if self.observed is None else np.where(self.observed, self.image, est)
 
     def state(self) -> dict:
-        state = {f"net.{k}": v.detach().cpu().numpy().copy()
-                 for k, v in self.net.state_dict().items()}
-        for i, p in enumerate(self.net.parameters()):
-            for k, v in self.opt.state.get(p, {}).items():
-                state[f"opt.{i}.{k}"] = v.detach().cpu().numpy().copy()
-        state |= {f"gen.{k}": g.get_state().cpu().numpy().copy() for k, g in self.gens.items()}
-        state |= {"ema": self.ema.cpu().numpy().copy(), "last": self.last.cpu().numpy().copy(),
-                  "steps": self.steps}
-        return state
+        return torch_state(self.net, self.opt, self.gens) | {
+            "ema": self.ema.cpu().numpy().copy(), "last": self.last.cpu().numpy().copy(),
+            "steps": self.steps}
 
     def load_state(self, state: dict) -> None:
-        own = self.net.state_dict()
-        params = list(self.net.parameters())
-        want = {f"net.{k}": tuple(v.shape) for k, v in own.items()}
-        want |= {f"opt.{i}.{k}": () if k == "step" else tuple(p.shape)
-                 for i, p in enumerate(params) for k in ("step", "exp_avg", "exp_avg_sq")}
-        want |= {"ema": tuple(self.y.shape), "last": tuple(self.y.shape)}
-        for key, shape in want.items():
-            if not hasattr(state.get(key), "shape") or tuple(state[key].shape) != shape:
+        for key in ("ema", "last"):
+            if np.shape(state.get(key)) != tuple(self.y.shape):
                 raise ValueError(f"state entry {key!r} is missing or does not fit")
-        for k in self.gens:
-            if getattr(state.get(f"gen.{k}"), "dtype", None) != np.uint8:
-                raise ValueError(f"state entry 'gen.{k}' is not a generator state")
         steps = state.get("steps")
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError("state entry 'steps' is not a step count")
-        as_t = lambda key: torch.from_numpy(np.array(state[key])).to(self.dev)  # noqa: E731
-        self.net.load_state_dict({k: as_t(f"net.{k}") for k in own})
-        opt_state = self.opt.state_dict()
-        opt_state["state"] = {i: {k: as_t(f"opt.{i}.{k}").cpu() if k == "step"
-                                  else as_t(f"opt.{i}.{k}")
-                                  for k in ("step", "exp_avg", "exp_avg_sq")}
-                              for i in range(len(params))}
-        self.opt.load_state_dict(opt_state)
-        for k, g in self.gens.items():
-            g.set_state(torch.from_numpy(state[f"gen.{k}"].copy()))
-        self.ema, self.last, self.steps = as_t("ema"), as_t("last"), steps
+        load_torch_state(self.net, self.opt, self.gens, state)
+        self.ema = torch.from_numpy(np.array(state["ema"])).to(self.dev)
+        self.last = torch.from_numpy(np.array(state["last"])).to(self.dev)
+        self.steps = steps
 
 
 def _settings(params: dict) -> SimpleNamespace:

@@ -26,7 +26,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from evobench.api import EvobenchError, MethodOutput, input_digest, run_iterations
+from evobench.api import (
+    EvobenchError,
+    MethodOutput,
+    input_digest,
+    load_torch_state,
+    run_iterations,
+    torch_state,
+)
 
 LEVELS = 2  # down-samplings of the U-Net: inputs are reflect-padded to a multiple of 2**LEVELS
 DONUT = ((0.5, 1.0, 0.5), (1.0, 0.0, 1.0), (0.5, 1.0, 0.5))
@@ -146,43 +153,21 @@ class _Noise2Self:
         return img[0] if img.shape[0] == 1 else np.moveaxis(img, 0, -1)
 
     def state(self) -> dict:
-        state = {f"net.{k}": v.detach().cpu().numpy().copy()
-                 for k, v in self.net.state_dict().items()}
-        for i, prm in enumerate(self.net.parameters()):
-            for k, v in self.opt.state.get(prm, {}).items():
-                state[f"opt.{i}.{k}"] = v.detach().cpu().numpy().copy()
-        return state | {"gen.init": self.g_init.get_state().numpy().copy(),
-                        "gen.order": self.g_order.get_state().numpy().copy(),
-                        "order": self.order.numpy().copy(), "steps": self.steps}
+        return torch_state(self.net, self.opt, self._gens()) | {
+            "order": self.order.numpy().copy(), "steps": self.steps}
 
     def load_state(self, state: dict) -> None:
-        own = self.net.state_dict()
-        params = list(self.net.parameters())
-        for k, v in own.items():
-            if getattr(state.get(f"net.{k}"), "shape", None) != tuple(v.shape):
-                raise ValueError(f"state entry 'net.{k}' is missing or has the wrong shape")
-        for i, prm in enumerate(params):
-            for k in ("step", "exp_avg", "exp_avg_sq"):
-                if f"opt.{i}.{k}" not in state:
-                    raise ValueError(f"state entry 'opt.{i}.{k}' is missing")
-            if state[f"opt.{i}.exp_avg"].shape != tuple(prm.shape):
-                raise ValueError(f"state entry 'opt.{i}.exp_avg' has the wrong shape")
-        for k in ("gen.init", "gen.order", "order"):
-            if not isinstance(state.get(k), np.ndarray):
-                raise ValueError(f"state entry {k!r} is missing")
+        if not isinstance(state.get("order"), np.ndarray):
+            raise ValueError("state entry 'order' is missing")
         steps = state.get("steps")
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
             raise ValueError("state entry 'steps' is not a step count")
-        self.net.load_state_dict({k: torch.from_numpy(state[f"net.{k}"].copy()) for k in own})
-        opt_state = self.opt.state_dict()
-        opt_state["state"] = {i: {k: torch.from_numpy(np.array(state[f"opt.{i}.{k}"]))
-                                  for k in ("step", "exp_avg", "exp_avg_sq")}
-                              for i in range(len(params))}
-        self.opt.load_state_dict(opt_state)
-        self.g_init.set_state(torch.from_numpy(state["gen.init"].copy()))
-        self.g_order.set_state(torch.from_numpy(state["gen.order"].copy()))
+        load_torch_state(self.net, self.opt, self._gens(), state)
         self.order = torch.from_numpy(state["order"].copy()).to(torch.int64)
         self.steps = steps
+
+    def _gens(self) -> dict:
+        return {"init": self.g_init, "order": self.g_order}
 
 
 def _checked(shape: tuple, p: dict) -> None:

@@ -27,7 +27,9 @@ from evobench.api import (
     MethodInput,
     MethodOutput,
     input_digest,
+    load_torch_state,
     run_iterations,
+    torch_state,
 )
 
 KIND = "self2self"
@@ -149,38 +151,13 @@ class _Fit:
         return out if self.missing is None else np.where(self.missing, out, self.image)
 
     def state(self) -> dict:
-        state = {"steps": self.steps, "gen": self.gen.get_state().cpu().numpy()}
-        for i, p in enumerate(self.params):
-            moments = self.opt.state.get(p, {})
-            state[f"w{i}"] = p.detach().cpu().numpy().copy()
-            if moments:
-                state[f"m{i}"] = moments["exp_avg"].cpu().numpy().copy()
-                state[f"v{i}"] = moments["exp_avg_sq"].cpu().numpy().copy()
-                state["adam_t"] = int(moments["step"])
-        return state
+        return torch_state(self.net, self.opt, {"train": self.gen}) | {"steps": self.steps}
 
     def load_state(self, state: dict) -> None:
         steps = state.get("steps")
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
             raise ValueError("the step count is missing")
-        for i, p in enumerate(self.params):
-            for key in (f"w{i}", f"m{i}", f"v{i}") if steps else (f"w{i}",):
-                if np.shape(state.get(key)) != tuple(p.shape):
-                    raise ValueError(f"{key} does not fit the network")
-        if steps and not isinstance(state.get("adam_t"), int):
-            raise ValueError("the Adam step count is missing")
-        gen = state.get("gen")
-        if not isinstance(gen, np.ndarray) or gen.shape != tuple(self.gen.get_state().shape):
-            raise ValueError("the generator state does not fit")
-        with torch.no_grad():
-            for i, p in enumerate(self.params):
-                p.copy_(torch.from_numpy(state[f"w{i}"]).to(self.device))
-                if steps:
-                    self.opt.state[p] = {
-                        "step": torch.tensor(float(state["adam_t"])),
-                        "exp_avg": torch.from_numpy(state[f"m{i}"].copy()).to(self.device),
-                        "exp_avg_sq": torch.from_numpy(state[f"v{i}"].copy()).to(self.device)}
-        self.gen.set_state(torch.from_numpy(gen.astype(np.uint8)))
+        load_torch_state(self.net, self.opt, {"train": self.gen}, state)
         self.steps, self._cache = steps, None
 
 

@@ -32,7 +32,9 @@ from evobench.api import (
     MethodContext,
     MethodOutput,
     input_digest,
+    load_torch_state,
     run_iterations,
+    torch_state,
 )
 
 KIND = "zsn2n"
@@ -111,36 +113,13 @@ class ZSN2NFit:
         return out[0] if len(self.shape) == 2 else out.transpose(1, 2, 0)
 
     def state(self) -> dict:
-        state = {f"net.{k}": v.detach().cpu().numpy().copy()
-                 for k, v in self.net.state_dict().items()}
-        for i, p in enumerate(self.net.parameters()):
-            for k, v in self.opt.state.get(p, {}).items():
-                state[f"opt.{i}.{k}"] = v.detach().cpu().numpy().copy()
-        state["gen"] = self.gen.get_state().numpy().copy()
-        state["steps"] = self.steps
-        return state
+        return torch_state(self.net, self.opt, {"init": self.gen}) | {"steps": self.steps}
 
     def load_state(self, state: dict) -> None:
-        own = self.net.state_dict()
-        params = list(self.net.parameters())
-        want = {f"net.{k}": tuple(v.shape) for k, v in own.items()}
-        want |= {f"opt.{i}.{k}": (() if k == "step" else tuple(p.shape))
-                 for i, p in enumerate(params) for k in ("step", "exp_avg", "exp_avg_sq")}
-        for key, shape in want.items():
-            if not hasattr(state.get(key), "shape") or tuple(state[key].shape) != shape:
-                raise ValueError(f"state entry {key!r} is missing or does not fit this network")
-        gen, steps = state.get("gen"), state.get("steps")
-        if not hasattr(gen, "dtype") or gen.dtype != np.uint8:
-            raise ValueError("state entry 'gen' is not a generator state")
+        steps = state.get("steps")
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
             raise ValueError("state entry 'steps' is not a step count")
-        self.net.load_state_dict({k: torch.from_numpy(state[f"net.{k}"].copy()) for k in own})
-        opt_state = self.opt.state_dict()
-        opt_state["state"] = {i: {k: torch.from_numpy(np.array(state[f"opt.{i}.{k}"]))
-                                  for k in ("step", "exp_avg", "exp_avg_sq")}
-                              for i in range(len(params))}
-        self.opt.load_state_dict(opt_state)
-        self.gen.set_state(torch.from_numpy(gen.copy()))
+        load_torch_state(self.net, self.opt, {"init": self.gen}, state)
         self.steps = steps
 
 

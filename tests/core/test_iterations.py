@@ -118,3 +118,32 @@ def test_a_diverging_loss_is_one_line():
     fit.step = lambda: float("nan")
     with pytest.raises(EvobenchError, match="loss became nan at iteration 1"):
         run_iterations(fit, MethodContext(), iterations=5, kind="toy", ident=IDENT)
+
+
+def test_torch_state_round_trip_and_refusals():
+    from evobench.api import load_torch_state, torch_state
+
+    gen = torch.Generator().manual_seed(1)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
+    opt = torch.optim.Adam(net.parameters(), lr=0.1)
+    net(torch.randn(2, 1, 5, 5, generator=gen)).sum().backward()
+    opt.step()
+    saved = torch_state(net, opt, {"g": gen})
+    assert {"net.0.weight", "net.1.running_mean", "opt.0.exp_avg", "opt.0.step", "gen.g"} <= set(saved)
+    other_gen = torch.Generator().manual_seed(9)
+    twin = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
+    twin_opt = torch.optim.Adam(twin.parameters(), lr=0.1)
+    load_torch_state(twin, twin_opt, {"g": other_gen}, saved)
+    again = torch_state(twin, twin_opt, {"g": other_gen})
+    assert saved.keys() == again.keys()
+    assert all(np.array_equal(saved[k], again[k]) for k in saved)
+    for key, bad, why in (("net.0.weight", np.zeros((3, 1, 3, 3)), "net.0.weight"),
+                          ("opt.0.exp_avg", np.zeros(7), "opt.0.exp_avg"),
+                          ("gen.g", np.zeros(3), "gen.g")):
+        with pytest.raises(ValueError, match=why):
+            load_torch_state(twin, twin_opt, {"g": other_gen}, saved | {key: bad})
+    before = twin[0].weight.detach().clone()
+    with pytest.raises(ValueError):  # nothing changes when an entry does not fit
+        load_torch_state(twin, twin_opt, {"g": other_gen},
+                         {**saved, "net.0.weight": saved["net.0.weight"] + 1, "gen.g": None})
+    assert torch.equal(twin[0].weight, before)
