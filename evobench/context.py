@@ -10,7 +10,8 @@ the harness offers a method flows through it, never through process-global state
   clean image; the method never does) before it is forwarded.
 - ``ctx.budget_s``: the wall-clock budget of the fit (``evobench run --budget``): a method stops
   after the iteration or epoch that crosses it. Wall, not CPU, time: it is what a user waits for,
-  and CPU time misses GPU work and undercounts nothing a second thread does for free.
+  it counts GPU work (CPU time does not), and a method that keeps a second thread busy (tvae's
+  E-step beside its M-step) is not charged twice for the same second.
 - ``ctx.checkpointer(ident, kind)``: the fit's :class:`evobench.checkpoint.Checkpointer` (periodic
   saves into ``checkpoint_dir`` if set, resume, stop at an epoch boundary).
 - ``ctx.stop_requested()``: a stop request (``--stop-after``, SIGTERM, or the run's stop file,
