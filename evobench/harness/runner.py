@@ -119,17 +119,17 @@ def metric_columns(specs: dict) -> dict:
 
 
 def identity_row(cell: Cell, run_id: str, metric_specs: dict) -> dict:
-    """The columns a cell's row has before it runs: identity, seeds, device, metric facts."""
-    sigma = cell.deg_params.get("sigma")
+    """The columns a cell's row has before it runs: identity, seeds, device, metric facts.
+
+    Every degradation parameter becomes ``p_deg_<name>``, whatever the degradation (the schema
+    gives the standard ones, ``p_deg_sigma``, ``p_deg_missing`` and ``p_deg_per``, their empty
+    values where a cell has none); ``sigma01``, the noise level the method was given, comes
+    from the worker."""
     row = {
         "run_id": run_id, "cell_key": cell.key, "suite": cell.suite, "profile": cell.profile,
         "dataset": cell.dataset, "dataset_params": canonical_json(cell.dataset_params),
         "image": cell.image, "image_name": cell.image_name, "color": cell.color,
         "task": cell.task, "degradation": cell.degradation,
-        "p_deg_sigma": float(sigma) if sigma is not None else math.nan,
-        "sigma01": float(sigma) / 255.0 if sigma is not None else math.nan,
-        "p_deg_missing": float(cell.deg_params.get("missing", math.nan)),
-        "p_deg_per": str(cell.deg_params.get("per", "")) if "missing" in cell.deg_params else "",
         "deg_params": canonical_json(cell.deg_params),
         "method": cell.method, "method_label": cell.method_label,
         "method_version": cell.method_version,
@@ -140,8 +140,7 @@ def identity_row(cell: Cell, run_id: str, metric_specs: dict) -> dict:
         **metric_columns(metric_specs),
     }
     for key, value in cell.deg_params.items():
-        if key not in ("sigma", "missing", "per"):
-            row[f"p_deg_{key}"] = value
+        row[f"p_deg_{key}"] = value
     for key, value in cell.method_params.items():
         row[f"p_method_{key}"] = "-".join(map(str, value)) if isinstance(value, tuple | list) \
             else value
