@@ -19,6 +19,25 @@ os.environ.setdefault("EVOBENCH_OFFLINE", "1")
 from fixture_data import FIXTURE_SHAPES  # noqa: E402 - after the environment set-up
 
 
+@pytest.fixture(autouse=True)
+def _restore_environment():
+    """Every test leaves ``os.environ`` (and torch's thread count) as it found them: code run
+    in-process, such as ``limit_threads`` (OMP_NUM_THREADS, MKL_NUM_THREADS, ...) or the
+    forkserver set-up (EVOBENCH_PARENT_PID), must not change the rest of the session."""
+    import sys
+
+    before = dict(os.environ)
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else None
+    yield
+    if dict(os.environ) != before:
+        for name in set(os.environ) - set(before):
+            del os.environ[name]
+        os.environ.update(before)
+    if threads is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _no_user_cache(tmp_path_factory):
     """Without a data folder, point the cache at an empty temporary one: a test run never

@@ -78,7 +78,27 @@ from evobench.errors import EvobenchError
                    "the same.")
 def run(**options):
     """Run a suite (or a selection of it) and store the results under OUT/RUN_NAME/."""
-    _run(RunArgs(**options))
+    previous = _ctrl_c_interrupts()
+    try:
+        _run(RunArgs(**options))
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _ctrl_c_interrupts():
+    """Make Ctrl-C (SIGINT) interrupt the run whatever disposition was inherited: a process
+    started in the background by a non-interactive shell (``cmd &`` in a script, CI steps) gets
+    SIGINT ignored, and Python then keeps ``SIG_IGN``, so a SIGINT would never stop the run, its
+    cells or its forkserver. Returns the disposition to restore, or None if nothing changed."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        return None
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    return signal.SIG_IGN
 
 
 @dataclass

@@ -112,7 +112,8 @@ def figures(runs, out, formats, image):
 @click.argument("baseline", type=click.Path())
 @click.argument("candidate", type=click.Path())
 @click.option("--fail-on", default="psnr:-0.05,ssim:-0.002,cpu_s:+50%", show_default=True,
-              help="Gates COLUMN:[+|-]AMOUNT[%], comma-separated. Time gates are noisy: CPU "
+              help="Gates COLUMN:[+|-|±]AMOUNT[%], comma-separated (± or +-: a change either "
+                   "way beyond AMOUNT fails). Time gates are noisy: CPU "
                    "time (cpu_s) varies far less than wall time (time_total_s) between "
                    "identical runs.")
 @click.option("--show", default="auto", show_default=True,

@@ -24,7 +24,7 @@ from evobench.schema import facts
 FALLBACK_IDENTITY = ("dataset", "dataset_params", "image", "task", "degradation", "deg_params", "method",
                      "method_params", "rep")
 SHOWN_ALWAYS = ("psnr", "ssim", "time_total_s")
-_SPEC = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*([+-]?)\s*([0-9]*\.?[0-9]+(?:[eE][+-]?\d+)?)\s*(%?)\s*$")
+_SPEC = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*(±|\+-|\+/-|[+-]?)\s*([0-9]*\.?[0-9]+(?:[eE][+-]?\d+)?)\s*(%?)\s*$")
 
 
 def higher_is_better(column: str) -> bool | None:
@@ -46,12 +46,15 @@ def is_time(column: str) -> bool:
 
 @dataclass(frozen=True)
 class Threshold:
-    """How much a column may get worse: absolute (``-0.05``) or relative (``+25%``)."""
+    """How much a column may get worse: absolute (``-0.05``) or relative (``+25%``); a
+    two-sided gate (``±0.05``) also flags a change the other way beyond the amount (a PSNR
+    that rises beyond rounding is a finding too: a bug such as clipping can raise it)."""
 
     column: str
     amount: float
     relative: bool
     higher_better: bool
+    two_sided: bool = False
 
     def worsening(self, base: float, cand: float) -> float:
         """How much worse the candidate is (positive = worse), in the column's units."""
@@ -61,7 +64,7 @@ class Threshold:
         return self.amount * abs(base) if self.relative else self.amount
 
     def __str__(self) -> str:
-        sign = "-" if self.higher_better else "+"
+        sign = "±" if self.two_sided else "-" if self.higher_better else "+"
         return f"{self.column}:{sign}{self.amount * 100 if self.relative else self.amount:g}" + (
             "%" if self.relative else "")
 
@@ -71,6 +74,7 @@ def parse_fail_on(text: str, columns) -> list[Threshold]:
 
     The sign says which way is worse; it may be left out for columns whose direction is known
     (a metric's ``higher_is_better``; times and memory lower is better) and must agree with it.
+    ``±`` (or ``+-``) makes the gate two-sided: a change either way beyond the amount fails.
     """
     columns = set(columns)
     out = []
@@ -78,14 +82,18 @@ def parse_fail_on(text: str, columns) -> list[Threshold]:
         m = _SPEC.match(part)
         if not m:
             raise EvobenchError(
-                f"cannot read --fail-on entry {part!r}; write COLUMN:[+|-]AMOUNT[%], "
-                "e.g. psnr:-0.05 or time_total_s:+25%"
+                f"cannot read --fail-on entry {part!r}; write COLUMN:[+|-|±]AMOUNT[%], "
+                "e.g. psnr:-0.05, psnr:±0.05 or time_total_s:+25%"
             )
         col, sign, amount, pct = m.groups()
         if col not in columns:
             raise EvobenchError(f"--fail-on names unknown column {col!r}; the runs have no such column")
         known = higher_is_better(col)
-        if sign:
+        two_sided = sign in ("±", "+-", "+/-")
+        if two_sided:
+            known = True if known is None else known  # either way fails: the direction only
+            # names which way is a regression and which a rise beyond the gate
+        elif sign:
             given = sign == "-"  # "-0.05": a drop is bad, so higher is better
             if known is not None and given != known:
                 better = "higher" if known else "lower"
@@ -100,7 +108,7 @@ def parse_fail_on(text: str, columns) -> list[Threshold]:
                 f"({col}:-{amount}{pct} if a drop is a regression)"
             )
         value = float(amount) / (100 if pct else 1)
-        out.append(Threshold(col, value, bool(pct), known))
+        out.append(Threshold(col, value, bool(pct), known, two_sided))
     return out
 
 
@@ -198,7 +206,7 @@ def compare_frames(base: pd.DataFrame, cand: pd.DataFrame, thresholds: list[Thre
             rec[f"cand_{m}"] = float(rc[j][m]) if j >= 0 else math.nan
         verdict, reasons = _verdict(rec, thresholds, time_floor_s)
         rec["verdict"], rec["reasons"] = verdict, "; ".join(reasons)
-        rec["regression"] = verdict in ("missing", "failed", "regressed")
+        rec["regression"] = verdict in ("missing", "failed", "regressed", "changed")
         records.append(rec)
     cells = pd.DataFrame(records)
     if cells.empty:
@@ -217,7 +225,7 @@ def _verdict(rec: dict, thresholds: list[Threshold], time_floor_s: float) -> tup
         return ("failed", [f"{cs} in candidate"]) if bs == "ok" else ("still " + cs, [])
     if bs != "ok":
         return "fixed", []
-    reasons = []
+    reasons, worse_any = [], False
     for t in thresholds:
         bv, cv = rec[f"base_{t.column}"], rec[f"cand_{t.column}"]
         if math.isnan(bv):
@@ -228,10 +236,16 @@ def _verdict(rec: dict, thresholds: list[Threshold], time_floor_s: float) -> tup
         worse = t.worsening(bv, cv)
         if t.relative and is_time(t.column) and abs(cv - bv) < time_floor_s:
             continue
-        if worse > t.limit(bv) + 1e-12:
+        beyond = (abs(cv - bv) if t.two_sided else worse) > t.limit(bv) + 1e-12
+        if beyond:
             change = f"{(cv - bv) / abs(bv):+.1%}" if t.relative and bv else f"{cv - bv:+.4g}"
-            reasons.append(f"{t.column} {change}")
-    return ("regressed", reasons) if reasons else ("ok", [])
+            better = t.two_sided and worse < 0
+            reasons.append(f"{t.column} {change}" + (f" (a rise beyond {t})" if better else ""))
+            worse_any |= not better
+    if not reasons:
+        return "ok", []
+    # "changed": only two-sided gates fired, each the good way (a finding, not a drop)
+    return ("regressed" if worse_any else "changed"), reasons
 
 
 def _fmt(value: float, metric: str) -> str:

@@ -31,25 +31,62 @@ def _cli(out, *methods):
     return [sys.executable, "-c", code]
 
 
+def _start(out, *methods, sigint=signal.SIG_DFL) -> subprocess.Popen:
+    """``evobench run`` in a child whose inherited SIGINT disposition is ``sigint``, known
+    whatever pytest inherited (a script's background job starts with SIGINT ignored, and
+    Popen passes that on: with it the run never saw Ctrl-C before evobench reset it)."""
+    return subprocess.Popen(_cli(out, *methods), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, sigint))
+
+
+def _wait_for(predicate, limit: float, what: str):
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _hanging_run(proc, out) -> list[psutil.Process]:
+    """Wait until the non-hanging cells are stored and the hanging cells run: every process
+    under the CLI (forkserver, the hanging cells), recorded before any signal."""
+    cells = out / "r" / "cells"
+    _wait_for(lambda: cells.is_dir() and len(list(cells.glob("*.json"))) >= 2, 120,
+              "the two quick cells to be stored")
+
+    def workers():  # the forkserver and at least one hanging cell under it
+        procs = psutil.Process(proc.pid).children(recursive=True)
+        return procs if len(procs) >= 2 else None
+
+    return _wait_for(workers, 60, "the forkserver and a hanging cell")
+
+
+def _kill_all(proc, workers) -> None:
+    """What a test started never outlives it, whatever failed."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.communicate()
+    for p in workers:  # psutil checks the start time: a reused pid is never killed
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+
+
 # Ctrl-C; a batch system's stop (checkpoint what can be, exit 75: test_harness_checkpoint.py)
 @pytest.mark.parametrize("signum, code, says", [
     (signal.SIGINT, 130, "run the same command again to resume"),
     (signal.SIGTERM, 75, "resume by rerunning the same command")])
 def test_ctrl_c_keeps_finished_cells_and_resumes(tmp_path, signum, code, says, fakes, invoke):
-    proc = subprocess.Popen(_cli(tmp_path, "fake-hang", "noisy", "tv"), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    cells = tmp_path / "r" / "cells"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # wait until the non-hanging cells are stored
-        if cells.is_dir() and len(list(cells.glob("*.json"))) >= 2:
-            break
-        time.sleep(0.2)
-    time.sleep(0.5)
-    # every process under the CLI (forkserver, the hanging cells), recorded before the signal
-    workers = psutil.Process(proc.pid).children(recursive=True)
-    assert len(workers) >= 2, workers  # at least the forkserver and a hanging cell
-    proc.send_signal(signum)
-    out, err = proc.communicate(timeout=60)
+    proc, workers = _start(tmp_path, "fake-hang", "noisy", "tv"), []
+    try:
+        workers = _hanging_run(proc, tmp_path)
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        _kill_all(proc, workers)
     assert proc.returncode == code, err
     assert says in err
     df = pd.read_parquet(tmp_path / "r" / "results.parquet")
@@ -64,3 +101,34 @@ def test_ctrl_c_keeps_finished_cells_and_resumes(tmp_path, signum, code, says, f
     again = invoke(*_args(tmp_path, "noisy", "tv"))
     assert again.exit_code == 0, again.output
     assert f"{4 - len(done)} run, {len(done)} cached" in again.output
+
+
+def test_ctrl_c_stops_a_run_that_inherited_sigint_ignored(tmp_path, fakes):
+    """Launched in the background from a script, a process starts with SIGINT ignored, and
+    Python keeps that; ``evobench run`` installs its Ctrl-C handler anyway, so SIGINT still
+    stops the run (exit 130) and every process under it."""
+    proc, workers = _start(tmp_path, "fake-hang", "noisy", "tv", sigint=signal.SIG_IGN), []
+    try:
+        workers = _hanging_run(proc, tmp_path)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "run the same command again to resume" in err
+        _, alive = psutil.wait_procs(workers, timeout=15)
+        alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        assert not alive, [(p.pid, p.cmdline()) for p in alive]
+    finally:
+        _kill_all(proc, workers)
+
+
+def test_run_restores_the_sigint_disposition_it_found(tmp_path, fakes, invoke):
+    """In-process (the CLI called from Python with SIGINT ignored): ignored again afterwards."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        result = invoke("run", "--profile", "smoke", "-d", "skimage[images=camera,crop=32]",
+                        "--sigma", "25", "-m", "noisy", "--out", str(tmp_path), "--quiet",
+                        "--dry-run")
+        assert result.exit_code == 0, result.output
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -146,8 +146,10 @@ def test_sigint_of_a_dask_client_kills_its_running_cells(tmp_path, fakes):
                 f"'-m', 'fake-hang', '--out', {str(tmp_path)!r}, '--executor', 'dask', "
                 f"'--scheduler', {cluster.scheduler_address!r}])")
         before = set(_isolate_processes())
+        # a known SIGINT disposition, whatever pytest inherited (test_harness_interrupt.py)
         proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+                                stderr=subprocess.DEVNULL,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             cells = _wait_for(lambda: [p for pid, p in _isolate_processes().items()
                                        if pid not in before], DEADLINE_S, "the cell process")

@@ -20,7 +20,9 @@ pytestmark = pytest.mark.slow
 BASELINE = Path(__file__).resolve().parents[2] / "results" / "baselines" / "smoke"
 # Time is only gated against gross slowdowns: on a shared 2-core machine at load 4-9 the same
 # smoke cell measured up to 4.8x its baseline wall (and CPU) time, so +300 % would fail on noise.
-GATES = "psnr:-0.05,ssim:-0.002,time_total_s:+900%"
+# PSNR is gated both ways: the smoke results are reproducible, so a rise beyond rounding is a
+# finding too (a bug such as clipping the estimate raises PSNR).
+GATES = "psnr:±0.05,ssim:-0.002,time_total_s:+900%"
 # The profile's 120 s cell timeout is about a normal machine; under a load of 7-8 on 2 cores the
 # learned cells took longer, and a load-induced timeout would read as a quality regression.
 CELL_TIMEOUT = "20m"
