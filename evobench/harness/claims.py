@@ -23,6 +23,8 @@ import time
 import uuid
 from pathlib import Path
 
+from evobench.files import OutsideFolderError, within
+
 LEASE_ENV = "EVOBENCH_CLAIM_LEASE_S"
 DEFAULT_LEASE_S = 120.0
 
@@ -57,7 +59,7 @@ class Claims:
 
     # -- files -------------------------------------------------------------------------------
     def _path(self, key: str) -> Path:
-        return self.dir / f"{key}.lock"
+        return within(self.dir.parent, self.dir.name, f"{key}.lock")
 
     def _content(self) -> bytes:
         return json.dumps({"owner": self.token, "host": self.host, "pid": os.getpid(),
@@ -65,8 +67,9 @@ class Claims:
                            "expires": time.time() + self.lease_s}).encode()
 
     def _write_tmp(self) -> Path:
+        within(self.dir.parent, self.dir.name)
         self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.dir / f".{self.token}.{uuid.uuid4().hex[:8]}.tmp"
+        tmp = within(self.dir.parent, self.dir.name, f".{self.token}.{uuid.uuid4().hex[:8]}.tmp")
         with open(tmp, "wb") as fh:
             fh.write(self._content())
             fh.flush()
@@ -99,11 +102,13 @@ class Claims:
     # -- claiming ----------------------------------------------------------------------------
     def try_claim(self, key: str) -> bool:
         """Claim ``key``: True if this runner holds it now (it may run the cell)."""
+        from evobench.harness.store import StoreWriteError
+
         try:
             return self._try_claim(key)
+        except OutsideFolderError as exc:
+            raise StoreWriteError(str(exc)) from None
         except OSError as exc:
-            from evobench.harness.store import StoreWriteError
-
             raise StoreWriteError(f"cannot write a claim in {self.dir}: "
                                   f"{exc.strerror or type(exc).__name__}; the cells stored so "
                                   "far are kept") from None
@@ -177,14 +182,17 @@ class Claims:
         with self._lock:
             keys = list(self.held)
         for key in keys:
-            path = self._path(key)
+            try:
+                path = self._path(key)
+            except OutsideFolderError:
+                continue  # the claims folder became a link out of the run: write nothing
             info = self.read(path)
             if info is None or info.get("owner") != self.token:
                 continue  # taken over (this runner stalled past its lease): not ours any more
             try:
                 tmp = self._write_tmp()
                 os.replace(tmp, path)
-            except OSError:
+            except (OSError, OutsideFolderError):
                 continue
 
     # -- heartbeat ---------------------------------------------------------------------------

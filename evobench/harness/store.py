@@ -22,7 +22,7 @@ import numpy as np
 
 from evobench import schema
 from evobench.errors import EvobenchError
-from evobench.files import atomic_write
+from evobench.files import OutsideFolderError, atomic_write, within
 
 
 def _json_safe(value):
@@ -49,11 +49,17 @@ class RunStore:
         self.cells_dir = self.root / "cells"
         self.artifacts_dir = self.root / "artifacts"
 
+    SUBFOLDERS = ("cells", "artifacts", "claims", "checkpoints")
+
     # -- checks ----------------------------------------------------------------------------
     def check_writable(self) -> None:
         """Fail in one line, before any work, if the run folder cannot be written (permission
-        bits are honoured even for root, like the data cache)."""
+        bits are honoured even for root, like the data cache) or one of its subfolders is a
+        link leading out of it (never written through)."""
         from evobench.data import writable
+
+        for name in self.SUBFOLDERS:
+            within(self.root, name)
 
         if not writable(self.root) or not writable(self.root.parent):
             raise EvobenchError(f"the output folder {self.root} is read-only; choose another "
@@ -135,7 +141,10 @@ class RunStore:
         """``atomic_write``, with a write error (disk full, ``ulimit -f``, permissions) as one
         line naming the folder; files already written stay as they are."""
         try:
+            within(self.root, path)  # a subfolder linked out of the run is never written through
             atomic_write(path, data)
+        except OutsideFolderError as exc:
+            raise StoreWriteError(f"{exc}; the cells stored so far are kept") from None
         except OSError as exc:
             raise StoreWriteError(
                 f"cannot write {path.name} in the run folder {self.root}: "
