@@ -321,6 +321,7 @@ class _Run:
 
     def prepare(self) -> None:
         grid, options, store = self.grid, self.options, self.store
+        self.tables_before = store.tables_stamp()  # see RunStore.write_tables
         done, self.todo, skip = plan(grid, store, options.force)
         self.images = load_inputs(self.todo, self.registry)  # may raise: nothing written yet
         store.check_writable()
@@ -462,7 +463,7 @@ class _Run:
         self.info.update(finished_at=now(), interrupted=interrupted,
                          stopped=self.stopper.reason or "")
         try:
-            self.store.write_tables(ordered)
+            self.store.write_tables(ordered, since=self.tables_before)
             self._write_manifest()
         except StoreWriteError as exc:
             write_error = write_error or exc
