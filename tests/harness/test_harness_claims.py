@@ -268,3 +268,58 @@ def test_the_store_under_many_concurrent_writers_loses_no_row(tmp_path):
         assert len(df) == 30 and df.cell_key.is_unique
         assert set(df.method) == {f"w{rounds}{k}" for k in range(6)}
         assert set(pd.read_parquet(root / "traces.parquet").cell_key) == set(df.cell_key)
+
+
+# -- issue 23 item 8: every lease is bounded, and a held cell says who holds it ----------------
+def test_a_claim_expiring_beyond_its_lease_is_stale_and_said(tmp_path):
+    from evobench.harness.claims import Claims
+
+    notes: list[str] = []
+    mine = Claims(tmp_path, lease_s=60, note=notes.append)
+    lock = tmp_path / "claims" / "k.lock"
+    lock.parent.mkdir(parents=True)
+    other = {"owner": "x", "host": "elsewhere", "pid": 1, "lease_s": 60}
+    lock.write_text(json.dumps({**other, "expires": time.time() + 30}))  # within its lease
+    assert not mine.try_claim("k") and not notes
+    assert "claimed by elsewhere PID 1" in mine.holder("k")
+    for bad in ({"expires": time.time() + 365 * 86400},  # a clock a year ahead
+                {"expires": time.time() + 10 * 86400, "lease_s": 1e12},  # at most a day
+                {"expires": float("nan")}):
+        lock.write_text(json.dumps({**other, **bad}))
+        assert mine.holder("k") is None and mine.stale_note("k")
+        notes.clear()
+        assert mine.try_claim("k")
+        mine.release("k")
+        assert bad.get("expires") != bad.get("expires") or "ahead" in notes[0]
+
+
+def _cli(args: list[str], timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "evobench", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_a_future_claim_neither_hangs_the_run_nor_hides_in_dry_run(tmp_path):
+    """A claim from another host whose expiry lies a year ahead: --dry-run shows the cell as
+    claimed, with why it will be taken over; the run takes it over, says so, and finishes
+    (before, it waited forever, silently)."""
+    args = ["run", "-d", "skimage[images=camera,crop=32]", "--sigma", "25", "-m", "noisy",
+            "--no-save-images", "--out", str(tmp_path), "--run-name", "r"]
+    assert _cli(args, START_S).returncode == 0
+    run = tmp_path / "r"
+    (cell,) = (run / "cells").glob("*.json")
+    key = cell.stem
+    cell.unlink()  # the cell is to do again ...
+    (run / "claims").mkdir(exist_ok=True)
+    lock = run / "claims" / f"{key}.lock"
+    claim = {"owner": "x", "host": "elsewhere", "pid": 1, "lease_s": 120}
+    lock.write_text(json.dumps({**claim, "expires": time.time() + 60}))  # ... held for now
+    dry = _cli([*args, "--dry-run"], 120)
+    assert f"held  {key[:12]}" in dry.stdout and "claimed by elsewhere PID 1" in dry.stdout
+    assert "1 todo (1 held by other runners)" in dry.stdout
+    lock.write_text(json.dumps({**claim, "expires": time.time() + 365 * 86400}))
+    dry = _cli([*args, "--dry-run"], 120)
+    assert f"todo  {key[:12]}" in dry.stdout and "stale claim, taken over" in dry.stdout
+    done = _cli(args, START_S)
+    assert done.returncode == 0, done.stderr
+    assert "taking over the claim" in done.stderr and "ahead" in done.stderr
+    assert len(pd.read_parquet(run / "results.parquet")) == 1
