@@ -105,10 +105,27 @@ def _metadata(fmt: str) -> dict:
     return {"pdf": {"CreationDate": None}, "svg": {"Date": None}}.get(fmt, {})
 
 
+NAME_BYTES = 200  # a figure's file name stays well under the 255 bytes most file systems allow
+
+
+def file_stem(name: str) -> str:
+    """``name``, or where it is too long for a file name (a long image id) its start and a hash
+    of the whole: the same name always gives the same, distinct stem."""
+    raw = name.encode()
+    if len(raw) <= NAME_BYTES:
+        return name
+    import hashlib
+
+    head = raw[:NAME_BYTES - 17].decode(errors="ignore")
+    return f"{head}-{hashlib.sha256(raw).hexdigest()[:16]}"
+
+
 def save(fig: Figure, out: Path, name: str, formats) -> list[Path]:
-    """Write ``fig`` as ``out/name.<fmt>`` for each format, with date-free metadata."""
+    """Write ``fig`` as ``out/name.<fmt>`` for each format, with date-free metadata (a name too
+    long for a file is shortened, :func:`file_stem`)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    name = file_stem(name)
     paths = []
     for fmt in formats:
         path = within(out, f"{name}.{fmt}")
