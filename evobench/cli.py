@@ -2,7 +2,8 @@
 
 Sub-commands live in their own modules and are imported only when invoked, so ``evobench
 --help`` stays fast; plugins add commands through ``evobench_register_commands``. User errors
-become one ``error: ...`` line and exit code 2.
+become one ``error: ...`` line and exit code 2; an OS error of any command (disk full, ``ulimit
+-f``, a name too long) one ``error: ...`` line and exit code 4.
 """
 
 from __future__ import annotations
@@ -32,6 +33,33 @@ class UserError(click.ClickException):
 
     def show(self, file=None) -> None:
         click.echo(f"error: {self.format_message()}", err=True)
+
+
+class MachineError(UserError):
+    """The machine refused (disk full, ``ulimit -f``, a name too long ...): exit code 4, as a
+    run whose folder cannot be written."""
+
+    exit_code = 4
+
+
+_OS_HINTS = {
+    "ENOSPC": "free some space and run the same command again",
+    "EDQUOT": "free some space (disk quota) and run the same command again",
+    "EFBIG": "raise the file size limit (ulimit -f) or write elsewhere",
+    "ENAMETOOLONG": "use a shorter folder or name",
+    "EROFS": "the file system is read-only; choose another output folder",
+}
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an OS error of any command: what failed, on which file, what to do."""
+    import errno
+
+    code = errno.errorcode.get(exc.errno or 0, "")
+    what = exc.strerror or type(exc).__name__
+    where = f" ({exc.filename})" if exc.filename else ""
+    hint = _OS_HINTS.get(code, "check the path and the machine, then run the command again")
+    return f"{what}{f' [{code}]' if code else ''}{where}; {hint}"
 
 
 class EvobenchGroup(click.Group):
@@ -75,6 +103,10 @@ class EvobenchGroup(click.Group):
             if os.environ.get("EVOBENCH_DEBUG"):
                 raise
             raise UserError(first_line(exc)) from None
+        except OSError as exc:  # disk full, ulimit -f, a name too long: exit 4, one line
+            if os.environ.get("EVOBENCH_DEBUG"):
+                raise
+            raise MachineError(os_error_line(exc)) from None
 
 
 @click.group(cls=EvobenchGroup, context_settings={"help_option_names": ["-h", "--help"]})

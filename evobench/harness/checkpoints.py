@@ -15,12 +15,14 @@ from pathlib import Path
 
 from evobench import checkpoint as ckpt
 from evobench.context import MethodContext
+from evobench.files import within
 
 FOLDER = "checkpoints"
 
 
 def checkpoint_dir(root: Path, cell_key: str) -> Path:
-    return Path(root) / FOLDER / cell_key
+    """``root/checkpoints/<cell_key>``, refused in one line if it leads out of ``root``."""
+    return within(root, FOLDER, cell_key)
 
 
 @dataclass(frozen=True)

@@ -311,14 +311,25 @@ def _dry_run(grid, options) -> None:
 
     run_id = options.run_name or runner.default_run_id(grid)
     store = RunStore(options.out, run_id)
+    from evobench.harness.claims import Claims
+
     done, todo, skip = runner.plan(grid, store, options.force)
     todo_keys = {c.key for c in todo}
+    claims = Claims(store.root)  # reads only: who holds which pending cell
+    held = 0
     click.echo(f"suite {grid.suite!r} profile {grid.profile!r} -> {store.root}")
     width = max(len(c.method_label) for c in grid.cells)
     for cell in grid.cells:
         state = ("done" if cell.key in done else "todo" if cell.key in todo_keys else "skip")
         extra = f"  ({cell.skip_reason})" if state == "skip" else ""
+        if state == "todo":
+            holder = claims.holder(cell.key)
+            if holder:
+                state, extra, held = "held", f"  ({holder})", held + 1
+            elif stale := claims.stale_note(cell.key):
+                extra = f"  ({stale})"
         click.echo(f"{state:<4}  {cell.key[:12]}  {cell.method_label:<{width}}  "
                    f"{image_label(cell):<22} {cell.deg_label:<32} rep{cell.rep}{extra}")
-    click.echo(f"{len(grid.cells)} cells: {len(done)} done, {len(todo)} todo, {len(skip)} skip"
+    click.echo(f"{len(grid.cells)} cells: {len(done)} done, {len(todo)} todo"
+               + (f" ({held} held by other runners)" if held else "") + f", {len(skip)} skip"
                + (f"; timeout {options.timeout:g}s per cell" if options.timeout else ""))

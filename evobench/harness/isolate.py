@@ -94,8 +94,9 @@ def _cell_side(payload: CellPayload, conn: Connection) -> None:
 
 
 def _forked_child(payload: CellPayload, conn: Connection, log_path: str) -> None:
-    from evobench.harness.lifeline import die_with_parent
+    from evobench.harness.lifeline import die_with_parent, own_group
 
+    own_group()  # the method's own children die with the cell
     die_with_parent(int(os.environ.get(FORKSERVER_ENV, 0)) or None)  # no orphan cells
     _cell_signals()
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -109,8 +110,9 @@ def _forked_child(payload: CellPayload, conn: Connection, log_path: str) -> None
 
 def _main(argv: list[str]) -> int:
     """``python -m evobench.harness.isolate IN FD PARENT_PID``: a cell of :func:`_spawn`."""
-    from evobench.harness.lifeline import PARENT_ENV, die_with_parent
+    from evobench.harness.lifeline import PARENT_ENV, die_with_parent, own_group
 
+    own_group()  # before any thread; the method's own children die with the cell
     die_with_parent(int(argv[2]), watch=True)  # no orphan cells
     os.environ.pop(PARENT_ENV, None)  # not a forkserver: preload must not act as one
     _cell_signals()
@@ -264,7 +266,7 @@ def _watch(cell: _Transport, payload: CellPayload, timeout: float | None, listen
         if deadline is not None and time.monotonic() >= deadline:
             return _end(cell, "timeout", f"killed after the {timeout:g} s cell timeout", started)
     cell.proc.join(timeout=30)  # it exits once it has sent its result
-    _kill(cell, signal.SIGKILL)  # a no-op once it has exited
+    _kill(cell, signal.SIGKILL)  # a no-op once it has exited (its guardian kills leftovers)
     cell.proc.join()
     if result is not None:
         return result
@@ -281,11 +283,23 @@ def _end(cell: _Transport, status: str, message: str, started: float) -> CellRes
 
 
 def _kill(cell: _Transport, signum: int) -> None:
-    """Send ``signum`` to a cell's process unless it has exited: the one way this module
-    signals a cell (a timeout, a stop, Ctrl-C)."""
+    """Send ``signum`` to a cell: the one way this module signals a cell (a timeout, a stop,
+    Ctrl-C, the end of a cell). SIGKILL goes to the cell's whole process group (it leads its
+    own, :func:`evobench.harness.lifeline.own_group`), so the method's own children die too,
+    also after the cell itself has exited; other signals (SIGTERM: a stop) go to the cell
+    process only, which decides how to end."""
+    pid = getattr(cell.proc, "pid", None)
+    if not pid:
+        return
+    if signum == signal.SIGKILL and hasattr(os, "killpg"):
+        try:  # only while the leader is there (alive, or not yet reaped): its PID is its own
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, signum)
+        except OSError:
+            pass  # it has not made its group yet, or has been reaped (its guardian cleans up)
     try:
         if cell.proc.is_alive():
-            os.kill(cell.proc.pid, signum)
+            os.kill(pid, signum)
     except (OSError, ValueError, AttributeError):
         pass
 

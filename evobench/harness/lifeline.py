@@ -47,6 +47,50 @@ def die_with_parent(parent_pid: int | None, *, watch: bool = False) -> None:
         threading.Thread(target=poll, name="evobench-lifeline", daemon=True).start()
 
 
+def own_group() -> None:
+    """Make the calling cell process the leader of its own session and process group, and fork
+    a guardian into that group which kills the whole group (``killpg(SIGKILL)``) as soon as the
+    cell ends, however it ends (a result, a timeout, ``kill -9`` of the cell or, through
+    ``PR_SET_PDEATHSIG``, of the runner). So a method's own children (``subprocess``,
+    ``os.fork``, ``multiprocessing``) die with their cell and never run on as orphans. Call it
+    first, while the process has one thread; the harness kills a cell as a group too
+    (:func:`evobench.harness.isolate._kill`)."""
+    if not hasattr(os, "setsid"):
+        return
+    try:
+        os.setsid()
+    except OSError:
+        pass  # already a session leader (a subprocess started with start_new_session)
+    leader = os.getpid()
+    if os.getpgid(0) != leader:
+        return
+    try:
+        pid = os.fork()
+    except OSError:
+        return  # no guardian: the harness still kills the group on a timeout or a stop
+    if pid:
+        return
+    try:  # the guardian: no signal but SIGKILL ends it, it holds no file of the cell
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.closerange(3, _max_fd())
+        while os.getppid() == leader:
+            time.sleep(0.2)
+        os.killpg(leader, signal.SIGKILL)  # the cell's leftovers, and this guardian
+    finally:
+        os._exit(0)
+
+
+def _max_fd() -> int:
+    try:
+        return os.sysconf("SC_OPEN_MAX")
+    except (OSError, ValueError):
+        return 4096
+
+
 def task_cancelled() -> bool:
     """Inside a Dask task: whether its client cancelled it or went away (False elsewhere)."""
     try:

@@ -320,6 +320,7 @@ class _Run:
 
     def prepare(self) -> None:
         grid, options, store = self.grid, self.options, self.store
+        self.tables_before = store.tables_stamp()  # see RunStore.write_tables
         done, self.todo, skip = plan(grid, store, options.force)
         self.images = load_inputs(self.todo, self.registry)  # may raise: nothing written yet
         store.check_writable()
@@ -425,12 +426,30 @@ class _Run:
                                                      self.options.timeout):
                 self.store_result(payload, result)
             queue = deferred
+            self._say_waiting(queue)
             if queue and not self.stopper.requested:  # other runners hold these: wait until
                 time.sleep(min(2.0, self.claims.lease_s / 4))  # stored, or their lease expires
 
+    def _say(self, text: str) -> None:
+        if not self.options.quiet:
+            import click
+
+            click.echo(text, err=True)
+
+    def _say_waiting(self, cells: list[Cell]) -> None:
+        """One line per cell this runner starts waiting for: who holds it, until when."""
+        for cell in cells:
+            if cell.key in self.waiting_for:
+                continue
+            self.waiting_for.add(cell.key)
+            holder = self.claims.holder(cell.key)
+            if holder:
+                self._say(f"waiting for {describe(cell)}: {holder}")
+
     def execute(self, progress_factory) -> RunResult:
         self.progress = progress_factory(*self.counts)
-        self.claims = Claims(self.store.root)
+        self.claims = Claims(self.store.root, note=self._say)
+        self.waiting_for: set[str] = set()
         self.before = {c.key: self.store.cell_stamp(c.key) for c in self.todo}
         if hasattr(self.progress, "expect"):  # running cells, epochs and the ETA per method
             self.progress.expect(self.todo, getattr(self.executor, "jobs", None)
@@ -461,7 +480,7 @@ class _Run:
         self.info.update(finished_at=now(), interrupted=interrupted,
                          stopped=self.stopper.reason or "")
         try:
-            self.store.write_tables(ordered)
+            self.store.write_tables(ordered, since=self.tables_before)
             self._write_manifest()
         except StoreWriteError as exc:
             write_error = write_error or exc

@@ -16,6 +16,7 @@ import threading
 import uuid
 from pathlib import Path
 
+from evobench.files import within
 from evobench.harness import isolate
 from evobench.harness.checkpoints import FOLDER
 
@@ -35,7 +36,7 @@ class Stopper:
     def attach(self, root: Path, stop_after: float | None) -> None:
         """Use ``root``'s checkpoints folder for the stop file; start the ``--stop-after``
         timer."""
-        self.stop_file = Path(root) / FOLDER / f".stop-{uuid.uuid4().hex[:16]}"
+        self.stop_file = within(root, FOLDER, f".stop-{uuid.uuid4().hex[:16]}")
         if self.requested:
             self._touch()
         if stop_after:

@@ -11,18 +11,22 @@ a failing run never leaves a half-written table behind.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
 
 from evobench import schema
 from evobench.errors import EvobenchError
-from evobench.files import atomic_write
+from evobench.files import OutsideFolderError, atomic_write, within
+
+_THREAD_LOCK = threading.Lock()  # flock is per open file: threads of one process queue here
 
 
 def _json_safe(value):
@@ -49,11 +53,17 @@ class RunStore:
         self.cells_dir = self.root / "cells"
         self.artifacts_dir = self.root / "artifacts"
 
+    SUBFOLDERS = ("cells", "artifacts", "claims", "checkpoints")
+
     # -- checks ----------------------------------------------------------------------------
     def check_writable(self) -> None:
         """Fail in one line, before any work, if the run folder cannot be written (permission
-        bits are honoured even for root, like the data cache)."""
+        bits are honoured even for root, like the data cache) or one of its subfolders is a
+        link leading out of it (never written through)."""
         from evobench.data import writable
+
+        for name in self.SUBFOLDERS:
+            within(self.root, name)
 
         if not writable(self.root) or not writable(self.root.parent):
             raise EvobenchError(f"the output folder {self.root} is read-only; choose another "
@@ -113,8 +123,74 @@ class RunStore:
         return record
 
     # -- tables ----------------------------------------------------------------------------
-    def write_tables(self, records: list[dict]) -> None:
-        """``results.parquet`` and ``traces.parquet`` for these records (the current grid)."""
+    def tables_stamp(self) -> tuple | None:
+        """What ``results.parquet`` is now (inode, size, mtime; None if absent): a runner takes
+        it when it starts, and a different one at its end means another runner on this folder
+        wrote its tables meanwhile (its cells must stay in them)."""
+        try:
+            st = (self.root / "results.parquet").stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    @contextlib.contextmanager
+    def _tables_lock(self):
+        """An exclusive lock on ``RUN/.tables.lock`` around read-merge-write of the tables, so
+        concurrent runners (and threads) never interleave there."""
+        try:
+            import fcntl
+        except ImportError:  # no fcntl (Windows): unlocked
+            yield
+            return
+        with _THREAD_LOCK:
+            path = within(self.root, ".tables.lock")
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # releases the lock
+
+    def write_tables(self, records: list[dict], since: tuple | None | bool = False) -> None:
+        """``results.parquet`` and ``traces.parquet`` for these records (the current grid).
+
+        ``since``: the :meth:`tables_stamp` taken when this run started. If the tables changed
+        since then, another runner on this folder (another selection) wrote them during this
+        run: its cells are kept, rebuilt from their ``cells/*.json`` files (the per-cell files
+        every runner writes atomically), so two concurrent runners never lose each other's
+        rows. The read-merge-write happens under a file lock."""
+        try:
+            with self._tables_lock():
+                if since is not False and self.tables_stamp() != since:
+                    records = records + self._concurrent(records)
+                self._write_tables(records)
+        except OSError as exc:
+            raise StoreWriteError(
+                f"cannot lock the tables in the run folder {self.root}: "
+                f"{exc.strerror or type(exc).__name__}; the cells stored so far are kept"
+            ) from None
+
+    def _concurrent(self, records: list[dict]) -> list[dict]:
+        """The records of cells listed in the current ``results.parquet`` but not in
+        ``records``, as their cell files hold them now."""
+        import pyarrow.parquet as pq
+
+        try:
+            keys = pq.read_table(self.root / "results.parquet",
+                                 columns=["cell_key"]).column("cell_key").to_pylist()
+        except (OSError, ValueError, KeyError):
+            return []
+        mine = {r["row"]["cell_key"] for r in records}
+        extra = []
+        for key in dict.fromkeys(keys):
+            if key in mine or not isinstance(key, str):
+                continue
+            record = self.load_cell(key)
+            if record is not None:
+                extra.append(record)
+        return extra
+
+    def _write_tables(self, records: list[dict]) -> None:
         import pandas as pd
 
         self._write(self.root / "results.parquet", schema.parquet_bytes(results_frame(records)))
@@ -135,7 +211,10 @@ class RunStore:
         """``atomic_write``, with a write error (disk full, ``ulimit -f``, permissions) as one
         line naming the folder; files already written stay as they are."""
         try:
+            within(self.root, path)  # a subfolder linked out of the run is never written through
             atomic_write(path, data)
+        except OutsideFolderError as exc:
+            raise StoreWriteError(f"{exc}; the cells stored so far are kept") from None
         except OSError as exc:
             raise StoreWriteError(
                 f"cannot write {path.name} in the run folder {self.root}: "

@@ -58,6 +58,7 @@ def default_out(runs) -> Path:
 @click.option("--image", default=None, help="Image id for the per-image figures.")
 def report(runs, out, formats, metrics, per_image, with_figures, image):
     """Write comparison tables (and figures) for RUN... (results/<run_id> folders)."""
+    from evobench.files import within
     from evobench.reports.figures import make_figures
     from evobench.reports.html import render_html
     from evobench.reports.load import load_runs
@@ -70,16 +71,17 @@ def report(runs, out, formats, metrics, per_image, with_figures, image):
     out.mkdir(parents=True, exist_ok=True)
     written, notes, figure_files = [], [], []
     if with_figures:
-        figure_files, notes = make_figures(data, out / "figures", formats=["png"], image=image)
+        figure_files, notes = make_figures(data, within(out, "figures"), formats=["png"],
+                                           image=image)
         written += figure_files
     for fmt in fmts:
         text = render_summary(data.results, fmt, metrics=metric_list, per_image=per_image)
         if fmt == "html":
-            path = out / "index.html"
+            path = within(out, "index.html")
             path.write_text(render_html(data.results, data.manifests, text, figure_files, notes),
                             encoding="utf-8")
         else:
-            path = out / f"summary.{SUFFIX[fmt]}"
+            path = within(out, f"summary.{SUFFIX[fmt]}")
             path.write_text(text, encoding="utf-8")
         written.append(path)
     for note in notes:

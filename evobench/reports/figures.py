@@ -23,6 +23,7 @@ from matplotlib import style
 from matplotlib.figure import Figure
 
 from evobench.errors import EvobenchError
+from evobench.files import within
 from evobench.reports.load import RunData
 from evobench.reports.tables import method_spec
 from evobench.specs import load_object
@@ -104,13 +105,30 @@ def _metadata(fmt: str) -> dict:
     return {"pdf": {"CreationDate": None}, "svg": {"Date": None}}.get(fmt, {})
 
 
+NAME_BYTES = 200  # a figure's file name stays well under the 255 bytes most file systems allow
+
+
+def file_stem(name: str) -> str:
+    """``name``, or where it is too long for a file name (a long image id) its start and a hash
+    of the whole: the same name always gives the same, distinct stem."""
+    raw = name.encode()
+    if len(raw) <= NAME_BYTES:
+        return name
+    import hashlib
+
+    head = raw[:NAME_BYTES - 17].decode(errors="ignore")
+    return f"{head}-{hashlib.sha256(raw).hexdigest()[:16]}"
+
+
 def save(fig: Figure, out: Path, name: str, formats) -> list[Path]:
-    """Write ``fig`` as ``out/name.<fmt>`` for each format, with date-free metadata."""
+    """Write ``fig`` as ``out/name.<fmt>`` for each format, with date-free metadata (a name too
+    long for a file is shortened, :func:`file_stem`)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    name = file_stem(name)
     paths = []
     for fmt in formats:
-        path = out / f"{name}.{fmt}"
+        path = within(out, f"{name}.{fmt}")
         fig.savefig(path, format=fmt, metadata=_metadata(fmt))
         paths.append(path)
     return paths
@@ -161,17 +179,41 @@ def make_figures(data: RunData, out: str | Path, *, formats=("png",), image: str
 FIGURE_LIST = ".evobench-figures"  # the files the last make_figures wrote into a folder
 
 
+def _sha256(path: Path) -> str | None:
+    import hashlib
+
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
 def _forget_stale(out: Path, written: list[Path]) -> None:
     """Delete the figures a previous report wrote into ``out`` that this one did not (a kind
     whose data is gone, a format no longer asked for), so a folder never shows figures of older
-    results; files evobench did not write there are left alone."""
-    listing = out / FIGURE_LIST
+    results. ``FIGURE_LIST`` records each written file's SHA-256 (``<sha256>  <name>`` lines); a
+    listed file is deleted only while its content still has that hash, so a file evobench did
+    not write (or one changed since) is left alone, whatever the list says."""
+    import contextlib
+
+    from evobench.files import atomic_write
+
+    listing = within(out, FIGURE_LIST)
     names = {p.name for p in written}
     try:
         before = listing.read_text().split("\n")
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         before = []
-    for name in before:
-        if name and name not in names and Path(name).name == name:
-            (out / name).unlink(missing_ok=True)
-    listing.write_text("\n".join(sorted(names)))
+    for line in before:
+        digest, _, name = line.partition("  ")
+        if not name or name in names or Path(name).name != name or len(digest) != 64:
+            continue  # an old list without hashes, or a name that is not a plain file name
+        try:
+            path = within(out, name)
+        except EvobenchError:
+            continue
+        if path.is_file() and not path.is_symlink() and _sha256(path) == digest:
+            with contextlib.suppress(OSError):
+                path.unlink()
+    record = sorted((name, _sha256(out / name)) for name in names)
+    atomic_write(listing, "".join(f"{h}  {n}\n" for n, h in record if h).encode(), root=out)

@@ -134,6 +134,8 @@ SPECS = (
     MethodSpec(name="fake-denoiser", factory="harness_fakes:run_ok",
                tasks=frozenset({"denoise"})),
     MethodSpec(name="fake-logged", factory="harness_fakes:run_logged", tasks=BOTH),
+    MethodSpec(name="fake-spawner", factory="harness_fakes:run_spawner", tasks=BOTH,
+               params=(Param("how", "subprocess", str, choices=("subprocess", "fork")),)),
     MethodSpec(name="fake-needs", factory="harness_fakes:run_ok", tasks=BOTH,
                requires=("evobench_no_such_module",)),
 )
@@ -149,3 +151,20 @@ def evobench_register_methods(register):
 def evobench_register_degradations(register):
     register(DegradationSpec(name="fake-halved", factory="harness_fakes:halved_noise",
                              task="denoise", params=(Param("sigma", 25.0, float, low=0.0),)))
+
+
+def run_spawner(call, ctx, *, how="subprocess"):
+    """Starts a ``sleep 600`` child (``subprocess`` or ``os.fork``), appends its PID to
+    ``$EVOBENCH_FAKE_CHILDREN``, then hangs: its child must die with the cell."""
+    if how == "fork":
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(600)
+            os._exit(0)
+    else:
+        import subprocess
+
+        pid = subprocess.Popen(["sleep", "600"]).pid
+    with open(os.environ["EVOBENCH_FAKE_CHILDREN"], "a") as fh:
+        fh.write(f"{pid}\n")
+    time.sleep(600)

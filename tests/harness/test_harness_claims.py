@@ -192,3 +192,134 @@ def test_claims_without_hard_links_and_write_errors(tmp_path, monkeypatch):
     monkeypatch.setattr(Claims, "_write_tmp", full)
     with pytest.raises(StoreWriteError, match="No space left on device"):
         second.try_claim("other")
+
+
+# -- issue 23 item 7: concurrent runners with different selections keep each other's rows ----
+def _selection_runner(out: Path, env: dict, args: list[str]) -> subprocess.Popen:
+    code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import harness_fakes; "
+            "from evobench.registry import get_registry; "
+            "get_registry().add_plugin(harness_fakes, 'harness-fakes'); "
+            f"from evobench.cli import main; main(['run', *{args!r}, '--out', {str(out)!r}])")
+    return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_concurrent_runs_of_different_selections_lose_no_row(tmp_path, env, fakes):
+    """Runner A (fake-logged, held at a gate) and runner B (noisy) share one run folder; B
+    finishes while A runs, then A finishes: results.parquet holds both runners' cells."""
+    common = ["-d", "skimage[images=camera,crop=32]", "--sigma", "10,20", "-j", "1",
+              "--no-save-images", "--quiet", "--run-name", "shared"]
+    out, run = tmp_path / "R", tmp_path / "R" / "shared"
+    a = _selection_runner(out, env, [*common, "-m", "fake-logged"])
+    try:
+        _wait_for(lambda: len(_claims(run)) >= 1, START_S, "runner A's first claim", [a])
+        b = _selection_runner(out, env, [*common, "-m", "noisy"])
+        try:
+            _, b_err = b.communicate(timeout=START_S + 120)
+        finally:
+            _stop(b)
+        assert b.returncode == 0, b_err
+        assert set(pd.read_parquet(run / "results.parquet").method) == {"noisy"}
+        (tmp_path / "gate").touch()
+        _, a_err = a.communicate(timeout=300)
+    finally:
+        _stop(a)
+    assert a.returncode == 0, a_err
+    df = pd.read_parquet(run / "results.parquet")
+    assert sorted(df.method) == ["fake-logged"] * 2 + ["noisy"] * 2
+    assert set(df.status) == {"ok"}
+    # a later run of one selection alone shows that selection only, as before
+    c = _selection_runner(out, env, [*common, "-m", "noisy"])
+    _, c_err = c.communicate(timeout=START_S + 120)
+    assert c.returncode == 0, c_err
+    assert set(pd.read_parquet(run / "results.parquet").method) == {"noisy"}
+
+
+def _store_writer(root: str, tag: str, n: int, barrier) -> None:
+    from evobench.harness.store import RunStore
+
+    store = RunStore(Path(root).parent, Path(root).name)
+    since = store.tables_stamp()
+    barrier.wait(timeout=60)  # every writer started before any wrote its tables
+    records = [store.write_cell({"cell_key": f"{tag}-{i}", "method": tag, "status": "ok"},
+                                [{"epoch": 1}], None) for i in range(n)]
+    store.write_tables(records, since=since)
+
+
+def test_the_store_under_many_concurrent_writers_loses_no_row(tmp_path):
+    """Fuzz: six processes write their own cells and tables into one run folder at once; the
+    last table written holds every process's cells (rows and traces). Twice: the second round
+    starts after the first ended, so its tables hold its own cells only."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    root = tmp_path / "R" / "shared"
+    for rounds in range(2):
+        barrier = ctx.Barrier(6)
+        procs = [ctx.Process(target=_store_writer, args=(str(root), f"w{rounds}{k}", 5, barrier))
+                 for k in range(6)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(timeout=120)
+        assert [p.exitcode for p in procs] == [0] * 6
+        df = pd.read_parquet(root / "results.parquet")
+        # every concurrent writer's cells; a later round (not concurrent) replaces the tables
+        assert len(df) == 30 and df.cell_key.is_unique
+        assert set(df.method) == {f"w{rounds}{k}" for k in range(6)}
+        assert set(pd.read_parquet(root / "traces.parquet").cell_key) == set(df.cell_key)
+
+
+# -- issue 23 item 8: every lease is bounded, and a held cell says who holds it ----------------
+def test_a_claim_expiring_beyond_its_lease_is_stale_and_said(tmp_path):
+    from evobench.harness.claims import Claims
+
+    notes: list[str] = []
+    mine = Claims(tmp_path, lease_s=60, note=notes.append)
+    lock = tmp_path / "claims" / "k.lock"
+    lock.parent.mkdir(parents=True)
+    other = {"owner": "x", "host": "elsewhere", "pid": 1, "lease_s": 60}
+    lock.write_text(json.dumps({**other, "expires": time.time() + 30}))  # within its lease
+    assert not mine.try_claim("k") and not notes
+    assert "claimed by elsewhere PID 1" in mine.holder("k")
+    for bad in ({"expires": time.time() + 365 * 86400},  # a clock a year ahead
+                {"expires": time.time() + 10 * 86400, "lease_s": 1e12},  # at most a day
+                {"expires": float("nan")}):
+        lock.write_text(json.dumps({**other, **bad}))
+        assert mine.holder("k") is None and mine.stale_note("k")
+        notes.clear()
+        assert mine.try_claim("k")
+        mine.release("k")
+        assert bad.get("expires") != bad.get("expires") or "ahead" in notes[0]
+
+
+def _cli(args: list[str], timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "evobench", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_a_future_claim_neither_hangs_the_run_nor_hides_in_dry_run(tmp_path):
+    """A claim from another host whose expiry lies a year ahead: --dry-run shows the cell as
+    claimed, with why it will be taken over; the run takes it over, says so, and finishes
+    (before, it waited forever, silently)."""
+    args = ["run", "-d", "skimage[images=camera,crop=32]", "--sigma", "25", "-m", "noisy",
+            "--no-save-images", "--out", str(tmp_path), "--run-name", "r"]
+    assert _cli(args, START_S).returncode == 0
+    run = tmp_path / "r"
+    (cell,) = (run / "cells").glob("*.json")
+    key = cell.stem
+    cell.unlink()  # the cell is to do again ...
+    (run / "claims").mkdir(exist_ok=True)
+    lock = run / "claims" / f"{key}.lock"
+    claim = {"owner": "x", "host": "elsewhere", "pid": 1, "lease_s": 120}
+    lock.write_text(json.dumps({**claim, "expires": time.time() + 60}))  # ... held for now
+    dry = _cli([*args, "--dry-run"], 120)
+    assert f"held  {key[:12]}" in dry.stdout and "claimed by elsewhere PID 1" in dry.stdout
+    assert "1 todo (1 held by other runners)" in dry.stdout
+    lock.write_text(json.dumps({**claim, "expires": time.time() + 365 * 86400}))
+    dry = _cli([*args, "--dry-run"], 120)
+    assert f"todo  {key[:12]}" in dry.stdout and "stale claim, taken over" in dry.stdout
+    done = _cli(args, START_S)
+    assert done.returncode == 0, done.stderr
+    assert "taking over the claim" in done.stderr and "ahead" in done.stderr
+    assert len(pd.read_parquet(run / "results.parquet")) == 1

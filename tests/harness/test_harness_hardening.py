@@ -454,3 +454,34 @@ def test_merge_never_reads_or_writes_artifacts_outside_the_runs(invoke, tmp_path
     merge_runs([src], out)
     assert not (tmp_path / "deep" / "loot.npz").exists()
     assert not list((out / "artifacts").iterdir())
+
+
+# -- issue 23 item 3: subfolders of a run folder linked out of it ---------------------------
+@pytest.mark.parametrize("sub", ["cells", "artifacts", "claims", "checkpoints"])
+def test_subfolder_linked_out_of_the_run_is_never_written_through(invoke, tmp_path, sub):
+    """``RUN/cells`` (or artifacts/, claims/, checkpoints/) as a symlink to another folder:
+    the run is refused in one line before any cell, and nothing appears in that folder."""
+    run = tmp_path / "R" / "r"
+    run.mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (run / sub).symlink_to(elsewhere, target_is_directory=True)
+    line = _one_error_line(invoke(*BASE, "--out", tmp_path / "R", "--run-name", "r"))
+    assert "outside" in line and sub in line
+    assert not any(elsewhere.iterdir())
+
+
+def test_a_subfolder_linked_out_during_the_run_stops_the_writes(tmp_path):
+    """A link that appears after the check (the store's own writes check every path): one
+    line, exit 4 (a write error), nothing written through it."""
+    from evobench.harness.store import RunStore, StoreWriteError
+
+    store = RunStore(tmp_path / "R", "r")
+    store.check_writable()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    store.cells_dir.rmdir()
+    store.cells_dir.symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(StoreWriteError, match="outside"):
+        store.write_cell({"cell_key": "k", "status": "ok"}, [], None)
+    assert not any(elsewhere.iterdir())

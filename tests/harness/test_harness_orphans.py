@@ -164,3 +164,70 @@ def test_sigint_of_a_dask_client_kills_its_running_cells(tmp_path, fakes):
             for p in _isolate_processes().values():
                 if p.pid not in before:
                     p.kill()
+
+
+# -- issue 23 item 6: a method's own children die with its cell ------------------------------
+def _spawner_run(tmp_path: Path, methods: list[str], extra: list[str]) -> subprocess.Popen:
+    args = ["run", "-d", "skimage[images=camera,crop=32]", "--sigma", "25",
+            *[a for m in methods for a in ("-m", m)], "--out", str(tmp_path), "-j", "2",
+            "--no-save-images", "--quiet", *extra]
+    code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import harness_fakes; "
+            "from evobench.registry import get_registry; "
+            "get_registry().add_plugin(harness_fakes, 'harness-fakes'); "
+            f"from evobench.cli import main; main({args!r})")
+    env = {**os.environ, "EVOBENCH_FAKE_CHILDREN": str(tmp_path / "children.txt")}
+    return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _children(tmp_path: Path) -> list[int]:
+    try:
+        return [int(x) for x in (tmp_path / "children.txt").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def _gone_within(pids: list[int], seconds: float) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.1)
+    return [p for p in pids if _alive(p)]
+
+
+def _kill_pids(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            psutil.Process(pid).kill()
+        except psutil.Error:
+            pass
+
+
+SPAWNERS = ["fake-spawner[how=subprocess]", "fake-spawner[how=fork]"]
+
+
+def test_a_timed_out_cell_takes_its_own_children_with_it(tmp_path, fakes):
+    """A method that starts a ``sleep 600`` child (subprocess, fork) and hangs: on the cell's
+    timeout the child dies too (the cell runs in its own process group)."""
+    proc = _spawner_run(tmp_path, SPAWNERS, ["--timeout", "5"])
+    try:
+        _, err = proc.communicate(timeout=DEADLINE_S + 60)
+        pids = _children(tmp_path)
+        assert len(pids) == 2, err
+        assert not _gone_within(pids, 10), "a method's child outlived its timed-out cell"
+    finally:
+        proc.kill()
+        _kill_pids(_children(tmp_path))
+
+
+def test_kill_9_of_run_kills_a_methods_own_children(tmp_path, fakes):
+    proc = _spawner_run(tmp_path, SPAWNERS, [])
+    try:
+        pids = _wait_for(lambda: (lambda p: p if len(p) == 2 else None)(_children(tmp_path)),
+                         DEADLINE_S, "the methods' children")
+        assert all(_alive(p) for p in pids)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert not _gone_within(pids, 10), "a method's child outlived kill -9 of the run"
+    finally:
+        proc.kill()
+        _kill_pids(_children(tmp_path))
