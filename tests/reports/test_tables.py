@@ -131,10 +131,24 @@ def test_last_eval_psnr_is_tabulated_beside_psnr_when_a_run_has_it():
     df = frame([("tvae", "01", 25.0, 0, 30.0, "ok"), ("bm3d", "01", 25.0, 0, 31.0, "ok")])
     assert [t.metric for t in build_tables(df, ["psnr"])] == ["psnr"]
     df["psnr_last_eval"] = [29.5, np.nan]
+    df["method_params"] = ['{"preset": "house-25"}', "{}"]  # a paper preset: scored as published
     tables = build_tables(df, ["psnr", "ssim"])
     assert [t.metric for t in tables] == ["psnr", "psnr_last_eval", "ssim"]
     assert [m for m, _ in tables[1].rows] == ["tvae"]  # only methods that have it
     assert "epoch 481" in tables[1].title and "final image" in tables[0].title
+
+
+def test_no_last_eval_table_without_a_paper_preset():
+    """A quick run's last scheduled evaluation (epoch 6 of 10) and a zero-shot method's last
+    snapshot (its final image) are no second PSNR table, in text or in HTML."""
+    df = frame([("tvae", "01", 25.0, 0, 30.0, "ok"), ("zsn2n", "01", 25.0, 0, 29.0, "ok"),
+                ("bm3d", "01", 25.0, 0, 31.0, "ok")])
+    df["psnr_last_eval"] = [29.5, 29.0, np.nan]
+    df["method_params"] = ['{"preset": "quick"}', '{"iterations": 300}', "{}"]
+    assert [t.metric for t in build_tables(df, ["psnr", "ssim"])] == ["psnr", "ssim"]
+    for fmt in ("text", "html"):
+        out = render_summary(df, fmt, metrics=["psnr"])
+        assert "last scheduled evaluation" not in out and "final image" in out
 
 
 def test_references_are_a_fact_of_the_method_spec(evobench_plugin):
