@@ -307,16 +307,29 @@ def generative_fields(data: RunData, image: str | None = None) -> Drawn:
         fields = fields[:MAX_FIELDS]
         mosaics.append((row, fields, total, _mosaic(fields, math.ceil(math.sqrt(len(fields))))))
     height = max(m.shape[0] / m.shape[1] for *_, m in mosaics)
-    fig = Figure(figsize=(5.5 * len(mosaics), 5.0 * height + 0.9))
+    # what the panels share goes into one figure title inside the canvas (constrained layout
+    # makes room for it); each panel's own title stays one or two short lines
+    where = {(str(row[DATASET]), str(row["image"]), row_level(row)) for row, *_ in mosaics}
+    sizes = {f"{fields.shape[1]}×{fields.shape[2]} px" for _, fields, *_ in mosaics}
+    shared = len(where) == 1
+    fig = Figure(figsize=(5.5 * len(mosaics), 5.0 * height + 1.1), layout="constrained")
     for ax, (row, fields, total, mosaic) in zip(fig.subplots(1, len(mosaics), squeeze=False)[0],
                                                mosaics):
         ax.imshow(mosaic, interpolation="nearest")
         ax.set_axis_off()
         shown = f"{len(fields)} of {total}" if total > len(fields) else f"{total}"
-        ax.set_title(f"{wrap_label(row['method_label'], 40)}: {shown} generative fields, "
-                     f"{fields.shape[1]}×{fields.shape[2]} px\n{row[DATASET]} image "
-                     f"{row['image']}, {row_level(row)}\nmid-gray = 0, each field scaled to "
-                     "its max |w|", fontsize=9)
+        title = f"{wrap_label(row['method_label'], 40)}\n{shown} fields"
+        if len(sizes) > 1:
+            title += f", {fields.shape[1]}×{fields.shape[2]} px"
+        if not shared:
+            title += f"\n{row[DATASET]} image {row['image']}, {row_level(row)}"
+        ax.set_title(title, fontsize=9)
+    dataset, image_id, level = next(iter(where))
+    head = (f"Generative fields, {dataset} image {image_id}, {level}" if shared
+            else "Generative fields")
+    if len(sizes) == 1:
+        head += f" ({next(iter(sizes))})"
+    fig.suptitle(f"{head}\nmid-gray = 0, each field scaled to its max |w|", fontsize=10)
     return [(f"fields_{_slug(str(first['image']))}", fig)]
 
 

@@ -167,3 +167,35 @@ def test_styles_follow_the_method_specs(evobench_plugin):
     assert styles["Floor input"] == REFERENCE_STYLE
     assert [styles[lab]["color"] for lab in ("The early one", "late[k=1]", "uninstalled")] == \
         PALETTE[:3]
+
+
+def _titles_outside(fig) -> list[str]:
+    """The titles (figure and axes) that reach past the canvas once drawn: a person would see
+    them cut off at the edge."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    box = fig.bbox
+    texts = [t for ax in fig.axes for t in (ax.title, ax._left_title, ax._right_title)]
+    texts += [fig._suptitle] if fig._suptitle is not None else []
+    out = []
+    for t in texts:
+        if t.get_text() and t.get_visible():
+            b = t.get_window_extent(renderer)
+            if b.y1 > box.y1 + 0.5 or b.y0 < -0.5 or b.x0 < -0.5 or b.x1 > box.x1 + 0.5:
+                out.append(t.get_text())
+    return out
+
+
+def test_fields_titles_stay_inside_the_canvas(small_run):
+    """Long selectors as labels made four- and five-line panel titles whose first line was cut
+    off at the top edge; the shared lines are one figure title now, inside the canvas."""
+    data = load_runs(small_run)
+    data.results["method_label"] = data.results["method"].map(
+        lambda m: f"{m}[C=2,H=16,P=3,S=8,crossover=True,epochs=10,mutation=sparseflip]")
+    with style.context(STYLE):
+        (name, fig), = generative_fields(data)
+    assert _titles_outside(fig) == []
+    assert fig._suptitle is not None and "mid-gray = 0" in fig._suptitle.get_text()
