@@ -14,6 +14,7 @@ through ``evobench.api``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from matplotlib.figure import Figure
 
 from evobench.errors import EvobenchError
 from evobench.reports.load import RunData
+from evobench.reports.names import with_display_names
 from evobench.reports.tables import method_spec
 from evobench.specs import load_object
 
@@ -138,6 +140,8 @@ def make_figures(data: RunData, out: str | Path, *, formats=("png",), image: str
     kinds = sorted((registry.figure(n) for n in registry.names("figures")),
                    key=lambda k: (k.order, k.name))
     tasks = set(data.results["task"])
+    # legends and titles show display names (``tvae (epochs=20)``), methods in rank order
+    data = dataclasses.replace(data, results=with_display_names(data.results))
     written, notes = [], []
     with style.context(STYLE):
         for kind in kinds:

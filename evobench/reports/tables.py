@@ -19,6 +19,7 @@ from tabulate import tabulate
 
 from evobench.errors import EvobenchError
 from evobench.reports.load import DATASET_LABEL, normalise
+from evobench.reports.names import with_display_names
 from evobench.schema import Facts, facts
 
 FORMATS = ("text", "markdown", "csv", "latex", "html")
@@ -247,7 +248,7 @@ def build_tables(df: pd.DataFrame, metrics=DEFAULT_COLUMNS, *, per_image: bool =
     if df.empty:
         return []
     metrics = with_companions(df, metrics)
-    df = df.copy()
+    df = with_display_names(df)  # rows show display names, in method order (rank)
     for main, extra in COMPANIONS.items():
         if extra in metrics:  # only the rows the companion is about
             df.loc[~companion_rows(df, main, extra), extra] = np.nan
@@ -292,6 +293,7 @@ def status_counts(df: pd.DataFrame) -> pd.DataFrame:
     """Rows per method and status (ok, error, timeout, skipped), for the status table."""
     if df.empty:
         return pd.DataFrame()
+    df = with_display_names(df)
     counts = pd.crosstab(df["method_label"], df["status"])
     counts = counts.reindex(_ordered(df["method_label"]))
     cols = ["ok"] + sorted(c for c in counts.columns if c != "ok")
@@ -331,7 +333,8 @@ def _grid(table: Table, mark) -> tuple[list[str], list[list[str]]]:
 
 def _text(table: Table) -> str:
     header, body = _grid(table, lambda s: s + " *")
-    return f"{table.title}  (* best)\n" + tabulate(body, header, tablefmt="simple",
+    marked = any(c.best for _, cells in table.rows for c in cells)
+    return f"{table.title}{'  (* best)' if marked else ''}\n" + tabulate(body, header, tablefmt="simple",
                                                     disable_numparse=True)
 
 

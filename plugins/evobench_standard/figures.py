@@ -199,7 +199,7 @@ def training_curves(data: RunData, image: str | None = None) -> Drawn:
         ax.set_ylabel(ylabel)
         ax.legend(loc="best")
     n_reps = tr["rep"].nunique()
-    who = ", ".join(dict.fromkeys(str(m).split("[")[0].upper() for m in tr["method_label"]))
+    who = ", ".join(dict.fromkeys(str(m).upper() for m in tr["method"]))
     fig.suptitle(f"{who} training on image {image} (mean over {n_reps} repetition"
                  f"{'s' * (n_reps > 1)})", fontsize=10)
     return [(f"training_curves_{_slug(str(image))}", fig)]

@@ -199,3 +199,22 @@ def test_fields_titles_stay_inside_the_canvas(small_run):
         (name, fig), = generative_fields(data)
     assert _titles_outside(fig) == []
     assert fig._suptitle is not None and "mid-gray = 0" in fig._suptitle.get_text()
+
+
+def test_legends_show_display_names_in_rank_order(small_run, tmp_path, monkeypatch):
+    """What make_figures hands every figure kind: display names (``tvae (S=64)``), never a
+    raw selector, and tvae (rank 1) first, the noisy reference last."""
+    import evobench_standard.figures as kinds
+
+    seen = []
+    real = kinds.legend_right
+
+    def spy(fig, axes, *args, **kwargs):
+        seen.append([lab for ax in axes for lab in ax.get_legend_handles_labels()[1]])
+        return real(fig, axes, *args, **kwargs)
+
+    monkeypatch.setattr(kinds, "legend_right", spy)
+    make_figures(load_runs(small_run), tmp_path, formats=["png"])
+    assert seen and all("[" not in lab for labels in seen for lab in labels)
+    noise = next(labels for labels in seen if "tvae (S=64)" in labels)
+    assert noise[0] == "tvae (S=64)" and noise[-1] == "noisy"
