@@ -146,26 +146,39 @@ def psnr_vs_time(data: RunData, *, image: str | None = None) -> Drawn:
     return [("psnr_vs_time", fig)]
 
 
-def _traces(data: RunData) -> tuple[pd.DataFrame, str] | str:
-    """The trace rows to plot and their objective column: ``free_energy`` where any method
-    reports one (tvae), else ``loss`` (gsvae); rows without it are left out."""
+OBJECTIVES = (("free_energy", "free energy (per data point)"), ("loss", "loss"))
+
+
+def _traces(data: RunData) -> pd.DataFrame | str:
+    """The trace rows that carry an objective (``free_energy``: tvae; ``loss``: gsvae and the
+    zero-shot methods), every method's."""
     tr = data.traces
     if tr is None or tr.empty:
         return "the run has no traces"
-    energy = next((c for c in ("free_energy", "loss") if c in tr.columns
-                   and tr[c].notna().any()), None)
-    if energy is None:
+    have = [c for c, _ in OBJECTIVES if c in tr.columns and tr[c].notna().any()]
+    if not have:
         return "no traces with a free energy or a loss"
-    return tr[tr[energy].notna()], energy
+    return tr[tr[have].notna().any(axis=1)]
+
+
+def _step_unit(method: str) -> str:
+    """What a method's trace counts: ``iteration`` for the zero-shot methods (an
+    ``iterations`` parameter: Adam steps), else ``epoch``."""
+    try:
+        spec = get_registry().method(str(method))
+    except Exception:  # noqa: BLE001 - a plugin no longer installed: epochs, as most
+        return "epoch"
+    return "iteration" if any(p.name == "iterations" for p in spec.params) else "epoch"
 
 
 def training_curves(data: RunData, image: str | None = None) -> Drawn:
-    """The objective (free energy, else loss) and PSNR per epoch of the methods that report a
-    training trace, one line per level (and method), mean over repetitions."""
-    found = _traces(data)
-    if isinstance(found, str):
-        return found
-    tr, energy = found
+    """The objective (free energy, else loss) and PSNR per epoch (iteration, for the zero-shot
+    methods) of every method that reports a training trace, one line per method and level,
+    mean over repetitions: one row of panels per step unit, one panel per objective, then PSNR.
+    """
+    tr = _traces(data)
+    if isinstance(tr, str):
+        return tr
     res = data.results[["cell_key", "image", "task", "method_label", "p_deg_sigma",
                         "p_deg_missing", "p_deg_per", "rep"]].drop_duplicates("cell_key")
     res = res.assign(_level=[row_level(row) for row in res.to_dict("records")])
@@ -177,30 +190,44 @@ def training_curves(data: RunData, image: str | None = None) -> Drawn:
     if tr.empty:
         return f"no traces for image {image!r}"
     tr = tr.copy()
-    multi = tr["method_label"].nunique() > 1
-    tr["_line"] = (tr["method_label"] + " " if multi else "") + tr["_level"]
-    panels = [(energy, "free energy (per data point)" if energy == "free_energy" else "loss")]
-    if "psnr" in tr.columns and tr["psnr"].notna().any():
-        panels.append(("psnr", _psnr_label()))
-    fig = Figure(figsize=(4.0 * len(panels) + 0.6, 3.4))
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    multi_level = tr["_level"].nunique() > 1
+    tr["_line"] = tr["method_label"] + ((" " + tr["_level"]) if multi_level else "")
+    tr["_unit"] = tr["method"].map({m: _step_unit(m) for m in tr["method"].unique()})
+    units = [u for u in ("epoch", "iteration") if (tr["_unit"] == u).any()]
+    rows = []  # per unit: [(column, label)] of its panels
+    for unit in units:
+        sub = tr[tr["_unit"] == unit]
+        panels = [(c, lab) for c, lab in OBJECTIVES if c in sub.columns and sub[c].notna().any()]
+        if "psnr" in sub.columns and sub["psnr"].notna().any():
+            panels.append(("psnr", _psnr_label()))
+        rows.append((unit, sub, panels))
+    ncols = max(len(p) for *_, p in rows)
+    fig = Figure(figsize=(4.0 * ncols + 2.6, 3.2 * len(rows) + 0.4))
+    grid = fig.subplots(len(rows), ncols, squeeze=False)
     styles = method_styles(tr["_line"], tr["method"])
-    for ax, (col, ylabel) in zip(axes, panels):
-        curves = tr.groupby(["_line", "epoch"], sort=False)[col].mean().reset_index()
-        for line in dict.fromkeys(tr["_line"]):
-            # PSNR exists only at evaluation epochs (1, 21, ...): join those points
-            c = curves[curves["_line"] == line].sort_values("epoch").dropna(subset=[col])
-            st = styles[line]
-            ax.plot(c["epoch"], c[col], label=line, color=st["color"],
-                    linestyle=st["linestyle"], marker=st["marker"], markersize=3.5,
-                    markevery=1 if col == "psnr" else max(1, len(c) // 10))
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
-        ax.set_ylabel(ylabel)
-        ax.legend(loc="best")
+    used = []
+    for axes, (unit, sub, panels) in zip(grid, rows):
+        for ax, (col, ylabel) in zip(axes, panels):
+            curves = sub.groupby(["_line", "epoch"], sort=False)[col].mean().reset_index()
+            for line in dict.fromkeys(sub["_line"]):
+                # PSNR exists only at evaluation epochs (1, 21, ..., and the last): join those
+                c = curves[curves["_line"] == line].sort_values("epoch").dropna(subset=[col])
+                if c.empty:
+                    continue
+                st = styles[line]
+                ax.plot(c["epoch"], c[col], label=line, color=st["color"],
+                        linestyle=st["linestyle"], marker=st["marker"], markersize=3.5,
+                        markevery=1 if col == "psnr" else max(1, len(c) // 10))
+            ax.set_xlabel(unit)
+            ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+            ax.set_ylabel(ylabel)
+            used.append(ax)
+        for ax in axes[len(panels):]:
+            ax.set_visible(False)
+    legend_right(fig, used, title="method" + (", level" if multi_level else ""))
     n_reps = tr["rep"].nunique()
-    who = ", ".join(dict.fromkeys(str(m).upper() for m in tr["method"]))
-    fig.suptitle(f"{who} training on image {image} (mean over {n_reps} repetition"
+    level = "" if multi_level else f", {tr['_level'].iloc[0]}"
+    fig.suptitle(f"Training on image {image}{level} (mean over {n_reps} repetition"
                  f"{'s' * (n_reps > 1)})", fontsize=10)
     return [(f"training_curves_{_slug(str(image))}", fig)]
 

@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 from evobench_standard.figures import (
     FIELD_GAP_COLOR,
@@ -218,3 +219,35 @@ def test_legends_show_display_names_in_rank_order(small_run, tmp_path, monkeypat
     assert seen and all("[" not in lab for labels in seen for lab in labels)
     noise = next(labels for labels in seen if "tvae (S=64)" in labels)
     assert noise[0] == "tvae (S=64)" and noise[-1] == "noisy"
+
+
+def test_training_curves_draw_every_method_with_a_trace(small_run):
+    """A loss-only method (gsvae) is drawn beside tvae's free energy, each in its own panel;
+    a zero-shot method's loss is drawn against its iterations, not epochs."""
+    import dataclasses
+
+    data = load_runs(small_run)
+    tr = data.traces.copy()
+    gs = tr["method"] == "gsvae"
+    tr.loc[gs, "loss"] = 100 - tr.loc[gs, "epoch"]
+    tr.loc[gs, "free_energy"] = np.nan
+    zs = tr[gs].copy()
+    zs["method"] = "zsn2n"  # its spec has an 'iterations' parameter
+    zs["epoch"] = zs["epoch"] * 50
+    res = data.results.fillna({"p_deg_sigma": -1, "p_deg_missing": -1})
+    where = ["image", "task", "p_deg_sigma", "p_deg_missing", "rep"]
+    bm3d = {tuple(r[where]): r["cell_key"] for _, r in res[res["method"] == "bm3d"].iterrows()}
+    of = {r["cell_key"]: bm3d.get(tuple(r[where])) for _, r in res.iterrows()}
+    zs["cell_key"] = zs["cell_key"].map(of)  # the bm3d cells stand in for zsn2n's
+    zs = zs[zs["cell_key"].notna()]
+    data = dataclasses.replace(data, traces=pd.concat([tr, zs], ignore_index=True))
+    with style.context(STYLE):
+        (name, fig), = training_curves(data)
+    shown = [ax for ax in fig.axes if ax.get_visible() and ax.get_lines()]
+    ylabels = {ax.get_ylabel() for ax in shown}
+    assert {"free energy (per data point)", "loss"} <= ylabels
+    labels = {lab for ax in shown for lab in ax.get_legend_handles_labels()[1]}
+    assert any(lab.startswith("gsvae") for lab in labels)
+    assert any(ax.get_xlabel() == "iteration" for ax in shown)
+    assert _titles_outside(fig) == []
+
