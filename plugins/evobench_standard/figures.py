@@ -93,8 +93,12 @@ def psnr_vs_level(data: RunData, task: str) -> list[tuple[str, Figure]] | str:
         for i, label in enumerate(labels):
             s = stats.loc[label].sort_index()
             shift = (i - (len(labels) - 1) / 2) * 0.012 * span
-            ax.errorbar(s.index + shift, s["mean"], yerr=s["std"].fillna(0), label=label,
-                        markersize=6, **marker_edge(styles[label]), **styles[label])
+            if s["std"].notna().any():  # a spread over repetitions: error bars
+                ax.errorbar(s.index + shift, s["mean"], yerr=s["std"].fillna(0), label=label,
+                            markersize=6, **marker_edge(styles[label]), **styles[label])
+            else:  # one repetition: no bars, and no bar glyphs in the legend
+                ax.plot(s.index + shift, s["mean"], label=label, markersize=6,
+                        **marker_edge(styles[label]), **styles[label])
         ax.set_xlabel("noise level σ (0–255 scale)" if task == "denoise" else "missing pixels (%)")
         ax.set_ylabel(_psnr_label())
         ax.set_title(f"{dataset}: mean over {n_images} image{'s' * (n_images > 1)}")
@@ -106,9 +110,10 @@ def psnr_vs_level(data: RunData, task: str) -> list[tuple[str, Figure]] | str:
 def psnr_vs_time(data: RunData, *, image: str | None = None) -> Drawn:
     """Quality per second: PSNR against wall time (log scale), one marker per method and level."""
     df = _ok(data.results)
-    df = df[df["time_total_s"] > 0]
+    # the noisy input is no method: it takes no time and would squash the log axis
+    df = df[(df["time_total_s"] > 0) & ~df["method"].map(is_reference).astype(bool)]
     if df.empty:
-        return "no ok results with a positive wall time"
+        return "no ok results of a method with a positive wall time"
     styles = method_styles(data.results["method_label"], data.results["method"])
     tasks = list(dict.fromkeys(df["task"]))
     fig = Figure(figsize=(4.4 * len(tasks) + 2.4, 3.6))
@@ -122,11 +127,18 @@ def psnr_vs_time(data: RunData, *, image: str | None = None) -> Drawn:
         groups = sub.groupby(["method_label", "p_deg_sigma", "p_deg_missing"], sort=False,
                              dropna=False)
         means = groups[["time_total_s", "psnr"]].mean().reset_index()
+        means["_level"] = [row_level(r | {"task": task, "p_deg_per": ""})
+                           for r in means.to_dict("records")]
+        several = means["_level"].nunique() > 1
         for label in dict.fromkeys(sub["method_label"]):
             m = means[means["method_label"] == label]
             st = styles[label]
             ax.plot(m["time_total_s"], m["psnr"], marker=st["marker"], linestyle="none",
                     label=label, color=st["color"], markersize=8, **marker_edge(st))
+            if several:  # which mean is which level: its label beside the marker
+                for x, y, lev in zip(m["time_total_s"], m["psnr"], m["_level"]):
+                    ax.annotate(lev, (x, y), xytext=(5, 3), textcoords="offset points",
+                                fontsize=6.5, color=st["color"])
         ax.set_xscale("log")
         lo, hi = sub["time_total_s"].min(), sub["time_total_s"].max()
         if hi / lo < 10:  # less than a decade: label plain seconds, not 2×10^1
@@ -243,12 +255,16 @@ def sparsity(data: RunData, *, image: str | None = None) -> Drawn:
     """Histogram of active latents per patch (normalised), TVAE against GSVAE, per level."""
     df = data.results[(data.results["status"] == "ok") & (data.results["artifact"] != "")]
     hists: dict[tuple[str, str], list[np.ndarray]] = {}
+    pooled: dict[str, set] = {}  # label -> images its histograms average over
+    sizes: dict[str, set] = {}  # label -> H (the histogram has H + 1 bins)
     for row, arrays in _artifacts(data, df, "active_hist"):
         h = np.asarray(arrays["active_hist"], dtype=float).ravel()
         if h.sum() <= 0:
             continue
         level = row_level(row)
         hists.setdefault((level, row["method_label"]), []).append(h / h.sum())
+        pooled.setdefault(row["method_label"], set()).add(str(row["image"]))
+        sizes.setdefault(row["method_label"], set()).add(len(h) - 1)
     if not hists:
         return "no artifacts with active_hist"
     levels = list(dict.fromkeys(k[0] for k in hists))[:MAX_LEVEL_PANELS]
@@ -259,6 +275,7 @@ def sparsity(data: RunData, *, image: str | None = None) -> Drawn:
     fig = Figure(figsize=(3.8 * ncols + 2.4, 3.0 * nrows + 0.3))
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     width = 0.8 / len(labels)
+    hs = sorted(set().union(*sizes.values()))
     for ax, level in zip(axes, levels):
         top = 0
         for i, label in enumerate(labels):
@@ -271,10 +288,10 @@ def sparsity(data: RunData, *, image: str | None = None) -> Drawn:
             active = float((k * mean).sum())
             color = styles[label]["color"]
             ax.bar(k + (i - (len(labels) - 1) / 2) * width, mean, width=width, color=color,
-                   label=label, hatch=HATCHES[i % len(HATCHES)], edgecolor="white",
+                   label=label if len(hs) == 1 else
+                   f"{label}, H={'/'.join(map(str, sorted(sizes[label])))}", hatch=HATCHES[i % len(HATCHES)], edgecolor="white",
                    linewidth=0)
-            ax.axvline(active, color=color, linestyle=styles[label]["linestyle"],
-                       linewidth=1.2)
+            ax.axvline(active, color=color, linestyle="--", linewidth=1.2)  # the mean
             nz = np.nonzero(mean > 1e-3)[0]
             top = max(top, int(nz.max()) if len(nz) else 0)
         ax.set_xlim(-0.7, top + 0.7)
@@ -283,7 +300,14 @@ def sparsity(data: RunData, *, image: str | None = None) -> Drawn:
         ax.set_title(level)
     for ax in axes[len(levels):]:
         ax.set_visible(False)
-    legend_right(fig, axes[:len(levels)], title="method\n(vertical line: mean)")
+    legend_right(fig, axes[:len(levels)], title="method\n(dashed line: mean)")
+    images = sorted(set().union(*pooled.values()))
+    what = f"H = {hs[0]} latents" if len(hs) == 1 else "H per method in the legend"
+    names = ", ".join(images[:6]) + (" …" if len(images) > 6 else "")
+    # left-aligned: the legend outside on the right starts at the top edge too
+    fig.suptitle(f"Active latents per patch; {what}\npooled over image"
+                 f"{'s' * (len(images) > 1)} {names}", fontsize=9, x=0.01,
+                 horizontalalignment="left")
     return [("sparsity", fig)]
 
 

@@ -251,3 +251,42 @@ def test_training_curves_draw_every_method_with_a_trace(small_run):
     assert any(ax.get_xlabel() == "iteration" for ax in shown)
     assert _titles_outside(fig) == []
 
+
+
+def test_styles_no_black_no_cross_for_methods(evobench_plugin):
+    """A plugin method added as the 8th (or 11th) method gets neither black nor a cross-like
+    marker, which read as the noisy reference's gray 'x'; the first 110 methods all differ."""
+    from evobench.api import method_styles
+
+    labels = [f"m{i}" for i in range(110)]
+    styles = method_styles(labels, labels)
+    assert all(st["color"] != "#000000" and st["marker"] not in ("x", "X", "+")
+               for st in styles.values())
+    assert len({(st["color"], st["marker"]) for st in styles.values()}) == 110
+
+
+def test_psnr_vs_time_levels_and_references_psnr_vs_noise_one_rep(small_run):
+    """psnr_vs_time draws no reference (the noisy input) and labels which mean is which noise
+    level; psnr_vs_noise with one repetition has plain markers, no error-bar glyphs; the
+    sparsity figure's mean line is dashed and it says H and the pooled images."""
+    import dataclasses
+
+    from evobench_standard.figures import sparsity
+    from matplotlib.container import ErrorbarContainer
+
+    data = load_runs(small_run)
+    with style.context(STYLE):
+        (_, timing), = psnr_vs_time(data)
+        one = dataclasses.replace(data, results=data.results[data.results["rep"] == 0])
+        (_, noise), = psnr_vs_level(one, "denoise")
+        (_, spars), = sparsity(data)
+    labels = [lab for ax in timing.axes for lab in ax.get_legend_handles_labels()[1]]
+    assert "noisy" not in labels and "bm3d" in labels
+    assert any(t.get_text() == "σ=15" for ax in timing.axes for t in ax.texts)
+    handles = [h for ax in noise.axes for h in ax.get_legend_handles_labels()[0]]
+    assert handles and not any(isinstance(h, ErrorbarContainer) for h in handles)
+    title = spars._suptitle.get_text()
+    assert "H = " in title or "H per method" in title
+    assert "pooled over image" in title
+    means = [line for ax in spars.axes for line in ax.get_lines()]
+    assert means and all(line.get_linestyle() == "--" for line in means)
