@@ -5,9 +5,9 @@ A results row names its method by ``method_label``: the suite's label where the 
 exact but long; tables, figure legends and the HTML page show a short form instead: the method
 name plus only the parameters that set it apart, ``tvae (epochs=20)``. For a method that appears
 with one parameter set that is the parameters that differ from the spec's defaults; for one
-with several, those in which a variant differs from the most common value among them (the
-parameters all variants share say nothing to tell them apart). Two labels that would read the
-same keep their selectors. Methods are ordered by their spec's ``rank`` (tvae first), unranked
+with several, the parameters the variants do not all give alike (those they share say nothing
+to tell them apart), as each variant gives them. Two labels that would read the same keep
+their selectors. Methods are ordered by their spec's ``rank`` (tvae first), unranked
 methods after them in order of appearance, references (the noisy input) last.
 """
 
@@ -60,10 +60,6 @@ def _defaults(method: str) -> dict[str, str]:
     return {p.name: str(p.default) for p in (spec.params if spec else ())}
 
 
-def _default_text(value: str | None) -> str:
-    return "default" if value in (None, "None") else value
-
-
 def _short(method: str, params: dict[str, str]) -> str:
     inner = ", ".join(f"{k}={v}" for k, v in params.items())
     return f"{method} ({inner})" if inner else method
@@ -89,14 +85,11 @@ def display_names(labels, methods) -> dict[str, str]:
                                            if defaults.get(k) != v})
             continue
         keys = list(dict.fromkeys(k for lab in labs for k in parsed[lab]))
-        common = {k: Counter(parsed[lab].get(k) for lab in labs).most_common(1)[0][0]
-                  for k in keys}
+        # the parameters that set the variants apart: those not given alike in all of them
+        varying = [k for k in keys if len({parsed[lab].get(k) for lab in labs}) > 1]
         for lab in labs:
             given = parsed[lab]
-            out[lab] = _short(method, {k: given[k] for k in keys
-                                       if k in given and given[k] != common[k]}
-                              | {k: _default_text(defaults.get(k)) for k in keys
-                                 if k not in given and common[k] is not None})
+            out[lab] = _short(method, {k: given[k] for k in varying if k in given})
     seen = Counter(out.values())
     return {lab: (lab if seen[name] > 1 else name) for lab, name in out.items()}
 

@@ -188,8 +188,8 @@ def test_display_names_not_selectors_and_rank_order():
     df["cell_key"] = [f"k{i}" for i in range(len(df))]
     psnr, = build_tables(df, ["psnr"], per_image=False)
     assert [name for name, _ in psnr.rows] == [
-        "tvae", "tvae (H=72, epochs=5)", "TVAE (published)", "gsvae (H=16, epochs=3)", "bm3d",
-        "noisy"]
+        "tvae (H=16, epochs=10)", "tvae (H=72, epochs=5)", "TVAE (published)",
+        "gsvae (H=16, epochs=3)", "bm3d", "noisy"]
     text = render_summary(df, "text", metrics=["psnr"], per_image=False)
     assert "[" not in text and max(map(len, text.splitlines())) <= 90
     assert display_names(["x[a=1]", "x (a=1)"], ["x", "x"]) == {"x[a=1]": "x[a=1]",
