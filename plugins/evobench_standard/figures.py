@@ -434,8 +434,9 @@ def restoration_panels(data: RunData, image: str | None = None) -> list[tuple[st
                            *_display(arrays["restored"])))
         if len(panels) < 2:
             continue
-        ncols = min(len(panels), 5)
-        nrows = math.ceil(len(panels) / ncols)
+        # at most 5 a row, rows filled evenly: 6 panels are 2 x 3, not 5 and a lone one
+        nrows = math.ceil(len(panels) / 5)
+        ncols = math.ceil(len(panels) / nrows)
         fig = Figure(figsize=(2.1 * ncols, 2.35 * nrows + 0.35))
         axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
         for ax, (title, img, kw) in zip(axes, panels):

@@ -290,3 +290,21 @@ def test_psnr_vs_time_levels_and_references_psnr_vs_noise_one_rep(small_run):
     assert "pooled over image" in title
     means = [line for ax in spars.axes for line in ax.get_lines()]
     assert means and all(line.get_linestyle() == "--" for line in means)
+
+
+def test_restoration_panels_leave_no_blank_row(small_run):
+    """Six panels (clean, corrupted, four methods) fill 2 x 3, not 5 and a lone one beside
+    four blank areas."""
+    import dataclasses
+
+    data = load_runs(small_run)
+    res = data.results
+    extra = res[res["method"] == "tvae"].assign(method_label="tvae (copy)",
+                                                cell_key=lambda d: d["cell_key"] + "-copy")
+    data = dataclasses.replace(data, results=pd.concat([res, extra], ignore_index=True))
+    with style.context(STYLE):
+        figs = restoration_panels(data)
+    name, fig = next((n, f) for n, f in figs if "sigma-25" in n)
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    blank = [ax for ax in fig.axes if not ax.get_visible()]
+    assert len(shown) == 6 and blank == []
