@@ -137,8 +137,14 @@ class Progress:
 
     # -- display -------------------------------------------------------------------------------
     def _counts(self) -> str:
+        """``2/4 ran (1 ok, 1 failed); 5 cached, 1 skipped``: the cells of this run that
+        finished (of those to run), how they ended, then the cells that were not run at all
+        (cached from earlier runs, skipped), each count next to its word so none reads as
+        another's."""
         c = self.counts
-        return f"done {c['ok']} cached {c['cached']} failed {c['failed']} skipped {c['skipped']}"
+        text = f"{self.finished}/{self.total} ran ({c['ok']} ok, {c['failed']} failed)"
+        rest = [f"{c[k]} {k}" for k in ("cached", "skipped") if c[k]]
+        return text + ("; " + ", ".join(rest) if rest else "")
 
     def _render(self):
         from rich.console import Group
@@ -147,11 +153,11 @@ class Progress:
         from rich.text import Text
 
         head = Table.grid(padding=(0, 1))
-        for _ in range(5):
+        for _ in range(4):
             head.add_column(no_wrap=True)
         head.add_row(Text("cells", style="bold"),
                      ProgressBar(total=max(self.total, 1), completed=self.finished, width=12),
-                     Text(f"{self.finished}/{self.total}"), Text(self._counts()),
+                     Text(self._counts()),
                      Text(f"{_clock(time.monotonic() - self.started)} ETA "
                           f"{_clock(self.eta())}", style="cyan"))
         rows = self.running()

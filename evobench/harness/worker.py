@@ -221,14 +221,15 @@ def _run_method(payload: CellPayload, score: _Scorer, row: dict, notify, sink):
 def _record_output(out, payload: CellPayload, score: _Scorer, result: CellResult) -> None:
     """Scores, timings, extras (``x_<key>``), trace (with scored snapshots) and arrays."""
     row = result.row
-    row.update(score(out.image))
+    final = score(out.image)
+    row.update(final)
     row["time_fit_s"] = _num(out.time_fit_s)
     row["time_infer_s"] = _num(out.time_infer_s)
     for key, value in (out.extras or {}).items():
         if isinstance(value, bool | int | float | np.integer | np.floating | str):
             row[f"x_{key}"] = value.item() if hasattr(value, "item") else value
     result.trace = [_plain_dict(t) for t in (out.trace or [])]
-    _score_snapshots(out.snapshots or {}, score, row, result.trace)
+    _score_snapshots(out.snapshots or {}, score, row, result.trace, final)
     # latent-code artifacts are small and feed the sparsity/fields figures: always kept
     arrays = {key: np.asarray(out.artifacts[key], np.float32)
               for key in ("fields", "active_hist") if key in (out.artifacts or {})}
@@ -240,15 +241,25 @@ def _record_output(out, payload: CellPayload, score: _Scorer, result: CellResult
             arrays["mask"] = np.asarray(payload.mask, bool)
     result.arrays = arrays
 
-def _score_snapshots(snapshots: dict, score: _Scorer, row: dict, trace: list[dict]) -> None:
+def _score_snapshots(snapshots: dict, score: _Scorer, row: dict, trace: list[dict],
+                     final: dict | None = None) -> None:
     """Score a method's intermediate estimates: into the trace row of their epoch, and the
-    latest one into ``<metric>_last_eval`` (with ``last_eval_epoch``) of the result row."""
+    latest one into ``<metric>_last_eval`` (with ``last_eval_epoch``) of the result row. The
+    trace's last epoch, whose estimate is the returned image, gets the final image's scores
+    (``final``) when no snapshot was taken there (TVAE evaluates on the published schedule,
+    1, 1+k, ...; its last epoch is rarely on it), so the PSNR curve ends where the table's
+    value is."""
     by_epoch = {int(e): np.asarray(img, np.float64) for e, img in snapshots.items()}
     if not by_epoch:
         return
     scores = {e: score(img) for e, img in by_epoch.items()}
     for entry in trace:
         entry.update(scores.get(entry.get("epoch"), {}))
+    ends = [t for t in trace if isinstance(t.get("epoch"), int | float)]
+    if final and ends:
+        last_entry = max(ends, key=lambda t: t["epoch"])
+        if int(last_entry["epoch"]) not in scores:
+            last_entry.update(final)
     last = max(by_epoch)
     row["last_eval_epoch"] = last
     for name, value in scores[last].items():

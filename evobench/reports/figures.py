@@ -14,6 +14,7 @@ through ``evobench.api``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Callable
@@ -25,16 +26,22 @@ from matplotlib.figure import Figure
 from evobench.errors import EvobenchError
 from evobench.files import within
 from evobench.reports.load import RunData
+from evobench.reports.names import with_display_names
 from evobench.reports.tables import method_spec
 from evobench.specs import load_object
 
 STYLE = Path(__file__).with_name("paper.mplstyle")
 FORMATS = ("png", "pdf", "svg")
-# Okabe-Ito (colour-blind safe) without its yellow, which vanishes on white; then Tol's wine.
-PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#882255"]
+# Okabe-Ito (colour-blind safe) without its yellow, which vanishes on white, and without its
+# black, which next to the gray reference read as the noisy input; then Tol's wine, indigo,
+# olive and teal: ten colours before any repeats.
+PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#882255",
+           "#332288", "#999933", "#44AA99"]
 # Methods also differ in marker and line style, so they stay apart in grayscale print and where
-# points overlap; references (MethodSpec.reference: the corrupted input) are gray and dotted.
-MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+# points overlap; references (MethodSpec.reference: the corrupted input) are gray and dotted,
+# with the only cross ('x'): no method gets a cross-like marker; eleven markers against ten
+# colours, so no two of the first 110 methods look alike.
+MARKERS = ["o", "s", "^", "D", "v", "P", "*", "p", "h", "<", ">"]
 LINESTYLES = ["-", "--", "-.", (0, (5, 1, 1, 1, 1, 1))]
 REFERENCE_STYLE = {"color": "#666666", "marker": "x", "linestyle": ":"}
 
@@ -156,6 +163,8 @@ def make_figures(data: RunData, out: str | Path, *, formats=("png",), image: str
     kinds = sorted((registry.figure(n) for n in registry.names("figures")),
                    key=lambda k: (k.order, k.name))
     tasks = set(data.results["task"])
+    # legends and titles show display names (``tvae (epochs=20)``), methods in rank order
+    data = dataclasses.replace(data, results=with_display_names(data.results))
     written, notes = [], []
     with style.context(STYLE):
         for kind in kinds:

@@ -19,6 +19,7 @@ from tabulate import tabulate
 
 from evobench.errors import EvobenchError
 from evobench.reports.load import DATASET_LABEL, normalise
+from evobench.reports.names import with_display_names
 from evobench.schema import Facts, facts
 
 FORMATS = ("text", "markdown", "csv", "latex", "html")
@@ -43,14 +44,49 @@ def heading(column: str) -> str:
 
 
 def with_companions(df: pd.DataFrame, metrics) -> list[str]:
-    """``metrics`` plus each companion column that holds values in ``df``, after its main one."""
+    """``metrics`` plus each companion column that tells something the main one does not,
+    after its main one (see :func:`companion_rows`)."""
     out: list[str] = []
     for m in metrics:
         out.append(m)
         extra = COMPANIONS.get(m)
-        if extra and extra not in metrics and extra in df.columns and df[extra].notna().any():
+        if extra and extra not in metrics and companion_rows(df, m, extra).any():
             out.append(extra)
     return out
+
+
+def _non_default_preset(method: str, params: str) -> bool:
+    """Whether a row's method parameters choose a ``preset`` other than the spec's default
+    (TVAE's paper presets, whose published number is the last scheduled evaluation)."""
+    import json
+
+    try:
+        given = json.loads(params) if params else {}
+    except ValueError:
+        return False
+    preset = given.get("preset") if isinstance(given, dict) else None
+    if preset is None:
+        return False
+    spec = method_spec(method)
+    default = next((p.default for p in (spec.params if spec else ()) if p.name == "preset"), None)
+    return str(preset) != str(default)
+
+
+def companion_rows(df: pd.DataFrame, metric: str, extra: str) -> pd.Series:
+    """The rows whose companion column (``psnr_last_eval``) is worth a table: it differs from
+    the final image's value and the row ran a non-default preset (a paper preset, scored as
+    published). A quick run's last scheduled evaluation is just an earlier, worse estimate, and
+    a learned zero-shot method's last snapshot is its final image: neither gets the table."""
+    if extra not in df.columns or metric not in df.columns:
+        return pd.Series(False, index=df.index)
+    decimals = column_facts(metric).decimals
+    values = pd.to_numeric(df[extra], errors="coerce")
+    differs = values.notna() & (values.round(decimals)
+                                != pd.to_numeric(df[metric], errors="coerce").round(decimals))
+    params = df["method_params"] if "method_params" in df.columns else pd.Series("", df.index)
+    preset = [bool(d) and _non_default_preset(str(m), str(p or ""))
+              for d, m, p in zip(differs, df["method"], params)]
+    return pd.Series(preset, index=df.index)
 
 
 def method_spec(method: str):
@@ -212,6 +248,10 @@ def build_tables(df: pd.DataFrame, metrics=DEFAULT_COLUMNS, *, per_image: bool =
     if df.empty:
         return []
     metrics = with_companions(df, metrics)
+    df = with_display_names(df)  # rows show display names, in method order (rank)
+    for main, extra in COMPANIONS.items():
+        if extra in metrics:  # only the rows the companion is about
+            df.loc[~companion_rows(df, main, extra), extra] = np.nan
     df = _with_columns(df)
     fail_avg, fail_img = _failures(df)
     stats = {m: _statistics(df, m) for m in metrics}
@@ -253,6 +293,7 @@ def status_counts(df: pd.DataFrame) -> pd.DataFrame:
     """Rows per method and status (ok, error, timeout, skipped), for the status table."""
     if df.empty:
         return pd.DataFrame()
+    df = with_display_names(df)
     counts = pd.crosstab(df["method_label"], df["status"])
     counts = counts.reindex(_ordered(df["method_label"]))
     cols = ["ok"] + sorted(c for c in counts.columns if c != "ok")
@@ -292,7 +333,8 @@ def _grid(table: Table, mark) -> tuple[list[str], list[list[str]]]:
 
 def _text(table: Table) -> str:
     header, body = _grid(table, lambda s: s + " *")
-    return f"{table.title}  (* best)\n" + tabulate(body, header, tablefmt="simple",
+    marked = any(c.best for _, cells in table.rows for c in cells)
+    return f"{table.title}{'  (* best)' if marked else ''}\n" + tabulate(body, header, tablefmt="simple",
                                                     disable_numparse=True)
 
 

@@ -93,8 +93,12 @@ def psnr_vs_level(data: RunData, task: str) -> list[tuple[str, Figure]] | str:
         for i, label in enumerate(labels):
             s = stats.loc[label].sort_index()
             shift = (i - (len(labels) - 1) / 2) * 0.012 * span
-            ax.errorbar(s.index + shift, s["mean"], yerr=s["std"].fillna(0), label=label,
-                        markersize=6, **marker_edge(styles[label]), **styles[label])
+            if s["std"].notna().any():  # a spread over repetitions: error bars
+                ax.errorbar(s.index + shift, s["mean"], yerr=s["std"].fillna(0), label=label,
+                            markersize=6, **marker_edge(styles[label]), **styles[label])
+            else:  # one repetition: no bars, and no bar glyphs in the legend
+                ax.plot(s.index + shift, s["mean"], label=label, markersize=6,
+                        **marker_edge(styles[label]), **styles[label])
         ax.set_xlabel("noise level σ (0–255 scale)" if task == "denoise" else "missing pixels (%)")
         ax.set_ylabel(_psnr_label())
         ax.set_title(f"{dataset}: mean over {n_images} image{'s' * (n_images > 1)}")
@@ -106,9 +110,10 @@ def psnr_vs_level(data: RunData, task: str) -> list[tuple[str, Figure]] | str:
 def psnr_vs_time(data: RunData, *, image: str | None = None) -> Drawn:
     """Quality per second: PSNR against wall time (log scale), one marker per method and level."""
     df = _ok(data.results)
-    df = df[df["time_total_s"] > 0]
+    # the noisy input is no method: it takes no time and would squash the log axis
+    df = df[(df["time_total_s"] > 0) & ~df["method"].map(is_reference).astype(bool)]
     if df.empty:
-        return "no ok results with a positive wall time"
+        return "no ok results of a method with a positive wall time"
     styles = method_styles(data.results["method_label"], data.results["method"])
     tasks = list(dict.fromkeys(df["task"]))
     fig = Figure(figsize=(4.4 * len(tasks) + 2.4, 3.6))
@@ -122,11 +127,18 @@ def psnr_vs_time(data: RunData, *, image: str | None = None) -> Drawn:
         groups = sub.groupby(["method_label", "p_deg_sigma", "p_deg_missing"], sort=False,
                              dropna=False)
         means = groups[["time_total_s", "psnr"]].mean().reset_index()
+        means["_level"] = [row_level(r | {"task": task, "p_deg_per": ""})
+                           for r in means.to_dict("records")]
+        several = means["_level"].nunique() > 1
         for label in dict.fromkeys(sub["method_label"]):
             m = means[means["method_label"] == label]
             st = styles[label]
             ax.plot(m["time_total_s"], m["psnr"], marker=st["marker"], linestyle="none",
                     label=label, color=st["color"], markersize=8, **marker_edge(st))
+            if several:  # which mean is which level: its label beside the marker
+                for x, y, lev in zip(m["time_total_s"], m["psnr"], m["_level"]):
+                    ax.annotate(lev, (x, y), xytext=(5, 3), textcoords="offset points",
+                                fontsize=6.5, color=st["color"])
         ax.set_xscale("log")
         lo, hi = sub["time_total_s"].min(), sub["time_total_s"].max()
         if hi / lo < 10:  # less than a decade: label plain seconds, not 2×10^1
@@ -146,26 +158,39 @@ def psnr_vs_time(data: RunData, *, image: str | None = None) -> Drawn:
     return [("psnr_vs_time", fig)]
 
 
-def _traces(data: RunData) -> tuple[pd.DataFrame, str] | str:
-    """The trace rows to plot and their objective column: ``free_energy`` where any method
-    reports one (tvae), else ``loss`` (gsvae); rows without it are left out."""
+OBJECTIVES = (("free_energy", "free energy (per data point)"), ("loss", "loss"))
+
+
+def _traces(data: RunData) -> pd.DataFrame | str:
+    """The trace rows that carry an objective (``free_energy``: tvae; ``loss``: gsvae and the
+    zero-shot methods), every method's."""
     tr = data.traces
     if tr is None or tr.empty:
         return "the run has no traces"
-    energy = next((c for c in ("free_energy", "loss") if c in tr.columns
-                   and tr[c].notna().any()), None)
-    if energy is None:
+    have = [c for c, _ in OBJECTIVES if c in tr.columns and tr[c].notna().any()]
+    if not have:
         return "no traces with a free energy or a loss"
-    return tr[tr[energy].notna()], energy
+    return tr[tr[have].notna().any(axis=1)]
+
+
+def _step_unit(method: str) -> str:
+    """What a method's trace counts: ``iteration`` for the zero-shot methods (an
+    ``iterations`` parameter: Adam steps), else ``epoch``."""
+    try:
+        spec = get_registry().method(str(method))
+    except Exception:  # noqa: BLE001 - a plugin no longer installed: epochs, as most
+        return "epoch"
+    return "iteration" if any(p.name == "iterations" for p in spec.params) else "epoch"
 
 
 def training_curves(data: RunData, image: str | None = None) -> Drawn:
-    """The objective (free energy, else loss) and PSNR per epoch of the methods that report a
-    training trace, one line per level (and method), mean over repetitions."""
-    found = _traces(data)
-    if isinstance(found, str):
-        return found
-    tr, energy = found
+    """The objective (free energy, else loss) and PSNR per epoch (iteration, for the zero-shot
+    methods) of every method that reports a training trace, one line per method and level,
+    mean over repetitions: one row of panels per step unit, one panel per objective, then PSNR.
+    """
+    tr = _traces(data)
+    if isinstance(tr, str):
+        return tr
     res = data.results[["cell_key", "image", "task", "method_label", "p_deg_sigma",
                         "p_deg_missing", "p_deg_per", "rep"]].drop_duplicates("cell_key")
     res = res.assign(_level=[row_level(row) for row in res.to_dict("records")])
@@ -177,30 +202,44 @@ def training_curves(data: RunData, image: str | None = None) -> Drawn:
     if tr.empty:
         return f"no traces for image {image!r}"
     tr = tr.copy()
-    multi = tr["method_label"].nunique() > 1
-    tr["_line"] = (tr["method_label"] + " " if multi else "") + tr["_level"]
-    panels = [(energy, "free energy (per data point)" if energy == "free_energy" else "loss")]
-    if "psnr" in tr.columns and tr["psnr"].notna().any():
-        panels.append(("psnr", _psnr_label()))
-    fig = Figure(figsize=(4.0 * len(panels) + 0.6, 3.4))
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    multi_level = tr["_level"].nunique() > 1
+    tr["_line"] = tr["method_label"] + ((" " + tr["_level"]) if multi_level else "")
+    tr["_unit"] = tr["method"].map({m: _step_unit(m) for m in tr["method"].unique()})
+    units = [u for u in ("epoch", "iteration") if (tr["_unit"] == u).any()]
+    rows = []  # per unit: [(column, label)] of its panels
+    for unit in units:
+        sub = tr[tr["_unit"] == unit]
+        panels = [(c, lab) for c, lab in OBJECTIVES if c in sub.columns and sub[c].notna().any()]
+        if "psnr" in sub.columns and sub["psnr"].notna().any():
+            panels.append(("psnr", _psnr_label()))
+        rows.append((unit, sub, panels))
+    ncols = max(len(p) for *_, p in rows)
+    fig = Figure(figsize=(4.0 * ncols + 2.6, 3.2 * len(rows) + 0.4))
+    grid = fig.subplots(len(rows), ncols, squeeze=False)
     styles = method_styles(tr["_line"], tr["method"])
-    for ax, (col, ylabel) in zip(axes, panels):
-        curves = tr.groupby(["_line", "epoch"], sort=False)[col].mean().reset_index()
-        for line in dict.fromkeys(tr["_line"]):
-            # PSNR exists only at evaluation epochs (1, 21, ...): join those points
-            c = curves[curves["_line"] == line].sort_values("epoch").dropna(subset=[col])
-            st = styles[line]
-            ax.plot(c["epoch"], c[col], label=line, color=st["color"],
-                    linestyle=st["linestyle"], marker=st["marker"], markersize=3.5,
-                    markevery=1 if col == "psnr" else max(1, len(c) // 10))
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
-        ax.set_ylabel(ylabel)
-        ax.legend(loc="best")
+    used = []
+    for axes, (unit, sub, panels) in zip(grid, rows):
+        for ax, (col, ylabel) in zip(axes, panels):
+            curves = sub.groupby(["_line", "epoch"], sort=False)[col].mean().reset_index()
+            for line in dict.fromkeys(sub["_line"]):
+                # PSNR exists only at evaluation epochs (1, 21, ..., and the last): join those
+                c = curves[curves["_line"] == line].sort_values("epoch").dropna(subset=[col])
+                if c.empty:
+                    continue
+                st = styles[line]
+                ax.plot(c["epoch"], c[col], label=line, color=st["color"],
+                        linestyle=st["linestyle"], marker=st["marker"], markersize=3.5,
+                        markevery=1 if col == "psnr" else max(1, len(c) // 10))
+            ax.set_xlabel(unit)
+            ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+            ax.set_ylabel(ylabel)
+            used.append(ax)
+        for ax in axes[len(panels):]:
+            ax.set_visible(False)
+    legend_right(fig, used, title="method" + (", level" if multi_level else ""))
     n_reps = tr["rep"].nunique()
-    who = ", ".join(dict.fromkeys(str(m).split("[")[0].upper() for m in tr["method_label"]))
-    fig.suptitle(f"{who} training on image {image} (mean over {n_reps} repetition"
+    level = "" if multi_level else f", {tr['_level'].iloc[0]}"
+    fig.suptitle(f"Training on image {image}{level} (mean over {n_reps} repetition"
                  f"{'s' * (n_reps > 1)})", fontsize=10)
     return [(f"training_curves_{_slug(str(image))}", fig)]
 
@@ -216,12 +255,16 @@ def sparsity(data: RunData, *, image: str | None = None) -> Drawn:
     """Histogram of active latents per patch (normalised), TVAE against GSVAE, per level."""
     df = data.results[(data.results["status"] == "ok") & (data.results["artifact"] != "")]
     hists: dict[tuple[str, str], list[np.ndarray]] = {}
+    pooled: dict[str, set] = {}  # label -> images its histograms average over
+    sizes: dict[str, set] = {}  # label -> H (the histogram has H + 1 bins)
     for row, arrays in _artifacts(data, df, "active_hist"):
         h = np.asarray(arrays["active_hist"], dtype=float).ravel()
         if h.sum() <= 0:
             continue
         level = row_level(row)
         hists.setdefault((level, row["method_label"]), []).append(h / h.sum())
+        pooled.setdefault(row["method_label"], set()).add(str(row["image"]))
+        sizes.setdefault(row["method_label"], set()).add(len(h) - 1)
     if not hists:
         return "no artifacts with active_hist"
     levels = list(dict.fromkeys(k[0] for k in hists))[:MAX_LEVEL_PANELS]
@@ -232,6 +275,7 @@ def sparsity(data: RunData, *, image: str | None = None) -> Drawn:
     fig = Figure(figsize=(3.8 * ncols + 2.4, 3.0 * nrows + 0.3))
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     width = 0.8 / len(labels)
+    hs = sorted(set().union(*sizes.values()))
     for ax, level in zip(axes, levels):
         top = 0
         for i, label in enumerate(labels):
@@ -244,10 +288,10 @@ def sparsity(data: RunData, *, image: str | None = None) -> Drawn:
             active = float((k * mean).sum())
             color = styles[label]["color"]
             ax.bar(k + (i - (len(labels) - 1) / 2) * width, mean, width=width, color=color,
-                   label=label, hatch=HATCHES[i % len(HATCHES)], edgecolor="white",
+                   label=label if len(hs) == 1 else
+                   f"{label}, H={'/'.join(map(str, sorted(sizes[label])))}", hatch=HATCHES[i % len(HATCHES)], edgecolor="white",
                    linewidth=0)
-            ax.axvline(active, color=color, linestyle=styles[label]["linestyle"],
-                       linewidth=1.2)
+            ax.axvline(active, color=color, linestyle="--", linewidth=1.2)  # the mean
             nz = np.nonzero(mean > 1e-3)[0]
             top = max(top, int(nz.max()) if len(nz) else 0)
         ax.set_xlim(-0.7, top + 0.7)
@@ -256,7 +300,14 @@ def sparsity(data: RunData, *, image: str | None = None) -> Drawn:
         ax.set_title(level)
     for ax in axes[len(levels):]:
         ax.set_visible(False)
-    legend_right(fig, axes[:len(levels)], title="method\n(vertical line: mean)")
+    legend_right(fig, axes[:len(levels)], title="method\n(dashed line: mean)")
+    images = sorted(set().union(*pooled.values()))
+    what = f"H = {hs[0]} latents" if len(hs) == 1 else "H per method in the legend"
+    names = ", ".join(images[:6]) + (" …" if len(images) > 6 else "")
+    # left-aligned: the legend outside on the right starts at the top edge too
+    fig.suptitle(f"Active latents per patch; {what}\npooled over image"
+                 f"{'s' * (len(images) > 1)} {names}", fontsize=9, x=0.01,
+                 horizontalalignment="left")
     return [("sparsity", fig)]
 
 
@@ -307,16 +358,29 @@ def generative_fields(data: RunData, image: str | None = None) -> Drawn:
         fields = fields[:MAX_FIELDS]
         mosaics.append((row, fields, total, _mosaic(fields, math.ceil(math.sqrt(len(fields))))))
     height = max(m.shape[0] / m.shape[1] for *_, m in mosaics)
-    fig = Figure(figsize=(5.5 * len(mosaics), 5.0 * height + 0.9))
+    # what the panels share goes into one figure title inside the canvas (constrained layout
+    # makes room for it); each panel's own title stays one or two short lines
+    where = {(str(row[DATASET]), str(row["image"]), row_level(row)) for row, *_ in mosaics}
+    sizes = {f"{fields.shape[1]}×{fields.shape[2]} px" for _, fields, *_ in mosaics}
+    shared = len(where) == 1
+    fig = Figure(figsize=(5.5 * len(mosaics), 5.0 * height + 1.1), layout="constrained")
     for ax, (row, fields, total, mosaic) in zip(fig.subplots(1, len(mosaics), squeeze=False)[0],
                                                mosaics):
         ax.imshow(mosaic, interpolation="nearest")
         ax.set_axis_off()
         shown = f"{len(fields)} of {total}" if total > len(fields) else f"{total}"
-        ax.set_title(f"{wrap_label(row['method_label'], 40)}: {shown} generative fields, "
-                     f"{fields.shape[1]}×{fields.shape[2]} px\n{row[DATASET]} image "
-                     f"{row['image']}, {row_level(row)}\nmid-gray = 0, each field scaled to "
-                     "its max |w|", fontsize=9)
+        title = f"{wrap_label(row['method_label'], 40)}\n{shown} fields"
+        if len(sizes) > 1:
+            title += f", {fields.shape[1]}×{fields.shape[2]} px"
+        if not shared:
+            title += f"\n{row[DATASET]} image {row['image']}, {row_level(row)}"
+        ax.set_title(title, fontsize=9)
+    dataset, image_id, level = next(iter(where))
+    head = (f"Generative fields, {dataset} image {image_id}, {level}" if shared
+            else "Generative fields")
+    if len(sizes) == 1:
+        head += f" ({next(iter(sizes))})"
+    fig.suptitle(f"{head}\nmid-gray = 0, each field scaled to its max |w|", fontsize=10)
     return [(f"fields_{_slug(str(first['image']))}", fig)]
 
 
@@ -370,8 +434,9 @@ def restoration_panels(data: RunData, image: str | None = None) -> list[tuple[st
                            *_display(arrays["restored"])))
         if len(panels) < 2:
             continue
-        ncols = min(len(panels), 5)
-        nrows = math.ceil(len(panels) / ncols)
+        # at most 5 a row, rows filled evenly: 6 panels are 2 x 3, not 5 and a lone one
+        nrows = math.ceil(len(panels) / 5)
+        ncols = math.ceil(len(panels) / nrows)
         fig = Figure(figsize=(2.1 * ncols, 2.35 * nrows + 0.35))
         axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
         for ax, (title, img, kw) in zip(axes, panels):

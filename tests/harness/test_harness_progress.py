@@ -28,7 +28,9 @@ def test_plain_lines(capsys):
 def test_rich_bar_and_quiet(capsys):
     _feed(Progress(2, cached=5, skipped=0, tty=True))
     err = capsys.readouterr().err
-    assert "done 1 cached 5 failed 1 skipped 0" in err and "2/2" in err  # fits 80 columns
+    # each count beside its own word: never "done 1 cached 5" read as "1 cached" (fits 80 columns)
+    assert "2/2 ran (1 ok, 1 failed); 5 cached" in err and "done 1 cached" not in err
+    assert "skipped" not in err.split("ran (")[1].splitlines()[0]  # no zero counts
     assert "timeout x skimage/camera: killed after 3 s" in err
     _feed(Progress(2, cached=0, skipped=0, quiet=True, tty=False))
     assert capsys.readouterr().err == ""

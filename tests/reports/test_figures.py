@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 from evobench_standard.figures import (
     FIELD_GAP_COLOR,
@@ -167,3 +168,143 @@ def test_styles_follow_the_method_specs(evobench_plugin):
     assert styles["Floor input"] == REFERENCE_STYLE
     assert [styles[lab]["color"] for lab in ("The early one", "late[k=1]", "uninstalled")] == \
         PALETTE[:3]
+
+
+def _titles_outside(fig) -> list[str]:
+    """The titles (figure and axes) that reach past the canvas once drawn: a person would see
+    them cut off at the edge."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    box = fig.bbox
+    texts = [t for ax in fig.axes for t in (ax.title, ax._left_title, ax._right_title)]
+    texts += [fig._suptitle] if fig._suptitle is not None else []
+    out = []
+    for t in texts:
+        if t.get_text() and t.get_visible():
+            b = t.get_window_extent(renderer)
+            if b.y1 > box.y1 + 0.5 or b.y0 < -0.5 or b.x0 < -0.5 or b.x1 > box.x1 + 0.5:
+                out.append(t.get_text())
+    return out
+
+
+def test_fields_titles_stay_inside_the_canvas(small_run):
+    """Long selectors as labels made four- and five-line panel titles whose first line was cut
+    off at the top edge; the shared lines are one figure title now, inside the canvas."""
+    data = load_runs(small_run)
+    data.results["method_label"] = data.results["method"].map(
+        lambda m: f"{m}[C=2,H=16,P=3,S=8,crossover=True,epochs=10,mutation=sparseflip]")
+    with style.context(STYLE):
+        (name, fig), = generative_fields(data)
+    assert _titles_outside(fig) == []
+    assert fig._suptitle is not None and "mid-gray = 0" in fig._suptitle.get_text()
+
+
+def test_legends_show_display_names_in_rank_order(small_run, tmp_path, monkeypatch):
+    """What make_figures hands every figure kind: display names (``tvae (S=64)``), never a
+    raw selector, and tvae (rank 1) first, the noisy reference last."""
+    import evobench_standard.figures as kinds
+
+    seen = []
+    real = kinds.legend_right
+
+    def spy(fig, axes, *args, **kwargs):
+        seen.append([lab for ax in axes for lab in ax.get_legend_handles_labels()[1]])
+        return real(fig, axes, *args, **kwargs)
+
+    monkeypatch.setattr(kinds, "legend_right", spy)
+    make_figures(load_runs(small_run), tmp_path, formats=["png"])
+    assert seen and all("[" not in lab for labels in seen for lab in labels)
+    noise = next(labels for labels in seen if "tvae (S=64)" in labels)
+    assert noise[0] == "tvae (S=64)" and noise[-1] == "noisy"
+
+
+def test_training_curves_draw_every_method_with_a_trace(small_run):
+    """A loss-only method (gsvae) is drawn beside tvae's free energy, each in its own panel;
+    a zero-shot method's loss is drawn against its iterations, not epochs."""
+    import dataclasses
+
+    data = load_runs(small_run)
+    tr = data.traces.copy()
+    gs = tr["method"] == "gsvae"
+    tr.loc[gs, "loss"] = 100 - tr.loc[gs, "epoch"]
+    tr.loc[gs, "free_energy"] = np.nan
+    zs = tr[gs].copy()
+    zs["method"] = "zsn2n"  # its spec has an 'iterations' parameter
+    zs["epoch"] = zs["epoch"] * 50
+    res = data.results.fillna({"p_deg_sigma": -1, "p_deg_missing": -1})
+    where = ["image", "task", "p_deg_sigma", "p_deg_missing", "rep"]
+    bm3d = {tuple(r[where]): r["cell_key"] for _, r in res[res["method"] == "bm3d"].iterrows()}
+    of = {r["cell_key"]: bm3d.get(tuple(r[where])) for _, r in res.iterrows()}
+    zs["cell_key"] = zs["cell_key"].map(of)  # the bm3d cells stand in for zsn2n's
+    zs = zs[zs["cell_key"].notna()]
+    data = dataclasses.replace(data, traces=pd.concat([tr, zs], ignore_index=True))
+    with style.context(STYLE):
+        (name, fig), = training_curves(data)
+    shown = [ax for ax in fig.axes if ax.get_visible() and ax.get_lines()]
+    ylabels = {ax.get_ylabel() for ax in shown}
+    assert {"free energy (per data point)", "loss"} <= ylabels
+    labels = {lab for ax in shown for lab in ax.get_legend_handles_labels()[1]}
+    assert any(lab.startswith("gsvae") for lab in labels)
+    assert any(ax.get_xlabel() == "iteration" for ax in shown)
+    assert _titles_outside(fig) == []
+
+
+
+def test_styles_no_black_no_cross_for_methods(evobench_plugin):
+    """A plugin method added as the 8th (or 11th) method gets neither black nor a cross-like
+    marker, which read as the noisy reference's gray 'x'; the first 110 methods all differ."""
+    from evobench.api import method_styles
+
+    labels = [f"m{i}" for i in range(110)]
+    styles = method_styles(labels, labels)
+    assert all(st["color"] != "#000000" and st["marker"] not in ("x", "X", "+")
+               for st in styles.values())
+    assert len({(st["color"], st["marker"]) for st in styles.values()}) == 110
+
+
+def test_psnr_vs_time_levels_and_references_psnr_vs_noise_one_rep(small_run):
+    """psnr_vs_time draws no reference (the noisy input) and labels which mean is which noise
+    level; psnr_vs_noise with one repetition has plain markers, no error-bar glyphs; the
+    sparsity figure's mean line is dashed and it says H and the pooled images."""
+    import dataclasses
+
+    from evobench_standard.figures import sparsity
+    from matplotlib.container import ErrorbarContainer
+
+    data = load_runs(small_run)
+    with style.context(STYLE):
+        (_, timing), = psnr_vs_time(data)
+        one = dataclasses.replace(data, results=data.results[data.results["rep"] == 0])
+        (_, noise), = psnr_vs_level(one, "denoise")
+        (_, spars), = sparsity(data)
+    labels = [lab for ax in timing.axes for lab in ax.get_legend_handles_labels()[1]]
+    assert "noisy" not in labels and "bm3d" in labels
+    assert any(t.get_text() == "σ=15" for ax in timing.axes for t in ax.texts)
+    handles = [h for ax in noise.axes for h in ax.get_legend_handles_labels()[0]]
+    assert handles and not any(isinstance(h, ErrorbarContainer) for h in handles)
+    title = spars._suptitle.get_text()
+    assert "H = " in title or "H per method" in title
+    assert "pooled over image" in title
+    means = [line for ax in spars.axes for line in ax.get_lines()]
+    assert means and all(line.get_linestyle() == "--" for line in means)
+
+
+def test_restoration_panels_leave_no_blank_row(small_run):
+    """Six panels (clean, corrupted, four methods) fill 2 x 3, not 5 and a lone one beside
+    four blank areas."""
+    import dataclasses
+
+    data = load_runs(small_run)
+    res = data.results
+    extra = res[res["method"] == "tvae"].assign(method_label="tvae (copy)",
+                                                cell_key=lambda d: d["cell_key"] + "-copy")
+    data = dataclasses.replace(data, results=pd.concat([res, extra], ignore_index=True))
+    with style.context(STYLE):
+        figs = restoration_panels(data)
+    name, fig = next((n, f) for n, f in figs if "sigma-25" in n)
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    blank = [ax for ax in fig.axes if not ax.get_visible()]
+    assert len(shown) == 6 and blank == []

@@ -61,7 +61,8 @@ def test_best_marking_direction_ties_and_reference_rows():
     assert best == {"noisy": False, "a": True, "b": True, "c": False}  # tie at 2 decimals
     # lower is better for time, and the reference input never wins
     assert all(cells[0].best for name, cells in time.rows if name != "noisy")
-    assert not time.rows[0][1][0].best
+    assert not dict(time.rows)["noisy"][0].best
+    assert time.rows[-1][0] == "noisy"  # the reference comes last
 
 
 def test_columns_follow_levels_and_per_image_tables(run_dir):
@@ -72,7 +73,7 @@ def test_columns_follow_levels_and_per_image_tables(run_dir):
                       ("inpaint", "average"), ("inpaint", "01"), ("inpaint", "02")]
     assert tables[0].columns == ["σ=15", "σ=25", "σ=50"]
     assert tables[3].columns == ["50% missing", "80% missing"]
-    assert [name for name, _ in tables[3].rows] == ["tvae[S=64]", "gsvae"]  # no inpaint bm3d
+    assert [name for name, _ in tables[3].rows] == ["tvae (S=64)", "gsvae"]  # no inpaint bm3d
 
 
 def test_every_format_marks_the_best(run_dir):
@@ -91,9 +92,9 @@ def test_csv_is_tidy_and_numeric(run_dir):
     out = pd.read_csv(io.StringIO(render_summary(df, "csv", per_image=True)))
     assert list(out.columns[:6]) == ["task", "dataset", "scope", "metric", "method", "level"]
     avg = out[(out.scope == "average") & (out.metric == "psnr") & (out.level == "σ=25")]
-    assert set(avg["method"]) == {"noisy", "bm3d", "tvae[S=64]", "gsvae"}
-    assert avg.loc[avg["mean"].idxmax(), "method"] == "tvae[S=64]"
-    assert avg.set_index("method").loc["tvae[S=64]", "best"]
+    assert set(avg["method"]) == {"noisy", "bm3d", "tvae (S=64)", "gsvae"}
+    assert avg.loc[avg["mean"].idxmax(), "method"] == "tvae (S=64)"
+    assert avg.set_index("method").loc["tvae (S=64)", "best"]
 
 
 def test_level_labels():
@@ -131,10 +132,24 @@ def test_last_eval_psnr_is_tabulated_beside_psnr_when_a_run_has_it():
     df = frame([("tvae", "01", 25.0, 0, 30.0, "ok"), ("bm3d", "01", 25.0, 0, 31.0, "ok")])
     assert [t.metric for t in build_tables(df, ["psnr"])] == ["psnr"]
     df["psnr_last_eval"] = [29.5, np.nan]
+    df["method_params"] = ['{"preset": "house-25"}', "{}"]  # a paper preset: scored as published
     tables = build_tables(df, ["psnr", "ssim"])
     assert [t.metric for t in tables] == ["psnr", "psnr_last_eval", "ssim"]
     assert [m for m, _ in tables[1].rows] == ["tvae"]  # only methods that have it
     assert "epoch 481" in tables[1].title and "final image" in tables[0].title
+
+
+def test_no_last_eval_table_without_a_paper_preset():
+    """A quick run's last scheduled evaluation (epoch 6 of 10) and a zero-shot method's last
+    snapshot (its final image) are no second PSNR table, in text or in HTML."""
+    df = frame([("tvae", "01", 25.0, 0, 30.0, "ok"), ("zsn2n", "01", 25.0, 0, 29.0, "ok"),
+                ("bm3d", "01", 25.0, 0, 31.0, "ok")])
+    df["psnr_last_eval"] = [29.5, 29.0, np.nan]
+    df["method_params"] = ['{"preset": "quick"}', '{"iterations": 300}', "{}"]
+    assert [t.metric for t in build_tables(df, ["psnr", "ssim"])] == ["psnr", "ssim"]
+    for fmt in ("text", "html"):
+        out = render_summary(df, fmt, metrics=["psnr"])
+        assert "last scheduled evaluation" not in out and "final image" in out
 
 
 def test_references_are_a_fact_of_the_method_spec(evobench_plugin):
@@ -156,4 +171,28 @@ def test_references_are_a_fact_of_the_method_spec(evobench_plugin):
     df.loc[df["method"] == "floor", "method_label"] = "floor[x=1]"
     psnr, = build_tables(df, ["psnr"], per_image=False)
     assert {name: cells[0].best for name, cells in psnr.rows} == {
-        "floor[x=1]": False, "uninstalled": True, "other": False}
+        "floor (x=1)": False, "uninstalled": True, "other": False}
+
+
+def test_display_names_not_selectors_and_rank_order():
+    """Tables show ``method (params that set it apart)``, never raw selectors; a suite's own
+    label is kept; labels that would read the same keep their selectors; ranked methods (tvae)
+    come first, references last; one method alone is no "(* best)" without a star."""
+    from evobench.reports.names import display_names
+
+    df = frame([("noisy", "01", 25.0, 0, 20.0, "ok"), ("bm3d", "01", 25.0, 0, 29.0, "ok"),
+                ("tvae", "01", 25.0, 0, 26.0, "ok"), ("tvae", "01", 25.0, 0, 25.0, "ok"),
+                ("tvae", "01", 25.0, 0, 24.0, "ok"), ("gsvae", "01", 25.0, 0, 23.0, "ok")])
+    df["method_label"] = ["noisy", "bm3d", "tvae[C=2,H=16,S=8,epochs=10]",
+                          "tvae[C=2,H=72,S=8,epochs=5]", "TVAE (published)", "gsvae[H=16,epochs=3]"]
+    df["cell_key"] = [f"k{i}" for i in range(len(df))]
+    psnr, = build_tables(df, ["psnr"], per_image=False)
+    assert [name for name, _ in psnr.rows] == [
+        "tvae (H=16, epochs=10)", "tvae (H=72, epochs=5)", "TVAE (published)",
+        "gsvae (H=16, epochs=3)", "bm3d", "noisy"]
+    text = render_summary(df, "text", metrics=["psnr"], per_image=False)
+    assert "[" not in text and max(map(len, text.splitlines())) <= 90
+    assert display_names(["x[a=1]", "x (a=1)"], ["x", "x"]) == {"x[a=1]": "x[a=1]",
+                                                                "x (a=1)": "x (a=1)"}
+    alone = frame([("tvae", "01", 25.0, 0, 26.0, "ok")])
+    assert "(* best)" not in render_summary(alone, "text", metrics=["psnr"], per_image=False)
