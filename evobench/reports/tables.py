@@ -10,6 +10,7 @@ from __future__ import annotations
 import html as _html
 import io
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -355,6 +356,20 @@ def _status(counts: pd.DataFrame, fmt: str) -> str:
             f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def csv_safe(value):
+    """A CSV cell that a spreadsheet will not run as a formula (the OWASP rule): text starting
+    with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading ``'``. Numbers,
+    and text that is just a number (``-0.5``), are left as they are."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START) \
+            and not _PLAIN_NUMBER.match(value):
+        return "'" + value
+    return value
+
+
 def _csv(tables: list[Table]) -> str:
     """A tidy long table (one line per method, column and scope) for spreadsheets and scripts."""
     records = []
@@ -371,5 +386,9 @@ def _csv(tables: list[Table]) -> str:
     buf = io.StringIO()
     cols = ["task", "dataset", "scope", "metric", "method", "level", "mean", "std", "n_reps",
             "n_not_ok", "not_ok", "best"]
-    pd.DataFrame(records, columns=cols).to_csv(buf, index=False, float_format="%.6g")
+    frame = pd.DataFrame(records, columns=cols)
+    for col in frame.columns:  # text cells only: numbers stay numbers
+        if not pd.api.types.is_numeric_dtype(frame[col]):
+            frame[col] = frame[col].map(csv_safe)
+    frame.to_csv(buf, index=False, float_format="%.6g")
     return buf.getvalue()

@@ -96,6 +96,25 @@ def test_csv_is_tidy_and_numeric(run_dir):
     assert avg.set_index("method").loc["tvae[S=64]", "best"]
 
 
+def test_csv_cells_that_look_like_formulas_are_neutralised():
+    """Issue 23 item 5: an image id or label starting with =, +, -, @, tab or CR went into
+    summary.csv verbatim (a spreadsheet runs it); numbers such as -0.5 stay numbers."""
+    from evobench.reports.tables import csv_safe
+
+    df = frame([("=HYPERLINK(\"x\")", "@SUM(A1)", 25.0, 0, -0.5, "ok"),
+                ("+cmd", "-2+3", 25.0, 0, 30.0, "ok"), ("plain", "\tx", 25.0, 0, 31.0, "ok")])
+    out = pd.read_csv(io.StringIO(render_summary(df, "csv", metrics=["psnr"])), dtype=str,
+                      keep_default_na=False)
+    assert set(out["method"]) == {"'=HYPERLINK(\"x\")", "'+cmd", "plain"}
+    assert {"'@SUM(A1)", "'-2+3", "'\tx"} <= set(out["scope"])
+    cells = [c for col in out.columns for c in out[col]]
+    assert not [c for c in cells if c[:1] in ("=", "+", "@", "\t", "\r")]
+    assert not [c for c in cells if c[:1] == "-" and not c.lstrip("-").replace(".", "").isdigit()]
+    numbers = pd.read_csv(io.StringIO(render_summary(df, "csv", metrics=["psnr"])))
+    assert numbers["mean"].dtype == float and -0.5 in set(numbers["mean"])
+    assert [csv_safe(v) for v in ("-0.5", "+1e3", "-x", 2.0)] == ["-0.5", "+1e3", "'-x", 2.0]
+
+
 def test_level_labels():
     assert level_label("denoise", 25.0, float("nan")) == "σ=25"
     assert level_label("inpaint", float("nan"), 0.8) == "80% missing"
