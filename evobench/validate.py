@@ -150,6 +150,39 @@ def noise_sigma(value: Any, task: str, *, unit_scale: bool = True) -> float | No
     return value
 
 
+# -- memory ------------------------------------------------------------------------------------
+MEMORY_SHARE = 0.8  # a planned allocation may use at most this share of the memory free now
+
+
+def available_memory(device: str = "cpu") -> int | None:
+    """Bytes free now: on ``cuda[:N]`` that GPU's free memory, else the machine's available RAM
+    (``psutil``); None where it cannot be told (then nothing is refused)."""
+    try:
+        if str(device).startswith("cuda"):
+            import torch
+
+            index = int(str(device).partition(":")[2] or 0)
+            return int(torch.cuda.mem_get_info(index)[0])
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:  # noqa: BLE001 - an estimate we cannot make refuses nothing
+        return None
+
+
+def memory(need: float, what: str, lower: str, device: str = "cpu") -> None:
+    """One line if an estimated allocation of ``need`` bytes (``what``) exceeds
+    :data:`MEMORY_SHARE` of the memory free now, naming what to lower (``lower``). An estimate
+    checked before the allocation, so a too-large request fails at once instead of as a
+    MemoryError traceback (or swap) minutes later."""
+    free = available_memory(device)
+    if free is None or need <= MEMORY_SHARE * free:
+        return
+    where = "on " + str(device) if str(device).startswith("cuda") else "in RAM"
+    raise EvobenchError(f"{what} needs about {need / 2**30:.1f} GiB, more than the "
+                        f"{free / 2**30:.1f} GiB free {where}; {lower}")
+
+
 # -- images ------------------------------------------------------------------------------------
 def image_values(image, *, sigma: float | None = None, what: str = "the image"):
     """Refuse integer/bool images (give floats on [0, 1]) and float values further outside
