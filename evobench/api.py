@@ -17,6 +17,7 @@ and an entry point in its ``pyproject.toml``::
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -204,8 +205,33 @@ def _checked_output(name: str, out: Any, shape: tuple, total: float) -> MethodOu
     if not np.isfinite(restored).all():
         raise EvobenchError(f"method {name!r} returned NaN or infinite pixels")
     out.image = restored
+    for what in ("time_fit_s", "time_infer_s"):
+        value = getattr(out, what)
+        if value is not None and not (isinstance(value, int | float | np.integer | np.floating)
+                                      and math.isfinite(value) and value >= 0):
+            raise EvobenchError(f"method {name!r} returned {what}={value!r}; a duration must be "
+                                "a finite number of seconds >= 0 (or None)")
+    _drop_bad_snapshots(out, shape)
     if out.time_fit_s is None and out.time_infer_s is None:
         out.time_infer_s = total
     out.extras = dict(out.extras)
     out.extras.setdefault("time_total_s", total)
     return out
+
+
+def _drop_bad_snapshots(out: MethodOutput, shape: tuple) -> None:
+    """Intermediate estimates with NaN or infinite pixels (a diverged epoch) or the wrong shape
+    are not scored: they are dropped, and ``extras["snapshots_dropped"]`` (the row's
+    ``x_snapshots_dropped``) names their epochs, so ``psnr_last_eval`` is the last good one's."""
+    snapshots = dict(out.snapshots or {})
+    bad = []
+    for epoch, image in snapshots.items():
+        arr = np.asarray(image)
+        if arr.shape != shape or arr.dtype.kind not in "biuf" or not np.isfinite(arr).all():
+            bad.append(epoch)
+    if bad:
+        out.snapshots = {e: img for e, img in snapshots.items() if e not in bad}
+        out.extras = dict(out.extras or {})
+        out.extras["snapshots_dropped"] = (
+            f"epoch(s) {', '.join(sorted(map(str, bad)))}: NaN, infinite or misshaped pixels; "
+            "not scored")

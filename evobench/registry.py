@@ -36,6 +36,23 @@ _REGISTER_HOOKS = {
 }
 
 
+# evobench's own plugins (the entry points of its pyproject.toml): the names they register cannot
+# be taken over by another plugin, whatever the load order
+FIRST_PARTY_DISTRIBUTION = "evobench"
+FIRST_PARTY = {"standard": "evobench_standard", "tvae": "evobench_tvae",
+               "skimage": "evobench_skimage", "bm3d": "evobench_bm3d", "gsvae": "evobench_gsvae",
+               "zeroshot": "evobench_zeroshot"}
+
+
+def _is_first_party(ep, dist) -> bool:
+    name = dist.metadata["Name"] if dist is not None else ""
+    return name == FIRST_PARTY_DISTRIBUTION and FIRST_PARTY.get(ep.name) == ep.value
+
+
+class NameClash(SpecError):
+    """A name that a second plugin (or the same one, twice) registers."""
+
+
 class UnknownNameError(EvobenchError, LookupError):
     """A name that no plugin registered; the message suggests the closest one."""
 
@@ -47,6 +64,7 @@ class PluginInfo:
     distribution: str = ""
     version: str = ""
     blocked: bool = False
+    first_party: bool = False  # one of evobench's own entry points (FIRST_PARTY)
     load_errors: list[str] = field(default_factory=list)  # import / validation, kept for good
     register_errors: list[str] = field(default_factory=list)  # rebuilt on every collect()
     warnings: list[str] = field(default_factory=list)  # rebuilt on every collect()
@@ -100,16 +118,26 @@ class Registry:
 
     # -- loading -----------------------------------------------------------------------------
     def load_entry_points(self) -> Registry:
-        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            dist = getattr(ep, "dist", None)
+        """Load every entry point, evobench's own first (their names are claimed first)."""
+        eps = [(ep, getattr(ep, "dist", None)) for ep in entry_points(group=ENTRY_POINT_GROUP)]
+        eps.sort(key=lambda pair: (not _is_first_party(*pair), pair[0].name))
+        for ep, dist in eps:
             info = PluginInfo(
                 name=ep.name,
                 module=ep.value,
                 distribution=dist.metadata["Name"] if dist else "",
                 version=dist.version if dist else "",
+                first_party=_is_first_party(ep, dist),
             )
             if ep.name in self.plugins:
-                continue  # the same distribution seen twice on sys.path
+                if self.plugins[ep.name].first_party and not info.first_party:
+                    # an impostor under a built-in plugin's name: shown as failed, never loaded
+                    info.name = f"{ep.name} ({info.distribution or ep.value})"
+                    info.load_errors.append(
+                        f"entry point {ep.name!r} ({ep.value}) has the name of evobench's own "
+                        f"plugin {ep.name!r} and is refused: rename the entry point")
+                    self.plugins[info.name] = info
+                continue  # else: the same distribution seen twice on sys.path
             self.plugins[ep.name] = info
             if ep.name in self.blocked:
                 info.blocked = True
@@ -172,16 +200,26 @@ class Registry:
             info.register_errors, info.warnings, info.provides, info.licences = [], [], {}, []
             info.licence_owners = {}
         for kind, hook_name in _REGISTER_HOOKS.items():
-            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
-                info = self.plugins.setdefault(impl.plugin_name, PluginInfo(name=impl.plugin_name))
+            impls = getattr(self.pm.hook, hook_name).get_hookimpls()
+            infos = [self.plugins.setdefault(i.plugin_name, PluginInfo(name=i.plugin_name))
+                     for i in impls]
+            # evobench's own plugins claim their names first, then the others in load order
+            for impl, info in sorted(zip(impls, infos, strict=True),
+                                     key=lambda pair: not pair[1].first_party):
                 if info.status != "ok":
                     continue
                 try:
                     impl.function(register=self._registrar(kind, info))
+                except NameClash as exc:  # already recorded by the registrar
+                    if self.strict:
+                        raise RuntimeError(f"plugin {info.name!r}: {exc}") from exc
                 except Exception as exc:  # noqa: BLE001
                     self._fail(info.register_errors, info,
                                f"{hook_name} failed: {type(exc).__name__}: {exc}", exc)
+                if info.register_errors:  # also a clash the hook caught itself
                     self._drop_items_of(info.name)
+                    if self.strict:
+                        raise RuntimeError(f"plugin {info.name!r}: {info.register_errors[0]}")
         return self
 
     def _registrar(self, kind: str, info: PluginInfo):
@@ -191,11 +229,10 @@ class Registry:
             if not isinstance(spec, spec_type):
                 raise SpecError(f"expected a {spec_type.__name__}, got {type(spec).__name__}")
             previous = self.owner.get((kind, spec.name))
-            if previous is not None and previous != info.name:
-                info.warnings.append(
-                    f"{kind[:-1]} {spec.name!r} is already provided by plugin {previous!r}; skipped"
-                )
-                return
+            if previous is not None:
+                message = self._clash(kind[:-1], spec.name, previous, info)
+                info.register_errors.append(message)
+                raise NameClash(message)
             self.items[kind][spec.name] = spec
             self.owner[(kind, spec.name)] = info.name
             info.provides.setdefault(kind, []).append(spec.name)
@@ -206,6 +243,17 @@ class Registry:
                                  for text, names in info.licence_owners.items()]
 
         return register
+
+    def _clash(self, kind: str, name: str, previous: str, info: PluginInfo) -> str:
+        """The one line for ``name`` registered again, by ``info`` (which is left out)."""
+        if previous == info.name:
+            return f"plugin {info.name!r} registers {kind} {name!r} twice; register it once"
+        if self.plugins.get(previous, PluginInfo(previous)).first_party:
+            return (f"{kind} {name!r} belongs to evobench's own plugin {previous!r}; plugin "
+                    f"{info.name!r} cannot replace it and is left out: rename its {kind}")
+        return (f"{kind} {name!r} is registered by both plugin {previous!r} and plugin "
+                f"{info.name!r}; {info.name!r} is left out: rename one of them, or disable one "
+                "(--disable-plugin NAME)")
 
     # -- lookup ------------------------------------------------------------------------------
     def names(self, kind: str) -> list[str]:

@@ -72,12 +72,18 @@ class Param:
             elif self.type is int and isinstance(value, float) and not value.is_integer():
                 raise ValueError(value)
             elif self.type is tuple and isinstance(value, str):
-                value = tuple(int(v) for v in value.replace("-", ",").split(",") if v.strip())
+                parts = value.replace("-", ",").split(",")
+                if not all(v.strip() for v in parts):  # "-5" (a negative width), "5-", "5--6"
+                    raise ValueError(value)
+                value = tuple(int(v) for v in parts)
             elif self.type is tuple:
                 value = tuple(value)
             else:
                 value = self.type(value)
         except (TypeError, ValueError, OverflowError):
+            if self.type is tuple:
+                raise SpecError(f"{where}parameter {self.name}={value!r} is not a list of "
+                                "positive integers joined by '-' (e.g. 64 or 512-512)") from None
             raise SpecError(
                 f"{where}parameter {self.name}={value!r} is not a valid {self.type.__name__}"
             ) from None
@@ -87,11 +93,26 @@ class Param:
             raise SpecError(
                 f"{where}parameter {self.name}={value!r} is not one of {list(self.choices)}"
             )
-        if self.low is not None and value < self.low:
+        if isinstance(value, tuple):
+            self._check_items(value, where)
+        elif self.low is not None and value < self.low:
             raise SpecError(f"{where}parameter {self.name}={value!r} must be >= {self.low}")
-        if self.high is not None and value > self.high:
+        elif self.high is not None and value > self.high:
             raise SpecError(f"{where}parameter {self.name}={value!r} must be <= {self.high}")
         return value
+
+    def _check_items(self, value: tuple, where: str) -> None:
+        """A tuple parameter (layer widths): integers, each within ``low``/``high`` (>= 1
+        unless ``low`` says otherwise)."""
+        low = 1 if self.low is None else self.low
+        for item in value:
+            if isinstance(item, bool) or not isinstance(item, int):
+                raise SpecError(f"{where}parameter {self.name}={value!r} must hold integers "
+                                "(e.g. 64 or 512-512)")
+            if item < low or (self.high is not None and item > self.high):
+                bound = f">= {low}" if item < low else f"<= {self.high}"
+                raise SpecError(f"{where}parameter {self.name}={value!r}: every entry must be "
+                                f"{bound}")
 
 
 def resolve_params(

@@ -17,6 +17,7 @@ from evobench.errors import EvobenchError
 
 SEED_LIMIT = 2**63  # seeds are stored as int64
 UNKNOWN_NOISE_MARGIN = 3.0  # how far outside [0, 1] an image of unknown noise level may reach
+SIGMA_MAX = 1.0  # the largest noise std on the [0, 1] scale; above it sigma is on the 0-255 scale
 _COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
 _DEVICE = re.compile(r"^(cpu|cuda)(?::(\d{1,4}))?$")
 _NUMBER = r"(\d+(?:\.\d*)?|\.\d+)"
@@ -130,25 +131,65 @@ def device_kind(value: str) -> str:
 
 
 # -- sigma -------------------------------------------------------------------------------------
-def noise_sigma(value: Any, task: str) -> float | None:
+def noise_sigma(value: Any, task: str, *, unit_scale: bool = True) -> float | None:
     """The sigma rule: None (unknown noise level) or a finite noise std on the [0, 1] scale,
     >= 0, and > 0 when denoising (sigma 0 leaves nothing to denoise; an inpainting input may be
-    noiseless)."""
+    noiseless), and at most :data:`SIGMA_MAX` (1): noise with a std above the whole value range
+    of the image is a sigma given on the 0-255 scale, refused with the [0, 1] value to use.
+    ``unit_scale=False`` (a degradation's sigma, on the 0-255 scale) skips that last rule."""
     if value is None:
         return None
     value = finite("sigma", value)
     if value < 0 or (value == 0 and task == "denoise"):
         raise EvobenchError(f"sigma must be a noise std > 0 on the [0, 1] scale (or None when "
                             f"unknown), got {value}; sigma=0 leaves nothing to denoise")
+    if unit_scale and value > SIGMA_MAX:
+        raise EvobenchError(f"sigma={value:g} is too large: sigma is on the [0, 1] scale: "
+                            f"did you mean {value:g}/255 = "
+                            f"{value / 255:.3f}?")
     return value
+
+
+# -- memory ------------------------------------------------------------------------------------
+MEMORY_SHARE = 0.8  # a planned allocation may use at most this share of the memory free now
+
+
+def available_memory(device: str = "cpu") -> int | None:
+    """Bytes free now: on ``cuda[:N]`` that GPU's free memory, else the machine's available RAM
+    (``psutil``); None where it cannot be told (then nothing is refused)."""
+    try:
+        if str(device).startswith("cuda"):
+            import torch
+
+            index = int(str(device).partition(":")[2] or 0)
+            return int(torch.cuda.mem_get_info(index)[0])
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:  # noqa: BLE001 - an estimate we cannot make refuses nothing
+        return None
+
+
+def memory(need: float, what: str, lower: str, device: str = "cpu") -> None:
+    """One line if an estimated allocation of ``need`` bytes (``what``) exceeds
+    :data:`MEMORY_SHARE` of the memory free now, naming what to lower (``lower``). An estimate
+    checked before the allocation, so a too-large request fails at once instead of as a
+    MemoryError traceback (or swap) minutes later."""
+    free = available_memory(device)
+    if free is None or need <= MEMORY_SHARE * free:
+        return
+    where = "on " + str(device) if str(device).startswith("cuda") else "in RAM"
+    raise EvobenchError(f"{what} needs about {need / 2**30:.1f} GiB, more than the "
+                        f"{free / 2**30:.1f} GiB free {where}; {lower}")
 
 
 # -- images ------------------------------------------------------------------------------------
 def image_values(image, *, sigma: float | None = None, what: str = "the image"):
     """Refuse integer/bool images (give floats on [0, 1]) and float values further outside
-    [0, 1] than noise of std ``sigma`` explains (1 + 10 sigma; 3 when sigma is unknown, which
-    still refuses images on the 0-255 scale). NaN is left to the caller (it marks missing
-    pixels when inpainting)."""
+    [0, 1] than noise of std ``sigma`` explains (1 + 10 sigma, sigma taken at most
+    :data:`SIGMA_MAX`, so the margin never exceeds 11 however large sigma is; 3 when sigma is
+    unknown, which still refuses images on the 0-255 scale). NaN is left to the caller (it marks
+    missing pixels when inpainting)."""
     import numpy as np
 
     try:
@@ -167,7 +208,7 @@ def image_values(image, *, sigma: float | None = None, what: str = "the image"):
     observed = arr[np.isfinite(arr)]
     if observed.size:
         known = sigma is not None and math.isfinite(sigma)
-        margin = 1.0 + 10.0 * float(sigma) if known else UNKNOWN_NOISE_MARGIN
+        margin = 1.0 + 10.0 * min(float(sigma), SIGMA_MAX) if known else UNKNOWN_NOISE_MARGIN
         low, high = float(observed.min()), float(observed.max())
         if low < -margin or high > 1.0 + margin:
             raise EvobenchError(f"{what} has values in [{low:g}, {high:g}], far outside [0, 1] "

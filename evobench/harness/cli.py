@@ -160,20 +160,24 @@ def _overrides(args: RunArgs):
     """The selection options (-m, -d, --sigma, --missing, -r, --seed, --device), checked once,
     before any cell (and before --dry-run lists them)."""
     from evobench import validate
+    from evobench.harness.executors import check_threads
     from evobench.harness.grid import Overrides
     from evobench.harness.selectors import split_list
     from evobench.specs import check_name
 
     device = validate.device(args.device)
     seed = validate.seed(args.seed)
+    check_threads(args.threads_per_cell)  # before --dry-run, which starts no executor
     if args.run_name is not None:
         check_name("run", args.run_name)
     if args.repetitions is not None and args.repetitions < 1:
         raise EvobenchError("--repetitions must be >= 1")
     overrides = Overrides(
         methods=list(args.methods) or None, datasets=list(args.datasets) or None,
-        sigmas=split_list(args.sigma, "--sigma") if args.sigma else None,
-        missing=split_list(args.missing, "--missing") if args.missing else None,
+        # an empty --sigma '' is refused by split_list, never read as "the suite's values"
+        sigmas=split_list(args.sigma, "--sigma") if args.sigma is not None else None,
+        missing=(split_list(args.missing, "--missing", example="0.5,0.8")
+                 if args.missing is not None else None),
         repetitions=args.repetitions, seed=seed, device=device,
         budget_s=validate.duration(args.budget, "--budget"))
     if args.budget is not None and not overrides.budget_s:
@@ -193,6 +197,9 @@ def _run_options(args: RunArgs, grid, overrides, jobs: int):
     if run_name is None:
         run_name = runner.selection_run_id(grid, overrides)
     limit = duration(args.timeout, "--timeout") if args.timeout is not None else grid.timeout
+    if args.timeout is not None and limit is None and grid.timeout and not args.quiet:
+        click.echo(f"note: --timeout {args.timeout} turns off the profile's limit of "
+                   f"{grid.timeout:g} s per cell; cells run without a time limit", err=True)
     return runner.RunOptions(
         out=args.out, run_name=run_name, jobs=jobs, timeout=limit, executor=args.executor,
         scheduler=args.scheduler, save_images=args.save_images, force=args.force,

@@ -293,7 +293,7 @@ def resolve_degradations(texts, registry, overrides: Overrides, used: dict) -> l
         for given in variants:
             params = resolve_params(f"degradation {sel.name!r}", spec.params, given)
             try:  # the sigma rule of a method's input (validate.noise_sigma), on the 0-255 scale
-                noise_sigma(params.get("sigma"), spec.task)
+                noise_sigma(params.get("sigma"), spec.task, unit_scale=False)
             except EvobenchError:
                 raise EvobenchError(f"degradation {sel.name!r}: sigma={params['sigma']:g} adds no "
                                     "noise, so there is nothing to denoise; use a sigma > 0 "

@@ -171,16 +171,37 @@ def load_inputs(cells: list[Cell], registry) -> dict[tuple, np.ndarray]:
         except Exception as exc:  # noqa: BLE001 - a loader bug is still bad input here
             raise EvobenchError(f"dataset {cell.dataset!r} could not load image {cell.image!r}: "
                                 f"{type(exc).__name__}: {exc}") from None
-        image = np.asarray(image, dtype=np.float64)
+        image = np.asarray(image)
         if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
             raise EvobenchError(f"dataset {cell.dataset!r} image {cell.image!r} has shape "
                                 f"{image.shape}; expected H x W or H x W x 3")
+        crop = int(cell.dataset_params.get("crop", 0))
+        image = centre_crop(image, crop) if crop else image  # before the float64 copies
+        check_image_memory(cell, image.shape, images)
+        image = np.asarray(image, dtype=np.float64)
         if not np.isfinite(image).all():
             raise EvobenchError(f"dataset {cell.dataset!r} image {cell.image!r} has NaN/inf pixels")
         validate.clean_range(image, f"dataset {cell.dataset!r} image {cell.image!r}")
-        images[cell.input_key] = centre_crop(image, int(cell.dataset_params.get("crop", 0)))
+        images[cell.input_key] = image
     check_sizes(cells, images, registry)
     return images
+
+
+# the float64 copies of one image a cell holds at its peak, runner and cell process together:
+# clean, corrupted, mask, the payload sent to the cell, the method's input and output, metrics
+IMAGE_COPIES = 8
+
+
+def check_image_memory(cell: Cell, shape: tuple, images: dict) -> None:
+    """Refuse an image whose cells cannot fit in memory (its float64 bytes x
+    :data:`IMAGE_COPIES`, plus the images already loaded) before its float64 copies are made."""
+    pixels = int(np.prod(shape))
+    held = sum(im.nbytes for im in images.values())
+    dataset = cell.dataset
+    validate.memory(pixels * 8 * IMAGE_COPIES + held,
+                    f"image {image_label(cell)} ({' x '.join(map(str, shape))})",
+                    f"crop it (add crop=1024 to its selector: -d '{dataset}[...,crop=1024]') "
+                    "or use a smaller image")
 
 
 def check_sizes(cells: list[Cell], images: dict, registry) -> None:

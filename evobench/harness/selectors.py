@@ -75,8 +75,9 @@ def parse_selector(text: str, kind: str = "item") -> Selector:
     return Selector(name, params)
 
 
-def split_list(text: str, what: str, cast=float) -> list:
-    """``"15,25,50"`` -> [15.0, 25.0, 50.0] with a one-line error on a bad item."""
+def split_list(text: str, what: str, cast=float, example: str = "15,25,50") -> list:
+    """``"15,25,50"`` -> [15.0, 25.0, 50.0] with a one-line error (showing ``example``) on a
+    bad item; an empty list (``''``, ``','``) is refused."""
     out = []
     for item in str(text).split(","):
         item = item.strip()
@@ -85,10 +86,12 @@ def split_list(text: str, what: str, cast=float) -> list:
         try:
             value = cast(item)
         except (ValueError, OverflowError):
-            raise EvobenchError(f"{what}: {item!r} is not a number (expected e.g. 15,25,50)") from None
+            raise EvobenchError(f"{what}: {item!r} is not a number (expected e.g. {example})") from None
         if isinstance(value, float) and not math.isfinite(value):
-            raise EvobenchError(f"{what}: {item!r} is not a finite number (expected e.g. 15,25,50)")
+            raise EvobenchError(f"{what}: {item!r} is not a finite number (expected e.g. "
+                                f"{example})")
         out.append(value)
     if not out:
-        raise EvobenchError(f"{what}: give at least one value")
+        raise EvobenchError(f"{what}: give at least one value (e.g. {example}), or leave the "
+                            "option out for the suite's values")
     return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html as _html
 import io
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -118,9 +119,16 @@ class Entry:
     n_reps: int = 0
     failed: Counter = field(default_factory=Counter)
     best: bool = False
+    nan: int = 0  # ok rows whose metric is NaN: left out of the mean, said in the entry
+    images: tuple[int, int] | None = None  # (images with a value, images attempted), averages
 
     def text(self, decimals: int) -> str:
-        note = ", ".join(f"{n} {s}" for s, n in sorted(self.failed.items()))
+        notes = [f"{n} {s}" for s, n in sorted(self.failed.items())]
+        if self.nan:
+            over = (f"mean over {self.images[0]} of {self.images[1]} images; "
+                    if self.images and not math.isnan(self.mean) else "")
+            notes.append(f"{over}{self.nan} NaN")
+        note = ", ".join(notes)
         if math.isnan(self.mean):
             return note or "–"
         value = f"{self.mean:.{decimals}f}"
@@ -204,6 +212,27 @@ def _statistics(df: pd.DataFrame, metric: str) -> tuple[dict, dict]:
             {k: tuple(v) for k, v in zip(img.index, img.to_numpy())})
 
 
+def _nans(df: pd.DataFrame, metric: str) -> tuple[dict, dict, dict]:
+    """NaN values of a registered metric in ok rows (a metric that failed on one image), per
+    averaged cell and per image cell, and per averaged cell the (images with a value, images
+    attempted) counts. Columns that are legitimately empty for some methods (timings, extras,
+    ``psnr_last_eval``) are not metrics and count nothing."""
+    from evobench.registry import get_registry
+
+    if metric not in get_registry().metric_specs():
+        return {}, {}, {}
+    ok = df["status"] == "ok"
+    nan = df[ok & df[metric].isna()]
+    if nan.empty:
+        return {}, {}, {}
+    avg = nan.groupby(KEYS, sort=False).size()
+    img = nan.groupby([*KEYS, "image"], sort=False).size()
+    valued = df[ok & df[metric].notna()].groupby(KEYS, sort=False)["image"].nunique()
+    attempted = df.groupby(KEYS, sort=False)["image"].nunique()
+    images = {k: (int(valued.get(k, 0)), int(attempted[k])) for k in avg.index}
+    return ({k: int(n) for k, n in avg.items()}, {k: int(n) for k, n in img.items()}, images)
+
+
 def _failures(df: pd.DataFrame) -> tuple[dict, dict]:
     """Counters of non-ok statuses per averaged cell and per image cell."""
     bad = df[df["status"] != "ok"]
@@ -216,8 +245,9 @@ def _failures(df: pd.DataFrame) -> tuple[dict, dict]:
     return avg, img
 
 
-def _entry(stats: tuple | None, failed: Counter | None) -> Entry:
-    entry = Entry(failed=Counter(failed or {}))
+def _entry(stats: tuple | None, failed: Counter | None, nan: int = 0,
+           images: tuple[int, int] | None = None) -> Entry:
+    entry = Entry(failed=Counter(failed or {}), nan=nan, images=images)
     if stats is not None:
         mean, std, count = stats
         entry.mean, entry.n_reps = float(mean), int(count)
@@ -230,7 +260,9 @@ def _mark_best(rows: list[tuple[str, list[Entry]]], metric: str, references: set
     higher, decimals = known.higher_is_better is not False, known.decimals
     contenders = [(name, cells) for name, cells in rows if name not in references]
     for j in range(len(rows[0][1]) if rows else 0):
-        shown = [round(cells[j].mean, decimals) for _, cells in contenders]
+        # an entry missing NaN values averages fewer images: it is never marked best
+        shown = [math.nan if cells[j].nan else round(cells[j].mean, decimals)
+                 for _, cells in contenders]
         valid = [v for v in shown if not math.isnan(v)]
         if len(valid) < 2:
             continue
@@ -255,6 +287,7 @@ def build_tables(df: pd.DataFrame, metrics=DEFAULT_COLUMNS, *, per_image: bool =
     df = _with_columns(df)
     fail_avg, fail_img = _failures(df)
     stats = {m: _statistics(df, m) for m in metrics}
+    nans = {m: _nans(df, m) for m in metrics}
     references = {m for m in df["method"].unique() if is_reference(m)}
     references = set(df.loc[df["method"].isin(references), "method_label"])  # rows show labels
     tables = []
@@ -268,22 +301,27 @@ def build_tables(df: pd.DataFrame, metrics=DEFAULT_COLUMNS, *, per_image: bool =
         for metric in metrics:
             title_of = heading(metric)
             avg, img = stats[metric]
+            nan_avg, nan_img, nan_images = nans[metric]
             for scope in scopes:
                 rows = []
                 for method in methods:
                     if scope == "average":
                         keys = [(task, dataset, method, col) for col in columns]
-                        cells = [_entry(avg.get(k), fail_avg.get(k)) for k in keys]
+                        cells = [_entry(avg.get(k), fail_avg.get(k), nan_avg.get(k, 0),
+                                        nan_images.get(k)) for k in keys]
                     else:
                         keys = [(task, dataset, method, col, scope) for col in columns]
-                        cells = [_entry(img.get(k), fail_img.get(k)) for k in keys]
-                    if any(c.n_reps or c.failed for c in cells):
+                        cells = [_entry(img.get(k), fail_img.get(k), nan_img.get(k, 0))
+                                 for k in keys]
+                    if any(c.n_reps or c.failed or c.nan for c in cells):
                         rows.append((method, cells))
                 if not rows:
                     continue
                 _mark_best(rows, metric, references)
                 where = (f"mean over {len(images)} images" if scope == "average" and len(images) > 1
                          else f"image {images[0] if scope == 'average' else scope}")
+                if any(c.nan for _, cells in rows for c in cells):
+                    where += " (an entry with NaN values averages the rest; never marked best)"
                 title = f"{title_of}: {task} on {dataset}, {where}"
                 tables.append(Table(title, metric, task, dataset, scope, columns, rows))
     return tables
@@ -397,6 +435,20 @@ def _status(counts: pd.DataFrame, fmt: str) -> str:
             f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def csv_safe(value):
+    """A CSV cell that a spreadsheet will not run as a formula (the OWASP rule): text starting
+    with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading ``'``. Numbers,
+    and text that is just a number (``-0.5``), are left as they are."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START) \
+            and not _PLAIN_NUMBER.match(value):
+        return "'" + value
+    return value
+
+
 def _csv(tables: list[Table]) -> str:
     """A tidy long table (one line per method, column and scope) for spreadsheets and scripts."""
     records = []
@@ -408,10 +460,15 @@ def _csv(tables: list[Table]) -> str:
                     "method": method, "level": col, "mean": c.mean, "std": c.std,
                     "n_reps": c.n_reps, "n_not_ok": sum(c.failed.values()),
                     "not_ok": ";".join(f"{s}={n}" for s, n in sorted(c.failed.items())),
+                    "n_nan": c.nan,
                     "best": c.best,
                 })
     buf = io.StringIO()
     cols = ["task", "dataset", "scope", "metric", "method", "level", "mean", "std", "n_reps",
-            "n_not_ok", "not_ok", "best"]
-    pd.DataFrame(records, columns=cols).to_csv(buf, index=False, float_format="%.6g")
+            "n_not_ok", "not_ok", "n_nan", "best"]
+    frame = pd.DataFrame(records, columns=cols)
+    for col in frame.columns:  # text cells only: numbers stay numbers
+        if not pd.api.types.is_numeric_dtype(frame[col]):
+            frame[col] = frame[col].map(csv_safe)
+    frame.to_csv(buf, index=False, float_format="%.6g")
     return buf.getvalue()

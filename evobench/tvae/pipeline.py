@@ -70,6 +70,28 @@ def _check_fit(cfg: TVAEConfig, shape: tuple[int, ...]) -> None:
         )
 
 
+def check_memory(cfg: TVAEConfig, n: int, d: int, device: str) -> None:
+    """Refuse a fit whose largest tensors cannot fit, before they are allocated: the K_n states
+    (N x S x ceil(H/64) int64 words, held for the whole fit), the data (Y and its mask) and one
+    chunk's log-joint (chunk x 2S x width activations, about 3 alive at once; the chunk as
+    :class:`~evobench.tvae.training.Trainer` sizes it)."""
+    from evobench import validate
+    from evobench.tvae.training import ACT_BUDGET
+
+    item = 4 if cfg.dtype == "float32" else 8
+    states = n * cfg.S * math.ceil(cfg.H / 64) * 8
+    width = max(cfg.H, *cfg.hidden, d)
+    chunk = min(cfg.chunk_size, max(cfg.batch_size, ACT_BUDGET // (cfg.S * width)))
+    chunk = min(n, max(1, chunk // cfg.batch_size) * cfg.batch_size)
+    log_joint = chunk * 2 * cfg.S * width * item * 3
+    need = states + 2 * n * d * item + log_joint
+    validate.memory(need, f"tvae with S={cfg.S} on {n} patches (the K_n states, N x S x H bits: "
+                          f"{states / 2**30:.1f} GiB; the chunked log-joint: "
+                          f"{log_joint / 2**30:.1f} GiB)",
+                    "lower S (or crop the image; a smaller hidden width shrinks the log-joint)",
+                    device)
+
+
 FIELD_INIT = 0.2  # initial generative-field scale, as a fraction of the data's std
 
 
@@ -246,6 +268,7 @@ def fit(call: MethodInput, ctx: MethodContext | None = None, *, preset="quick", 
     gen.manual_seed(int(call.seed))
     data = _patches(call, cfg)
     keep = data.keep
+    check_memory(cfg, int(keep.sum()), data.Y.shape[1], call.device)
     s2 = initial_sigma2(cfg, data.Y[keep], call.sigma)
     trainer = build_trainer(data.Y[keep], None if data.obs is None else data.obs[keep], cfg, gen,
                             s2)

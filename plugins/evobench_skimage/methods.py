@@ -96,7 +96,9 @@ def run_biharmonic(call, ctx, *, split_into_regions=False):
     if image.ndim == 2:
         out = restoration.inpaint_biharmonic(filled, mask, split_into_regions=split_into_regions)
     elif (mask == mask[..., :1]).all():
-        out = restoration.inpaint_biharmonic(filled, mask[..., 0], channel_axis=-1,
+        # one H x W mask for every channel; skimage's Cython code needs it C-contiguous
+        out = restoration.inpaint_biharmonic(filled, np.ascontiguousarray(mask[..., 0]),
+                                             channel_axis=-1,
                                              split_into_regions=split_into_regions)
     else:
         out = np.stack([

@@ -145,3 +145,34 @@ def test_fixture_cleans_up_after_itself(tmp_path):
                           "--rootdir", str(tmp_path), "test_inner.py"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and "2 passed" in run.stdout, run.stdout[-2000:]
+
+
+@pytest.mark.parametrize(("field", "value"), [("time_infer_s", -1.0), ("time_fit_s", -0.5),
+                                              ("time_infer_s", float("nan")),
+                                              ("time_fit_s", "3")])
+def test_negative_or_nonnumeric_method_times_are_refused(field, value):
+    """Issue 23 item 14: a negative time_infer_s was stored."""
+    from evobench.api import _checked_output
+
+    out = MethodOutput(image=np.zeros((4, 4)), **{field: value})
+    with pytest.raises(EvobenchError, match=f"returned {field}=.*a duration must be a finite "
+                                            r"number of seconds >= 0"):
+        _checked_output("m", out, (4, 4), 1.0)
+    ok = _checked_output("m", MethodOutput(image=np.zeros((4, 4)), time_fit_s=0, time_infer_s=2.0),
+                         (4, 4), 1.0)
+    assert ok.time_infer_s == 2.0
+
+
+def test_nan_snapshots_are_dropped_and_named():
+    """Issue 23 item 14: a NaN snapshot gave an ok row with psnr_last_eval NaN, silently."""
+    from evobench.api import _checked_output
+
+    good = np.full((4, 4), 0.5)
+    out = MethodOutput(image=good, snapshots={1: good, 2: np.full((4, 4), np.nan),
+                                              3: np.zeros((2, 2))})
+    checked = _checked_output("m", out, (4, 4), 1.0)
+    assert list(checked.snapshots) == [1]
+    assert checked.extras["snapshots_dropped"] == (
+        "epoch(s) 2, 3: NaN, infinite or misshaped pixels; not scored")
+    clean = _checked_output("m", MethodOutput(image=good, snapshots={1: good}), (4, 4), 1.0)
+    assert "snapshots_dropped" not in clean.extras

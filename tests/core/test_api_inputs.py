@@ -112,3 +112,25 @@ def test_unknown_noise_level_allows_strong_noise_but_not_the_0_255_scale():
         _call("noisy", noisy * 255, sigma=None)
     with pytest.raises(EvobenchError, match="far outside"):
         denoise(noisy * 255, epochs=1)
+
+
+@pytest.mark.parametrize("name", [m for m, _ in _all_methods() if m != "biharmonic"])
+def test_sigma_on_the_0_255_scale_is_refused_with_the_0_1_value(name):
+    """Issue 23 item 1: sigma=25 on [0, 1] data was accepted (a near-black output)."""
+    image = np.full((32, 32), 0.5)
+    with pytest.raises(EvobenchError, match=r"\[0, 1\] scale: did you mean 25/255 = 0\.098\?"):
+        _call(name, image, sigma=25)
+
+
+def test_a_0_255_image_with_a_0_255_sigma_is_refused():
+    """Issue 23 item 1: the range tolerance grew with sigma, so 0-255 data with sigma=25 passed;
+    sigma is refused first, and the tolerance stops growing at sigma 1 (margin 11)."""
+    from evobench import validate
+
+    rng = np.random.default_rng(2)
+    image = np.clip(128 + 25 * rng.standard_normal((32, 32)), 0, 255)
+    with pytest.raises(EvobenchError, match="did you mean 25/255"):
+        _call("noisy", image, sigma=25)
+    with pytest.raises(EvobenchError, match="far outside"):
+        validate.image_values(image, sigma=25.0)  # a direct caller: the margin is capped
+    assert _call("noisy", np.full((8, 8), 0.5), sigma=1.0).image.shape == (8, 8)  # the limit

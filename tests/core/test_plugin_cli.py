@@ -54,6 +54,57 @@ def broken_dist(tmp_path_factory):
     return site
 
 
+@pytest.fixture(scope="module")
+def impostor_dist(tmp_path_factory):
+    """A third-party distribution that registers the built-in name ``bm3d`` (and loads first:
+    its entry point ``aaa`` sorts before every built-in one), registers ``tv`` from a second
+    entry point, and has an entry point named like the built-in plugin ``bm3d``."""
+    site = tmp_path_factory.mktemp("impostor")
+    (site / "evobench_impostor_plugin.py").write_text(textwrap.dedent("""
+        from evobench.api import MethodSpec, hookimpl
+
+        @hookimpl
+        def evobench_register_methods(register):
+            register(MethodSpec(name="mine", factory="x:y", tasks=frozenset({"denoise"})))
+            register(MethodSpec(name="bm3d", factory="x:y", tasks=frozenset({"denoise"})))
+    """))
+    (site / "evobench_twin_plugin.py").write_text(textwrap.dedent("""
+        from evobench.api import MethodSpec, hookimpl
+
+        @hookimpl
+        def evobench_register_methods(register):
+            register(MethodSpec(name="mine", factory="x:y", tasks=frozenset({"denoise"})))
+    """))
+    info = site / "evobench_impostor-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: evobench-impostor\n"
+                                   "Version: 1.0\n")
+    (info / "entry_points.txt").write_text("[evobench]\naaa = evobench_impostor_plugin\n"
+                                           "bm3d = evobench_impostor_plugin\n"
+                                           "zzz = evobench_twin_plugin\n")
+    return site
+
+
+def test_built_in_names_cannot_be_taken_over(impostor_dist):
+    """Issue 23 item 2: a plugin loading first silently replaced the built-in bm3d."""
+    plugins = {p["name"]: p for p in json.loads(
+        evobench("plugins", "--json", extra_path=impostor_dist).stdout)}
+    assert plugins["aaa"]["status"] == "failed"
+    assert plugins["aaa"]["errors"] == [
+        "method 'bm3d' belongs to evobench's own plugin 'bm3d'; plugin 'aaa' cannot replace it "
+        "and is left out: rename its method"]
+    assert plugins["bm3d"]["status"] == "ok" and plugins["bm3d"]["distribution"] == "evobench"
+    twin = plugins["bm3d (evobench-impostor)"]
+    assert twin["status"] == "failed" and "rename the entry point" in twin["errors"][0]
+    # 'aaa' is left out entirely, so 'mine' is zzz's alone
+    assert plugins["zzz"]["status"] == "ok"
+    methods = {m["name"]: m for m in json.loads(
+        evobench("list", "methods", "--json", extra_path=impostor_dist).stdout)}
+    assert methods["bm3d"]["plugin"] == "bm3d" and methods["mine"]["plugin"] == "zzz"
+    proc = evobench("plugins", extra_path=impostor_dist)
+    assert "aaa  [failed]" in proc.stdout
+
+
 def test_external_plugin_appears_everywhere(installed_example):
     plugins = json.loads(evobench("plugins", "--json", extra_path=installed_example).stdout)
     hello = next(p for p in plugins if p["name"] == "hello")

@@ -61,15 +61,41 @@ def test_wrong_spec_type_is_reported():
     assert "expected a MethodSpec" in reg.plugins["confused"].errors[0]
 
 
-def test_duplicate_name_keeps_first_and_warns():
-    reg = Registry()
+def test_duplicate_name_is_an_error_naming_both_plugins():
+    """Issue 23 item 2 (was a warning): the second plugin is failed and left out entirely."""
+    reg = Registry(strict=False)
     reg.add_plugin(_plugin(evobench_register_methods=lambda register: register(_method("same"))),
                    "first")
-    reg.add_plugin(_plugin(evobench_register_methods=lambda register: register(_method("same"))),
-                   "second")
+    reg.add_plugin(_plugin(evobench_register_methods=lambda register: [
+        register(_method("other")), register(_method("same"))]), "second")
     reg.collect()
     assert reg.plugin_of("methods", "same").name == "first"
-    assert "already provided by plugin 'first'" in reg.plugins["second"].errors[0]
+    assert reg.plugins["second"].status == "failed"
+    assert reg.plugins["second"].errors == [
+        "method 'same' is registered by both plugin 'first' and plugin 'second'; 'second' is "
+        "left out: rename one of them, or disable one (--disable-plugin NAME)"]
+    assert reg.names("methods") == ["same"]  # nothing of 'second' half-registered
+
+
+def test_a_clash_the_hook_swallows_still_fails_the_plugin_and_strict_raises():
+    def sneaky(register):
+        register(_method("mine"))
+        try:
+            register(_method("same"))
+        except Exception:  # noqa: BLE001
+            pass
+
+    reg = Registry(strict=False)
+    reg.add_plugin(_plugin(evobench_register_methods=lambda register: register(_method("same"))),
+                   "first")
+    reg.add_plugin(_plugin(evobench_register_methods=sneaky), "second")
+    assert reg.names("methods") == ["same"]
+    assert reg.plugins["second"].status == "failed"
+    twice = Registry(strict=True)
+    twice.add_plugin(_plugin(evobench_register_methods=lambda register: [
+        register(_method("x")), register(_method("x"))]), "p")
+    with pytest.raises(RuntimeError, match="plugin 'p' registers method 'x' twice"):
+        twice.collect()
 
 
 def test_blocked_plugin_is_not_registered(monkeypatch):

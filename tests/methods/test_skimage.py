@@ -68,6 +68,16 @@ def test_biharmonic_rgb_per_entry_mask(rgb_clean):
     assert psnr(rgb_clean, out.image) > 25.0
 
 
+def test_biharmonic_rgb_per_pixel_mask(rgb_clean):
+    """Issue 23 item 12: an H x W mask on an RGB image failed with "ndarray is not
+    C-contiguous" (the broadcast mask's channel 0 is a strided view)."""
+    mask = mask_of(rgb_clean.shape[:2])
+    holed = np.where(mask[..., None], np.nan, rgb_clean)
+    out = run_method("biharmonic", holed, task="inpaint", mask=mask)
+    np.testing.assert_array_equal(out.image[~mask], rgb_clean[~mask])
+    assert psnr(rgb_clean, out.image) > 25.0
+
+
 @pytest.mark.parametrize("name", DENOISERS)
 def test_denoisers_reject_inpainting(name, gray_holed, gray_mask):
     with pytest.raises(EvobenchError, match="does not support task 'inpaint'"):

@@ -51,6 +51,40 @@ def test_failures_are_counted_not_dropped_and_incomplete_reps_are_left_out():
     assert "Cells by status" in text  # the status table appears when anything is not ok
 
 
+def test_a_nan_metric_is_said_not_averaged_silently_and_never_best():
+    """Issue 23 item 9: a metric NaN for one image gave "mean over 3 images" averaging 2, still
+    marked the method best, and dropped that image's table, without a note."""
+    df = frame([
+        ("a", "01", 25.0, 0, 40.0, "ok"), ("a", "02", 25.0, 0, 40.0, "ok"),
+        ("a", "03", 25.0, 0, np.nan, "ok"),
+        ("b", "01", 25.0, 0, 30.0, "ok"), ("b", "02", 25.0, 0, 31.0, "ok"),
+        ("b", "03", 25.0, 0, 32.0, "ok"),
+    ])
+    df.loc[df["image"] == "03", "psnr"] = [np.nan, np.nan]  # 03: NaN for both methods
+    tables = build_tables(df, ["psnr"])
+    avg = tables[0]
+    assert avg.scope == "average" and "never marked best" in avg.title
+    a, b = (cells[0] for _, cells in avg.rows)
+    assert a.text(2) == "40.00 (mean over 2 of 3 images; 1 NaN)" and not a.best
+    assert b.text(2) == "30.50 (mean over 2 of 3 images; 1 NaN)" and not b.best
+    assert [t.scope for t in tables] == ["average", "01", "02", "03"]  # 03's table is kept
+    assert [c[0].text(2) for _, c in tables[3].rows] == ["1 NaN", "1 NaN"]
+    text = render_summary(df, "text", metrics=["psnr"], per_image=False)
+    assert "mean over 2 of 3 images; 1 NaN" in text and " *\n" not in text
+    csv = pd.read_csv(io.StringIO(render_summary(df, "csv", metrics=["psnr"])))
+    assert list(csv.loc[csv.scope == "average", "n_nan"]) == [1, 1]
+    # a NaN in one method only: the other is still best
+    df2 = frame([("a", "01", 25.0, 0, 40.0, "ok"), ("a", "02", 25.0, 0, np.nan, "ok"),
+                 ("b", "01", 25.0, 0, 30.0, "ok"), ("b", "02", 25.0, 0, 31.0, "ok"),
+                 ("c", "01", 25.0, 0, 20.0, "ok"), ("c", "02", 25.0, 0, 21.0, "ok")])
+    psnr = build_tables(df2, ["psnr"], per_image=False)[0]
+    assert {n: c[0].best for n, c in psnr.rows} == {"a": False, "b": True, "c": False}
+    # columns that are legitimately empty (timings, psnr_last_eval) count no NaN
+    df2["time_fit_s"] = np.nan
+    assert all(c.nan == 0 for t in build_tables(df2, ["time_total_s"]) for _, r in t.rows
+               for c in r)
+
+
 def test_best_marking_direction_ties_and_reference_rows():
     df = frame([
         ("noisy", "01", 25.0, 0, 20.0, "ok"), ("a", "01", 25.0, 0, 30.004, "ok"),
@@ -95,6 +129,25 @@ def test_csv_is_tidy_and_numeric(run_dir):
     assert set(avg["method"]) == {"noisy", "bm3d", "tvae (S=64)", "gsvae"}
     assert avg.loc[avg["mean"].idxmax(), "method"] == "tvae (S=64)"
     assert avg.set_index("method").loc["tvae (S=64)", "best"]
+
+
+def test_csv_cells_that_look_like_formulas_are_neutralised():
+    """Issue 23 item 5: an image id or label starting with =, +, -, @, tab or CR went into
+    summary.csv verbatim (a spreadsheet runs it); numbers such as -0.5 stay numbers."""
+    from evobench.reports.tables import csv_safe
+
+    df = frame([("=HYPERLINK(\"x\")", "@SUM(A1)", 25.0, 0, -0.5, "ok"),
+                ("+cmd", "-2+3", 25.0, 0, 30.0, "ok"), ("plain", "\tx", 25.0, 0, 31.0, "ok")])
+    out = pd.read_csv(io.StringIO(render_summary(df, "csv", metrics=["psnr"])), dtype=str,
+                      keep_default_na=False)
+    assert set(out["method"]) == {"'=HYPERLINK(\"x\")", "'+cmd", "plain"}
+    assert {"'@SUM(A1)", "'-2+3", "'\tx"} <= set(out["scope"])
+    cells = [c for col in out.columns for c in out[col]]
+    assert not [c for c in cells if c[:1] in ("=", "+", "@", "\t", "\r")]
+    assert not [c for c in cells if c[:1] == "-" and not c.lstrip("-").replace(".", "").isdigit()]
+    numbers = pd.read_csv(io.StringIO(render_summary(df, "csv", metrics=["psnr"])))
+    assert numbers["mean"].dtype == float and -0.5 in set(numbers["mean"])
+    assert [csv_safe(v) for v in ("-0.5", "+1e3", "-x", 2.0)] == ["-0.5", "+1e3", "'-x", 2.0]
 
 
 def test_level_labels():
