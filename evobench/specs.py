@@ -167,6 +167,10 @@ class MethodSpec:
     # styles, lower rank first, the unranked ones follow in the order they appear
     reference: bool = False
     rank: int | None = None
+    # ``"module:callable"``: ``cost(shape, params) -> seconds`` of one cell on one CPU core
+    # (image shape H x W [x 3], the cell's full parameters), or None when it cannot say;
+    # ``evobench run --dry-run`` sums them (docs/harness.md, "Cost estimate")
+    cost: str | None = None
 
     def __post_init__(self):
         check_name("method", self.name)

@@ -148,7 +148,7 @@ def _run(args: RunArgs) -> None:
         if not args.quiet:
             click.echo(f"note: {note}", err=True)
     if args.dry_run:
-        _dry_run(grid, options)
+        _dry_run(grid, options, registry)
         return
     engine = _engine(args, options)
     result = _execute(grid, registry, options, engine)
@@ -311,8 +311,8 @@ def _summary(result, quiet: bool = False) -> None:
         click.echo(f"per-image tables and figures: evobench report {result.store.root}", err=True)
 
 
-def _dry_run(grid, options) -> None:
-    from evobench.harness import runner
+def _dry_run(grid, options, registry) -> None:
+    from evobench.harness import cost, runner
     from evobench.harness.grid import image_label
     from evobench.harness.store import RunStore
 
@@ -324,6 +324,8 @@ def _dry_run(grid, options) -> None:
     todo_keys = {c.key for c in todo}
     claims = Claims(store.root)  # reads only: who holds which pending cell
     held = 0
+    shapes: dict = {}
+    costs = []  # the estimated seconds of every cell to run
     click.echo(f"suite {grid.suite!r} profile {grid.profile!r} -> {store.root}")
     width = max(len(c.method_label) for c in grid.cells)
     for cell in grid.cells:
@@ -335,8 +337,15 @@ def _dry_run(grid, options) -> None:
                 state, extra, held = "held", f"  ({holder})", held + 1
             elif stale := claims.stale_note(cell.key):
                 extra = f"  ({stale})"
+        estimate = ""
+        if state == "todo":
+            seconds = cost.cell_seconds(cell, registry, shapes, options.timeout)
+            costs.append(seconds)
+            estimate = f"  ~{cost.cell_text(seconds)}"
         click.echo(f"{state:<4}  {cell.key[:12]}  {cell.method_label:<{width}}  "
-                   f"{image_label(cell):<22} {cell.deg_label:<32} rep{cell.rep}{extra}")
+                   f"{image_label(cell):<22} {cell.deg_label:<32} rep{cell.rep}{estimate}{extra}")
     click.echo(f"{len(grid.cells)} cells: {len(done)} done, {len(todo)} todo"
                + (f" ({held} held by other runners)" if held else "") + f", {len(skip)} skip"
                + (f"; timeout {options.timeout:g}s per cell" if options.timeout else ""))
+    click.echo(cost.total_line(costs, grid.cells[0].device if grid.cells else "cpu",
+                               options.jobs))

@@ -13,6 +13,7 @@ __version__ = "1.0"
 SPEC = MethodSpec(
     name="bm3d",
     factory="evobench_bm3d.method:run",
+    cost="evobench_bm3d.cost:cost",
     tasks=frozenset({"denoise"}),
     summary="BM3D (Dabov et al. 2007; Makinen et al. 2020) via the bm3d package; RGB via "
     "bm3d_rgb (opponent colour space)",

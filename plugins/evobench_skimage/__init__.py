@@ -18,6 +18,7 @@ SPECS: dict[str, MethodSpec] = {
         MethodSpec(
             name="noisy",
             factory=f"{_IMPL}:run_noisy",
+            cost="evobench_skimage.cost:noisy",
             tasks=frozenset({"denoise", "inpaint"}),
             summary="identity: returns the corrupted image (missing entries filled with the "
             "mean of the observed ones); the floor every method must beat",
@@ -27,6 +28,7 @@ SPECS: dict[str, MethodSpec] = {
         MethodSpec(
             name="nlm",
             factory=f"{_IMPL}:run_nlm",
+            cost="evobench_skimage.cost:nlm",
             tasks=frozenset({"denoise"}),
             min_size=8,  # compares patches (default 5 x 5) with a margin
             summary="non-local means (skimage denoise_nl_means), filter strength h tied to sigma",
@@ -41,6 +43,7 @@ SPECS: dict[str, MethodSpec] = {
         MethodSpec(
             name="tv",
             factory=f"{_IMPL}:run_tv",
+            cost="evobench_skimage.cost:tv",
             tasks=frozenset({"denoise"}),
             summary="total-variation denoising (skimage denoise_tv_chambolle)",
             params=(
@@ -56,6 +59,7 @@ SPECS: dict[str, MethodSpec] = {
         MethodSpec(
             name="wavelet",
             factory=f"{_IMPL}:run_wavelet",
+            cost="evobench_skimage.cost:wavelet",
             tasks=frozenset({"denoise"}),
             summary="wavelet shrinkage with BayesShrink thresholds (skimage denoise_wavelet)",
             params=(

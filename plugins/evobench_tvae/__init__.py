@@ -22,6 +22,7 @@ _OVERRIDE = "default: the preset's value"
 SPEC = MethodSpec(
     name="tvae",
     factory="evobench_tvae.method:run",
+    cost="evobench_tvae.cost:cost",
     tasks=frozenset({"denoise", "inpaint"}),
     devices=frozenset({"cpu", "cuda"}),
     summary="TVAE: binary-latent VAE trained by evolutionary truncated posteriors, zero-shot "

@@ -1,0 +1,62 @@
+"""Measure the rates behind ``evobench run --dry-run``'s cost estimate on this machine.
+
+Runs each method briefly (one thread, one cell at a time) on a centre crop of House and prints
+the rates the cost models read (``plugins/*/cost.py``): seconds per epoch per 1000 patches for
+each tvae preset, per iteration per 128 x 128 pixels for the zero-shot methods, per megapixel
+for the classical methods. Copy the printed numbers into the plugins' tables by hand.
+
+    PYTHONPATH=.:plugins python benchmarks/calibrate_cost.py [OUT]
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+TVAE = ["quick", "house-25", "house-50", "barbara-25", "house-inpaint-50", "castle-inpaint-50",
+        "castle-inpaint-80"]
+ZEROSHOT = {"dip": 30, "zsn2n": 100, "noise2self": 30, "self2self": 30}
+CLASSIC = ["bm3d", "nlm", "tv", "wavelet", "noisy"]
+
+
+def _run(out: Path, name: str, dataset: str, methods: list[str], deg: list[str]) -> pd.DataFrame:
+    cmd = [sys.executable, "-m", "evobench", "run", "--out", str(out), "--run-name", name,
+           "-d", dataset, "-j", "1", "--threads-per-cell", "1", "--quiet", "--no-save-images"]
+    for m in methods:
+        cmd += ["-m", m]
+    cmd += deg
+    subprocess.run(cmd, check=False)
+    return pd.read_parquet(out / name / "results.parquet")
+
+
+def main(out: Path) -> None:
+    crop = 40
+    for preset in TVAE:
+        rgb = preset.startswith("castle")
+        dataset = f"castle[crop={crop}]" if rgb else f"set12[images=house,crop={crop}]"
+        deg = (["--missing", "0.5"] if "inpaint" in preset else ["--sigma", "25"])
+        if "inpaint" in preset:
+            deg = ["--suite", "inpaint", *deg]
+        frame = _run(out, f"tvae-{preset}", dataset, [f"tvae[preset={preset},epochs=2]"], deg)
+        row = frame.iloc[0]
+        p = {"quick": 8, "house-25": 8, "barbara-25": 8, "castle-inpaint-50": 5}.get(preset, 12)
+        patches = (crop - p + 1) ** 2
+        print(f"tvae {preset}: {row.time_fit_s / 2 / patches * 1000:.3f} s/epoch/1000 patches "
+              f"({row.status})", flush=True)
+    for method, iters in ZEROSHOT.items():
+        frame = _run(out, f"zs-{method}", "set12[images=house,crop=128]",
+                     [f"{method}[iterations={iters}]"], ["--sigma", "25"])
+        row = frame.iloc[0]
+        print(f"{method}: {row.time_total_s / iters:.4f} s/iteration/128x128 (fit "
+              f"{row.time_fit_s:.2f} s, total {row.time_total_s:.2f} s, {row.status})", flush=True)
+    frame = _run(out, "classic", "set12[images=house]", CLASSIC, ["--sigma", "25"])
+    for _, row in frame.iterrows():
+        print(f"{row.method}: {row.time_total_s / (256 * 256 / 1e6):.3f} s/megapixel "
+              f"({row.status})", flush=True)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/evobench-calibration"))

@@ -1,0 +1,49 @@
+"""``evobench run --dry-run`` estimates each cell's cost from its method's cost model and
+prints the total in CPU-hours (issue 24 item 11)."""
+
+from __future__ import annotations
+
+import re
+
+from evobench.harness import cost
+
+
+def test_dry_run_prints_each_cells_estimate_and_the_total(invoke, tmp_path):
+    args = ["run", "--suite", "denoise", "--profile", "smoke",
+            "-d", "skimage[images=camera,crop=64]",
+            "-m", "noisy", "-m", "bm3d", "-m", "zsn2n[iterations=100]", "-m", "gsvae[epochs=1]",
+            "--sigma", "25", "--out", tmp_path, "--dry-run", "-j", "2"]
+    out = invoke(*args)
+    assert out.exit_code == 0, out.output
+    todo = [line for line in out.output.splitlines() if line.startswith("todo")]
+    lines = {name: next(line for line in todo if f"  {name}" in line)
+             for name in ("noisy", "bm3d", "zsn2n", "gsvae")}
+    assert lines["gsvae"].endswith("~?")  # no cost model: unknown, never guessed
+    # zsn2n: 100 iterations on 64 x 64 pixels at its measured rate, plus its start-up
+    from evobench_zeroshot.cost import OVERHEAD_S, RATE
+    expected = OVERHEAD_S + RATE["zsn2n"] * 100 * 64 * 64 / 128 ** 2
+    assert f"~{cost.cell_text(expected)}" in lines["zsn2n"]
+    total = re.search(r"estimated cost: ([\d.e-]+) CPU-hours for 3 cell\(s\) to run",
+                      out.output)
+    assert total and float(total.group(1)) > 0
+    assert "1 cell(s) unknown" in out.output and "unmeasured" not in out.output
+    # --device cuda (refused on a machine without CUDA, so the line is checked as such)
+    assert "unmeasured on cuda" in cost.total_line([3600.0, None], "cuda:0", 1)
+
+
+def test_the_estimate_is_capped_by_the_budget_and_scales_with_the_image():
+    from evobench_tvae.cost import cost as tvae_cost
+
+    small = tvae_cost((64, 64), {"preset": "quick"})
+    large = tvae_cost((256, 256), {"preset": "quick"})
+    assert 10 < (large - 2) / (small - 2) < 20  # patches grow ~17x
+    assert tvae_cost((256, 256), {"preset": "house-25+"}) > 100 * large  # 500 epochs, S=200
+    assert tvae_cost((256, 256), {"preset": "quick", "epochs": 40}) > 1.9 * (large - 2)
+
+
+def test_the_paper_suites_dry_runs_print_a_total(invoke, tmp_path, monkeypatch):
+    for suite in ("denoise", "inpaint", "paper"):
+        out = invoke("run", "--suite", suite, "--profile", "paper", "--out", tmp_path,
+                     "--dry-run")
+        assert out.exit_code == 0, out.output
+        assert re.search(r"estimated cost: [\d.e-]+ CPU-hours", out.output), out.output
