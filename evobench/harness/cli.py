@@ -26,7 +26,10 @@ from evobench.errors import EvobenchError
               help="Profile of the suite: smoke, quick (default) or paper.")
 @click.option("-m", "--method", "methods", multiple=True, metavar="SELECTOR",
               help="Method with parameters, e.g. 'tvae[S=64,epochs=5]' (repeatable); replaces "
-                   "the suite's methods.")
+                   "the suite's methods (adds to them with --with-suite-baselines).")
+@click.option("--with-suite-baselines", "with_baselines", is_flag=True,
+              help="Run the -m methods beside the suite profile's own methods, into one run "
+                   "folder and one table (a new method next to its references).")
 @click.option("-d", "--dataset", "datasets", multiple=True, metavar="SELECTOR",
               help="Dataset, e.g. 'set12[images=house,barbara]' or 'folder[path=DIR]' "
                    "(repeatable); replaces the suite's datasets.")
@@ -109,6 +112,7 @@ class RunArgs:
     suite_name: str
     profile: str | None
     methods: tuple[str, ...]
+    with_baselines: bool
     datasets: tuple[str, ...]
     sigma: str | None
     missing: str | None
@@ -170,6 +174,9 @@ def _overrides(args: RunArgs):
     check_threads(args.threads_per_cell)  # before --dry-run, which starts no executor
     if args.run_name is not None:
         check_name("run", args.run_name)
+    if args.with_baselines and not args.methods:
+        raise EvobenchError("--with-suite-baselines adds methods to the suite's: give them with "
+                            "-m, e.g. -m 'mine[strength=2]' --with-suite-baselines")
     if args.repetitions is not None and args.repetitions < 1:
         raise EvobenchError("--repetitions must be >= 1")
     overrides = Overrides(
@@ -179,6 +186,7 @@ def _overrides(args: RunArgs):
         missing=(split_list(args.missing, "--missing", example="0.5,0.8")
                  if args.missing is not None else None),
         repetitions=args.repetitions, seed=seed, device=device,
+        with_baselines=args.with_baselines,
         budget_s=validate.duration(args.budget, "--budget"))
     if args.budget is not None and not overrides.budget_s:
         raise EvobenchError("--budget must be a positive duration such as 60s or 5m")

@@ -121,6 +121,7 @@ class Overrides:
     seed: int = 0
     device: str = "cpu"
     budget_s: float | None = None  # every budgeted method's fit budget (``--budget``)
+    with_baselines: bool = False  # ``-m`` adds to the suite's methods instead of replacing them
 
 
 # -- suites ------------------------------------------------------------------------------------
@@ -345,9 +346,16 @@ def _resolve_methods(block: dict, suite: SuiteSpec, overrides: Overrides, regist
     """The block's method selectors (or ``-m``'s) -> (spec, label, parameters); a suite method
     whose plugin is not installed is left out with a note (in a user's file: an error)."""
     methods = []
-    for text in overrides.methods or block.get("methods", []):
+    suite_methods = list(block.get("methods", []))
+    if overrides.methods is None:
+        texts = [(t, True) for t in suite_methods]
+    elif overrides.with_baselines:  # the suite's methods, then -m's (a repeat is one cell)
+        texts = [(t, True) for t in suite_methods] + [(t, False) for t in overrides.methods]
+    else:
+        texts = [(t, False) for t in overrides.methods]
+    for text, from_suite in texts:
         sel = parse_selector(text, "method")
-        if overrides.methods is None and sel.name not in registry.names("methods"):
+        if from_suite and sel.name not in registry.names("methods"):
             known = registry.names("methods")
             hint = get_close_matches(sel.name, known, n=1)
             extra = f"; did you mean {hint[0]!r}?" if hint else ""
@@ -362,7 +370,7 @@ def _resolve_methods(block: dict, suite: SuiteSpec, overrides: Overrides, regist
         full = resolve_params(f"method {sel.name!r}", spec.params, sel.params)
         # a block may name a method for reports (labels); the label is not part of a
         # cell's identity, so relabelling never reruns a cell
-        label = block.get("labels", {}).get(text) if overrides.methods is None else None
+        label = block.get("labels", {}).get(text) if from_suite else None
         methods.append((spec, label or format_label(sel.name, given), full))
     return methods
 

@@ -79,6 +79,8 @@ def selection_run_id(grid: Grid, overrides) -> str | None:
     selection = {"methods": overrides.methods, "datasets": overrides.datasets,
                  "sigmas": overrides.sigmas, "missing": overrides.missing,
                  "repetitions": overrides.repetitions, "budget_s": overrides.budget_s}
+    if getattr(overrides, "with_baselines", False):  # its own folder, apart from -m's alone
+        selection["with_baselines"] = True
     if not any(v is not None for v in selection.values()):
         return None
     names = [sel.split("[")[0].strip().lower()
@@ -86,6 +88,8 @@ def selection_run_id(grid: Grid, overrides) -> str | None:
     names = [re.sub(r"[^a-z0-9_.-]+", "_", n).strip("_.-") for n in dict.fromkeys(names)]
     names = [n for n in names if n]
     label = "-".join(names[:4]) + ("-etc" if len(names) > 4 else "")
+    if selection.get("with_baselines"):
+        label = "-".join(p for p in (label, "baselines") if p)
     if overrides.budget_s is not None:
         label = "-".join(p for p in (label, f"budget{overrides.budget_s:g}s") if p)
     tag = digest({k: v for k, v in selection.items() if v is not None})[:8]

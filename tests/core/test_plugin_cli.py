@@ -137,6 +137,32 @@ def test_external_plugin_method_runs_through_the_api(installed_example):
     assert float(proc.stdout) > 3.0  # the median filter cuts the MSE of the noisy input > 3x
 
 
+def test_method_runs_beside_the_suite_baselines_as_docs_say(installed_example, tmp_path):
+    """docs/plugins.md "Your method beside a suite's built-ins", run as written (issue 24
+    item 8): one run folder and one table holding the plugin's method and the suite's."""
+    import shlex
+
+    import pandas as pd
+
+    text = (ROOT / "docs" / "plugins.md").read_text()
+    block = text.split("### Your method beside a suite's built-ins", 1)[1]
+    block = block.split("```bash", 1)[1].split("```", 1)[0]
+    run_line, report_line = [shlex.split(line)[1:] for line in block.strip().splitlines()]
+    out = tmp_path / "results"
+    proc = evobench(*run_line, "--out", out, "-j", "2", "--no-save-images",
+                    extra_path=installed_example)
+    table = proc.stdout.split("SSIM")[0]  # the PSNR table
+    assert "median (size=5)" in table and "BM3D" in table.upper() and "noisy" in table
+    rows = pd.read_parquet(out / "median-vs-baselines" / "results.parquet")
+    assert {"median", "bm3d", "tvae", "noisy"} <= set(rows.method)
+    assert report_line[0] == "report"
+    evobench("report", out / "median-vs-baselines", "--out", tmp_path / "report",
+             extra_path=installed_example)
+    alone = evobench("run", "--suite", "denoise", "--profile", "smoke", "--with-suite-baselines",
+                     "--dry-run", extra_path=installed_example, check=False)
+    assert alone.returncode == 2 and "give them with -m" in alone.stderr
+
+
 def test_broken_plugin_is_reported_and_skipped(broken_dist):
     proc = evobench("plugins", "--json", extra_path=broken_dist)
     plugins = {p["name"]: p for p in json.loads(proc.stdout)}
