@@ -333,7 +333,7 @@ def _dry_run(grid, options, registry) -> None:
     claims = Claims(store.root)  # reads only: who holds which pending cell
     held = 0
     shapes: dict = {}
-    costs = []  # the estimated seconds of every cell to run
+    costs, unreadable = [], 0  # the estimated seconds of every cell to run
     click.echo(f"suite {grid.suite!r} profile {grid.profile!r} -> {store.root}")
     width = max(len(c.method_label) for c in grid.cells)
     for cell in grid.cells:
@@ -349,6 +349,8 @@ def _dry_run(grid, options, registry) -> None:
         if state == "todo":
             seconds = cost.cell_seconds(cell, registry, shapes, options.timeout)
             costs.append(seconds)
+            unreadable += seconds is None and cell.input_key in shapes \
+                and shapes[cell.input_key] is None
             estimate = f"  ~{cost.cell_text(seconds)}"
         click.echo(f"{state:<4}  {cell.key[:12]}  {cell.method_label:<{width}}  "
                    f"{image_label(cell):<22} {cell.deg_label:<32} rep{cell.rep}{estimate}{extra}")
@@ -356,4 +358,4 @@ def _dry_run(grid, options, registry) -> None:
                + (f" ({held} held by other runners)" if held else "") + f", {len(skip)} skip"
                + (f"; timeout {options.timeout:g}s per cell" if options.timeout else ""))
     click.echo(cost.total_line(costs, grid.cells[0].device if grid.cells else "cpu",
-                               options.jobs))
+                               options.jobs, unreadable))

@@ -13,6 +13,10 @@ from __future__ import annotations
 
 from evobench.specs import load_object
 
+# what every cell costs besides its method once its process started: the degradation, scoring
+# and storing (the ``noisy`` method's cells take about this long on a 2-core machine)
+CELL_START_S = 0.5
+
 
 def image_shape(cell, registry, cache: dict) -> tuple | None:
     """The shape of the cell's clean image after its crop, or None when it cannot be read."""
@@ -46,7 +50,7 @@ def cell_seconds(cell, registry, shapes: dict, timeout: float | None = None) -> 
         return None
     if seconds is None:
         return None
-    seconds = max(0.0, float(seconds))
+    seconds = max(0.0, float(seconds)) + CELL_START_S
     if cell.budget_s and spec.budgeted:  # stops after the epoch that crosses the budget
         seconds = min(seconds, float(cell.budget_s))
     if timeout:
@@ -54,16 +58,20 @@ def cell_seconds(cell, registry, shapes: dict, timeout: float | None = None) -> 
     return seconds
 
 
-def total_line(seconds: list[float | None], device: str, jobs: int) -> str:
-    """``estimated cost: 3.2 CPU-hours (about 1.6 h of wall time at -j 2); 1 cell unknown``."""
+def total_line(seconds: list[float | None], device: str, jobs: int, unreadable: int = 0) -> str:
+    """``estimated cost: 3.2 CPU-hours (about 1.6 h of wall time at -j 2); 1 cell unknown``;
+    ``unreadable``: how many of the unknown cells lack their image here (not fetched)."""
     known = [s for s in seconds if s is not None]
-    unknown = len(seconds) - len(known)
+    unknown = len(seconds) - len(known) - unreadable
     hours = sum(known) / 3600
     text = f"estimated cost: {hours:.3g} CPU-hours for {len(known)} cell(s) to run"
     if known and not str(device).startswith("cuda"):
         text += f" (about {_clock(sum(known) / max(1, jobs))} wall at -j {jobs})"
     if unknown:
-        text += f"; {unknown} cell(s) unknown (?: no cost model or image not readable here)"
+        text += f"; {unknown} cell(s) unknown (?: their method has no cost model)"
+    if unreadable:
+        text += (f"; {unreadable} cell(s) unknown because their image is not here (fetch it "
+                 "first: evobench data fetch)")
     if str(device).startswith("cuda"):
         text += ("; unmeasured on cuda: the rates are one CPU core's, a GPU is usually far "
                  "faster, so read this as an upper bound")

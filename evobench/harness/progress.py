@@ -6,11 +6,20 @@ finished cell plus a ``running:`` line at most every 30 s; nothing but the table
 Running cells are known from the executor's events (``event(cell, "start"|"progress", fields)``),
 which arrive from executor threads (local) or Dask's event loop, hence the lock.
 
-The ETA is recomputed at every refresh, so it never freezes: a pending cell is expected to take
-as long as the finished cells of its method took (else the mean over all finished cells); a
-running cell with epoch k of N needs ``elapsed * (N - k) / k`` more; one without epochs needs
-its method's estimate minus its elapsed time, but at least a fifth of its elapsed time, so the
-ETA grows while a cell runs past its estimate. The total is spread over the parallel slots.
+The ETA is recomputed at every refresh, so it never freezes. It comes from the measured rate of
+the finished cells of this run (cached ones never count): a cell with a cost estimate (its
+method's cost model, as ``--dry-run`` prints it) is expected to take that estimate times the
+measured ratio of wall time to estimated time, its method's ratio once one of its cells
+finished, else the ratio over all finished cells (drawn towards 1 by PRIOR_S while few seconds
+were measured), else 1 (the bare estimate, so the first ETA is the dry run's and not "0:01").
+Scaling every cell by one measured rate keeps the ETA stable while cells of a slow method are
+still ahead: the issue saw 0:01, 0:24, 2:03, 4:35, 1:15 when only per-method means were known. A
+cell without an estimate takes as long as the finished cells of its method took (else the mean
+over all finished cells). A running cell with epoch k of N needs ``elapsed * (N - k) / k`` more
+(with an estimate, weighted k/N against the estimate's remainder, as the first epochs carry
+start-up costs); one without epochs needs its expected time minus its elapsed time, but at least
+a fifth of its elapsed time, so the ETA grows while a cell runs past its estimate. The total is
+spread over the parallel slots.
 """
 
 from __future__ import annotations
@@ -22,6 +31,10 @@ import time
 import click
 
 HEARTBEAT_S = 30.0
+# the ratio over all finished cells starts as 1 (the bare estimates) with this many estimated
+# seconds of weight, so a few sub-second cells, dominated by fixed costs, cannot scale the
+# estimates of the slow cells still ahead by a large factor
+PRIOR_S = 5.0
 
 
 def _clock(seconds: float | None) -> str:
@@ -72,15 +85,20 @@ class Progress:
         self._pending: dict[str, str] = {}  # cell key -> method, cells not started yet
         self._running: dict[str, dict] = {}  # cell key -> {cell, method, t0, fields}
         self._durations: dict[str, list[float]] = {}  # method -> wall seconds of finished cells
+        self._estimates: dict[str, float] = {}  # cell key -> estimated seconds (cost models)
+        self._measured: dict[str, list[float]] = {}  # method -> [wall s, estimated s] finished
         self._live = None
         self._console = None
         self._last_beat = time.monotonic()
 
     # -- the plan and the events ---------------------------------------------------------------
-    def expect(self, cells, slots: int | None = None) -> None:
-        """The cells still to run (their methods feed the ETA) and how many run at once."""
+    def expect(self, cells, slots: int | None = None, estimates: dict | None = None) -> None:
+        """The cells still to run (their methods feed the ETA), how many run at once and the
+        cells' estimated seconds (cell key -> seconds; cells without one are left out)."""
         with self._lock:
             self._pending = {c.key: c.method for c in cells}
+            self._estimates = {k: float(v) for k, v in (estimates or {}).items()
+                               if v is not None and v > 0}
             if slots:
                 self.slots = max(1, int(slots))
 
@@ -104,20 +122,42 @@ class Progress:
                     for e in sorted(self._running.values(), key=lambda e: e["t0"])]
 
     # -- ETA -----------------------------------------------------------------------------------
+    def _ratios(self) -> tuple[dict[str, float], float | None]:
+        """Measured wall time per estimated second: per method, and over all finished cells."""
+        per = {m: w / e for m, (w, e) in self._measured.items() if e > 0}
+        wall = sum(w for w, _ in self._measured.values())
+        est = sum(e for _, e in self._measured.values())
+        return per, ((wall + PRIOR_S) / (est + PRIOR_S) if est > 0 else None)
+
     def eta(self) -> float | None:
         """Seconds until the last cell finishes, or None while nothing hints at it."""
         now = time.monotonic()
         with self._lock:
             means = {m: sum(d) / len(d) for m, d in self._durations.items() if d}
             every = [x for d in self._durations.values() for x in d]
+            per, overall = self._ratios()
+
+            def scaled(key, method):  # the cell's estimate at the measured rate, or None
+                estimate = self._estimates.get(key)
+                if estimate is None:
+                    return None
+                ratio = per.get(method, overall)
+                return estimate * (1.0 if ratio is None else ratio)
+
             projected = []  # (remaining, total) of running cells
-            for entry in self._running.values():
+            for key, entry in self._running.items():
                 elapsed = now - entry["t0"]
                 f = entry["fields"]
-                estimate = means.get(entry["method"])
+                estimate = own = scaled(key, entry["method"])
+                if estimate is None:
+                    estimate = means.get(entry["method"])
                 if f.get("epoch") and f.get("epochs"):
                     k, n = max(1, int(f["epoch"])), int(f["epochs"])
                     remaining = elapsed * max(0, n - k) / k
+                    if own is not None and n > 0:  # early epochs carry start-up costs: lean
+                        done = min(1.0, k / n)  # on the estimate until the epochs tell more
+                        remaining = done * remaining + (1 - done) * max(own - elapsed,
+                                                                        0.2 * elapsed)
                 elif estimate is not None:
                     remaining = max(estimate - elapsed, 0.2 * elapsed)
                 else:
@@ -125,10 +165,13 @@ class Progress:
                 projected.append((remaining, elapsed + remaining))
             fallback = (sum(every) / len(every) if every else
                         sum(t for _, t in projected) / len(projected) if projected else None)
-            pending = list(self._pending.values())
-            if pending and fallback is None and not means:
+            pending = [(scaled(key, m), m) for key, m in self._pending.items()]
+            unknown = [m for e, m in pending if e is None]
+            if unknown and fallback is None and not means and \
+                    all(e is None for e, _ in pending):
                 return None
-            work = sum(means.get(m, fallback or 0.0) for m in pending)
+            work = sum(e for e, _ in pending if e is not None) + \
+                sum(means.get(m, fallback or 0.0) for m in unknown)
             running_left = [r for r, _ in projected]
         if not pending and not running_left:
             return 0.0 if self.finished else None
@@ -220,6 +263,11 @@ class Progress:
                 wall = (time.monotonic() - entry["t0"]) if entry else row.get("time_total_s")
                 if wall is not None:
                     self._durations.setdefault(method, []).append(float(wall))
+                    estimate = self._estimates.get(cell.key) if cell is not None else None
+                    if estimate is not None:
+                        measured = self._measured.setdefault(method, [0.0, 0.0])
+                        measured[0] += float(wall)
+                        measured[1] += estimate
         if self._live is not None:
             if status != "ok":
                 from rich.markup import escape

@@ -471,6 +471,17 @@ class _Run:
             if holder:
                 self._say(f"waiting for {describe(cell)}: {holder}")
 
+    def _estimates(self) -> dict[str, float | None]:
+        """Each pending cell's estimated seconds (``--dry-run``'s cost models) for the ETA."""
+        from evobench.harness import cost
+
+        shapes = {key: image.shape for key, image in self.images.items()}
+        try:
+            return {c.key: cost.cell_seconds(c, self.registry, shapes, self.options.timeout)
+                    for c in self.todo}
+        except Exception:  # noqa: BLE001 - an estimate must never stop a run
+            return {}
+
     def execute(self, progress_factory) -> RunResult:
         self.progress = progress_factory(*self.counts)
         self.claims = Claims(self.store.root, note=self._say)
@@ -478,7 +489,7 @@ class _Run:
         self.before = {c.key: self.store.cell_stamp(c.key) for c in self.todo}
         if hasattr(self.progress, "expect"):  # running cells, epochs and the ETA per method
             self.progress.expect(self.todo, getattr(self.executor, "jobs", None)
-                                 or self.options.jobs)
+                                 or self.options.jobs, estimates=self._estimates())
             self.executor.on_event = self.progress.event
         interrupted, write_error = False, None
         try:

@@ -21,7 +21,7 @@ def test_dry_run_prints_each_cells_estimate_and_the_total(invoke, tmp_path):
     assert lines["gsvae"].endswith("~?")  # no cost model: unknown, never guessed
     # zsn2n: 100 iterations on 64 x 64 pixels at its measured rate, plus its start-up
     from evobench_zeroshot.cost import OVERHEAD_S, RATE
-    expected = OVERHEAD_S + RATE["zsn2n"] * 100 * 64 * 64 / 128 ** 2
+    expected = cost.CELL_START_S + OVERHEAD_S + RATE["zsn2n"] * 100 * 64 * 64 / 128 ** 2
     assert f"~{cost.cell_text(expected)}" in lines["zsn2n"]
     total = re.search(r"estimated cost: ([\d.e-]+) CPU-hours for 3 cell\(s\) to run",
                       out.output)
@@ -47,3 +47,11 @@ def test_the_paper_suites_dry_runs_print_a_total(invoke, tmp_path, monkeypatch):
                      "--dry-run")
         assert out.exit_code == 0, out.output
         assert re.search(r"estimated cost: [\d.e-]+ CPU-hours", out.output), out.output
+
+
+def test_cells_whose_image_is_not_fetched_are_counted_and_said(invoke, tmp_path, monkeypatch):
+    monkeypatch.setenv("EVOBENCH_DATA_DIR", str(tmp_path / "empty"))
+    out = invoke("run", "--suite", "denoise", "--profile", "paper", "--out", tmp_path,
+                 "--dry-run")
+    assert out.exit_code == 0, out.output
+    assert "because their image is not here (fetch it first: evobench data fetch)" in out.output
