@@ -1,7 +1,8 @@
 """Boundary checks, each rule in one place, each failure one line that says what to do.
 
 Every name that becomes part of a path (suite, profile, run name, image id, artifact key) goes
-through :func:`path_component`, and every path built from such names through :func:`inside`;
+through :func:`path_component`, and every path built from such names through
+:func:`evobench.files.within`;
 seeds, durations, devices, numbers and images are checked here once, where they enter evobench (the
 command line, suite files, :mod:`evobench.inputs`), never deep inside a cell.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 from typing import Any
 
 from evobench.errors import EvobenchError
@@ -32,17 +32,6 @@ def path_component(kind: str, name: Any) -> str:
         raise EvobenchError(f"{kind} name {name!r} cannot be used as a folder or file name: use "
                             "letters, digits, '_', '-', '+' or '.' (no '/', no '..')")
     return name
-
-
-def inside(root: Path | str, *parts: str) -> Path:
-    """``root/parts...``, refusing a result that resolves (symlinks included) outside ``root``."""
-    base = Path(root).expanduser()
-    path = base.joinpath(*parts)
-    real_base, real = base.resolve(), path.resolve()
-    if real != real_base and real_base not in real.parents:
-        raise EvobenchError(f"{path} resolves to {real}, outside {real_base}; refusing to write "
-                            "there")
-    return path
 
 
 # -- numbers -----------------------------------------------------------------------------------

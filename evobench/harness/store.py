@@ -45,10 +45,10 @@ class RunStore:
     """Paths and atomic writes of one run folder."""
 
     def __init__(self, out: Path | str, run_id: str):
-        from evobench.validate import inside, path_component
+        from evobench.validate import path_component
 
         # the one place a run folder's path is made: a safe name that stays inside ``out``
-        self.root = inside(out, path_component("run", run_id))
+        self.root = within(out, path_component("run", run_id))
         self.run_id = run_id
         self.cells_dir = self.root / "cells"
         self.artifacts_dir = self.root / "artifacts"

@@ -188,10 +188,10 @@ def load_artifact(row) -> dict[str, np.ndarray] | None:
     if not rel or not folder:
         return None
     from evobench.errors import EvobenchError
-    from evobench.validate import inside
+    from evobench.files import within
 
     try:  # a tampered row must not read files outside its run folder
-        file = inside(folder, rel)
+        file = within(folder, rel)
     except EvobenchError:
         return None
     if not file.is_file():

@@ -35,13 +35,13 @@ def merge_runs(sources, out: str | Path, *, force: bool = False) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     results = data.results
     (out / "artifacts").mkdir(exist_ok=True)
-    from evobench.validate import inside
+    from evobench.files import within
 
     for rel, folder in zip(results["artifact"], results[RUN_DIR]):
         if not rel:
             continue
         try:  # a (tampered) row pointing outside its run is neither read nor written
-            source, target = inside(folder, rel), inside(out, rel)
+            source, target = within(folder, rel), within(out, rel)
         except EvobenchError:
             continue
         if source.is_file():
