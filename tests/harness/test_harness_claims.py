@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from waiting import wait_for
 
 HERE = Path(__file__).resolve().parent
 START_S = 180  # forkserver start-up (torch) on a loaded machine
@@ -29,18 +30,6 @@ def _runner(out: Path, env: dict) -> subprocess.Popen:
             f"from evobench.cli import main; main(['run', *{GRID!r}, '--out', {str(out)!r}])")
     return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-
-
-def _wait_for(predicate, limit: float, what: str, procs=()):
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        for p in procs:
-            if p.poll() is not None:
-                raise AssertionError(f"a runner ended early ({p.returncode}): {p.stderr.read()}")
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _claims(run: Path) -> list[dict]:
@@ -72,10 +61,10 @@ def test_two_concurrent_runners_split_the_grid(tmp_path, env, fakes):
     a = _runner(out, env)
     try:
         # A claims its first cell, which waits at the gate; B then has to take other cells
-        _wait_for(lambda: len(_claims(run)) >= 1, START_S, "runner A's first claim", [a])
+        wait_for(lambda: len(_claims(run)) >= 1, START_S, "runner A's first claim", [a])
         b = _runner(out, env)
         try:
-            _wait_for(lambda: len({c["pid"] for c in _claims(run)}) == 2, START_S,
+            wait_for(lambda: len({c["pid"] for c in _claims(run)}) == 2, START_S,
                       "runner B's first claim", [a, b])
             (tmp_path / "gate").touch()
             a_out, a_err = a.communicate(timeout=300)
@@ -100,7 +89,7 @@ def test_claims_of_a_killed_runner_are_taken_over(tmp_path, env, fakes):
     out, run = tmp_path / "R", tmp_path / "R" / "shared"
     a = _runner(out, env)
     try:
-        _wait_for(lambda: len(_claims(run)) >= 1, START_S, "runner A's first claim", [a])
+        wait_for(lambda: len(_claims(run)) >= 1, START_S, "runner A's first claim", [a])
         os.kill(a.pid, signal.SIGKILL)
         a.wait(timeout=30)
     finally:
@@ -212,7 +201,7 @@ def test_concurrent_runs_of_different_selections_lose_no_row(tmp_path, env, fake
     out, run = tmp_path / "R", tmp_path / "R" / "shared"
     a = _selection_runner(out, env, [*common, "-m", "fake-logged"])
     try:
-        _wait_for(lambda: len(_claims(run)) >= 1, START_S, "runner A's first claim", [a])
+        wait_for(lambda: len(_claims(run)) >= 1, START_S, "runner A's first claim", [a])
         b = _selection_runner(out, env, [*common, "-m", "noisy"])
         try:
             _, b_err = b.communicate(timeout=START_S + 120)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import psutil
 import pytest
+from waiting import wait_for
 
 HERE = Path(__file__).resolve().parent
 
@@ -39,28 +39,18 @@ def _start(out, *methods, sigint=signal.SIG_DFL) -> subprocess.Popen:
                             text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, sigint))
 
 
-def _wait_for(predicate, limit: float, what: str):
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _hanging_run(proc, out) -> list[psutil.Process]:
     """Wait until the non-hanging cells are stored and the hanging cells run: every process
     under the CLI (forkserver, the hanging cells), recorded before any signal."""
     cells = out / "r" / "cells"
-    _wait_for(lambda: cells.is_dir() and len(list(cells.glob("*.json"))) >= 2, 120,
+    wait_for(lambda: cells.is_dir() and len(list(cells.glob("*.json"))) >= 2, 120,
               "the two quick cells to be stored")
 
     def workers():  # the forkserver and at least one hanging cell under it
         procs = psutil.Process(proc.pid).children(recursive=True)
         return procs if len(procs) >= 2 else None
 
-    return _wait_for(workers, 60, "the forkserver and a hanging cell")
+    return wait_for(workers, 60, "the forkserver and a hanging cell")
 
 
 def _kill_all(proc, workers) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from waiting import wait_for
 
 HERE = Path(__file__).resolve().parent
 DEADLINE_S = 120  # start-up (importing torch in the forkserver) on a loaded machine
@@ -22,16 +23,6 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
-
-
-def _wait_for(predicate, limit: float, what: str):
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _descendants(pid: int) -> list[psutil.Process]:
@@ -71,7 +62,7 @@ def test_kill_9_of_run_leaves_no_process(tmp_path, fakes):
                             stderr=subprocess.DEVNULL)
     try:
         # the forkserver plus its two hanging cells (grandchildren of the run)
-        watched = _wait_for(lambda: (lambda d: d if len(d) >= 3 else None)(
+        watched = wait_for(lambda: (lambda d: d if len(d) >= 3 else None)(
             _descendants(proc.pid)), DEADLINE_S, "the forkserver and two cells")
         time.sleep(0.5)
         watched = _descendants(proc.pid)
@@ -106,7 +97,7 @@ isolate.run_in_subprocess({{"cell": cell, "method_spec": spec, "metric_specs": {
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        watched = _wait_for(lambda: _descendants(proc.pid), DEADLINE_S, "the cell process")
+        watched = wait_for(lambda: _descendants(proc.pid), DEADLINE_S, "the cell process")
     except BaseException:
         proc.kill()
         raise
@@ -151,7 +142,7 @@ def test_sigint_of_a_dask_client_kills_its_running_cells(tmp_path, fakes):
                                 stderr=subprocess.DEVNULL,
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
-            cells = _wait_for(lambda: [p for pid, p in _isolate_processes().items()
+            cells = wait_for(lambda: [p for pid, p in _isolate_processes().items()
                                        if pid not in before], DEADLINE_S, "the cell process")
             proc.send_signal(signal.SIGINT)
             assert proc.wait(timeout=60) == 130
@@ -222,7 +213,7 @@ def test_a_timed_out_cell_takes_its_own_children_with_it(tmp_path, fakes):
 def test_kill_9_of_run_kills_a_methods_own_children(tmp_path, fakes):
     proc = _spawner_run(tmp_path, SPAWNERS, [])
     try:
-        pids = _wait_for(lambda: (lambda p: p if len(p) == 2 else None)(_children(tmp_path)),
+        pids = wait_for(lambda: (lambda p: p if len(p) == 2 else None)(_children(tmp_path)),
                          DEADLINE_S, "the methods' children")
         assert all(_alive(p) for p in pids)
         os.kill(proc.pid, signal.SIGKILL)
