@@ -42,8 +42,10 @@ class IterativeFit(Protocol):
     def step(self) -> float:
         """One optimisation step; returns its loss."""
 
-    def estimate(self) -> np.ndarray:
-        """The current restored image (shaped like the input, [0, 1] scale)."""
+    def estimate(self, final: bool = False) -> np.ndarray:
+        """The current restored image (shaped like the input, [0, 1] scale); ``final``: the one
+        the fit returns (asked once, after the last step), on which a method may spend more
+        than on a snapshot (self2self: a larger ensemble)."""
 
     def state(self) -> dict:
         """Everything the fit needs to continue bit for bit: numpy arrays and plain scalars
@@ -109,7 +111,7 @@ def run_iterations(fit: IterativeFit, ctx: MethodContext, *, iterations: int, ki
     if restored is not None:
         done, fit_s, trace, snapshots = restored
     stopped = False
-    with one_cpu_thread(device):
+    with one_cpu_thread(device):  # a checkpoint is never of the last step: one step runs
         while done < iterations and not stopped:
             t0 = time.perf_counter()
             loss = float(fit.step())
@@ -120,8 +122,14 @@ def run_iterations(fit: IterativeFit, ctx: MethodContext, *, iterations: int, ki
                                     "lower the learning rate")
             loop.add(loss)
             stopped = ctx.budget_s is not None and fit_s >= ctx.budget_s
-            snap = done in planned or stopped or done == iterations
-            if snap:
+            last = stopped or done == iterations
+            snap = last or done in planned
+            if last:  # the returned image, also the last snapshot: estimated once
+                t0 = time.perf_counter()
+                image = np.asarray(fit.estimate(final=True), np.float64)
+                infer_s = time.perf_counter() - t0
+                snapshots[done] = image.astype(np.float32)
+            elif snap:
                 snapshots[done] = np.asarray(fit.estimate(), np.float32)
             if snap or done % every == 0:
                 trace.append({"epoch": done, "loss": loop.mean(), "seconds": fit_s})
@@ -131,9 +139,6 @@ def run_iterations(fit: IterativeFit, ctx: MethodContext, *, iterations: int, ki
             if not stopped and done < iterations:
                 saver.after_epoch(done, iterations, fit_s, lambda: fit.state() | loop.state(),
                                   trace, snapshots)
-        t0 = time.perf_counter()
-        image = np.asarray(fit.estimate(), np.float64)
-        infer_s = time.perf_counter() - t0
     return IterationsResult(image, done, fit_s, infer_s, stopped, trace, snapshots)
 
 

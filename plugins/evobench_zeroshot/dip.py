@@ -135,7 +135,7 @@ class _DIPFit:
         self.steps += 1
         return float(loss.detach())
 
-    def estimate(self) -> np.ndarray:
+    def estimate(self, final: bool = False) -> np.ndarray:
         out = self.ema if self.s.ema > 0 else self.last
         est = np.moveaxis(out[0].double().cpu().numpy(), 0, -1)
         est = est[..., 0] if self.image.ndim == 2 else est

@@ -139,7 +139,7 @@ class _Noise2Self:
         return float(loss.detach()) * self.scale ** 2  # on the [0, 1] scale
 
     @torch.no_grad()
-    def estimate(self) -> np.ndarray:
+    def estimate(self, final: bool = False) -> np.ndarray:
         self.net.eval()
         if self.p["estimate"] == "full":
             out = _padded(self.net, self.y)

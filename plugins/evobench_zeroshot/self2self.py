@@ -85,8 +85,7 @@ class _Net(torch.nn.Module):
 class _Fit:
     """One Self2Self fit (the :class:`evobench.api.IterativeFit` protocol)."""
 
-    def __init__(self, call: MethodInput, *, iterations, width, keep, drop, lr, ensemble,
-                 snapshot_ensemble):
+    def __init__(self, call: MethodInput, *, width, keep, drop, lr, ensemble, snapshot_ensemble):
         self.device = torch.device(call.device)
         image = call.image if call.image.ndim == 3 else call.image[..., None]
         y = torch.as_tensor(image.transpose(2, 0, 1).copy(), dtype=torch.float32)
@@ -99,7 +98,7 @@ class _Fit:
         self.missing = None if call.mask is None else np.asarray(call.mask)
         self.y = y[None].to(self.device)
         self.observed = observed[None].to(self.device)
-        self.seed, self.iterations = call.seed, iterations
+        self.seed = call.seed
         self.keep, self.drop, self.ensemble, self.width = keep, drop, ensemble, width
         self.snapshot_ensemble = min(snapshot_ensemble, ensemble)
         self.net = _Net(y.shape[0], width,
@@ -108,7 +107,6 @@ class _Fit:
         self.opt = torch.optim.Adam(self.params, lr=lr)
         self.gen = torch.Generator(device=self.device).manual_seed(_seed(call.seed, 1))
         self.steps = 0
-        self._cache = None  # ((step, members), image): one estimate per step and size
 
     def _predict(self, y, gen):
         """Predictions for a batch of fresh Bernoulli instances of ``y`` (dropout on)."""
@@ -126,15 +124,10 @@ class _Fit:
         self.steps += 1
         return float(loss.detach())
 
-    def estimate(self) -> np.ndarray:
-        """The mean of the ensemble: ``ensemble`` members after the last step or when asked
-        twice at one step (the final image after a budget stop), else ``snapshot_ensemble``."""
-        final = self.steps >= self.iterations or (self._cache is not None
-                                                  and self._cache[0][0] == self.steps)
-        key = (self.steps, self.ensemble if final else self.snapshot_ensemble)
-        if self._cache is None or self._cache[0] != key:
-            self._cache = (key, self._mean(key[1]))
-        return self._cache[1]
+    def estimate(self, final: bool = False) -> np.ndarray:
+        """The mean of the ensemble: ``ensemble`` members for the returned image (``final``),
+        ``snapshot_ensemble`` for a snapshot."""
+        return self._mean(self.ensemble if final else self.snapshot_ensemble)
 
     def _mean(self, members: int) -> np.ndarray:
         gen = torch.Generator(device=self.device).manual_seed(_seed(self.seed, 2, self.steps))
@@ -158,7 +151,7 @@ class _Fit:
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
             raise ValueError("the step count is missing")
         load_torch_state(self.net, self.opt, {"train": self.gen}, state)
-        self.steps, self._cache = steps, None
+        self.steps = steps
 
 
 def run(call: MethodInput, ctx: MethodContext, *, iterations: int = 400, width: int = 32,
@@ -175,8 +168,8 @@ def run(call: MethodInput, ctx: MethodContext, *, iterations: int = 400, width: 
                             "lr > 0, ensemble >= 1 and snapshot_ensemble >= 1")
     params = {"iterations": iterations, "width": width, "keep": keep, "dropout": dropout,
               "lr": lr, "ensemble": ensemble, "snapshot_ensemble": snapshot_ensemble}
-    fit = _Fit(call, iterations=iterations, width=width, keep=keep, drop=dropout, lr=lr,
-               ensemble=ensemble, snapshot_ensemble=snapshot_ensemble)
+    fit = _Fit(call, width=width, keep=keep, drop=dropout, lr=lr, ensemble=ensemble,
+               snapshot_ensemble=snapshot_ensemble)
     ident = params | {"seed": call.seed, "device": call.device,
                       "input": input_digest(call.image, call.mask)}
     res = run_iterations(fit, ctx, iterations=iterations, kind=KIND, ident=ident,

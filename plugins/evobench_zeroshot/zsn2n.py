@@ -108,7 +108,7 @@ class ZSN2NFit:
         return float(loss.detach())
 
     @torch.no_grad()
-    def estimate(self) -> np.ndarray:
+    def estimate(self, final: bool = False) -> np.ndarray:
         out = self.denoise(self.y)[0].double().cpu().numpy()
         return out[0] if len(self.shape) == 2 else out.transpose(1, 2, 0)
 
