@@ -328,7 +328,8 @@ def _dry_run(grid, options, registry) -> None:
     store = RunStore(options.out, run_id)
     from evobench.harness.claims import Claims
 
-    done, todo, skip = runner.plan(grid, store, options.force)
+    done, todo, skip = runner.plan(grid, store, options.force,
+                                   say=lambda line: click.echo(line, err=True))
     todo_keys = {c.key for c in todo}
     claims = Claims(store.root)  # reads only: who holds which pending cell
     held = 0

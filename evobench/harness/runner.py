@@ -96,8 +96,10 @@ def selection_run_id(grid: Grid, overrides) -> str | None:
     return "-".join(p for p in (grid.suite, grid.profile, label, tag) if p)
 
 
-def plan(grid: Grid, store: RunStore, force: bool) -> tuple[dict, list[Cell], list[Cell]]:
-    """(cached records of done cells, cells to run, cells to skip)."""
+def plan(grid: Grid, store: RunStore, force: bool,
+         say=None) -> tuple[dict, list[Cell], list[Cell]]:
+    """(cached records of done cells, cells to run, cells to skip). A done cell whose
+    artifact is missing or damaged runs again (``say`` gets one line naming the file)."""
     stored = store.load_cells()
     done, todo, skip = {}, [], []
     for cell in grid.cells:
@@ -105,7 +107,14 @@ def plan(grid: Grid, store: RunStore, force: bool) -> tuple[dict, list[Cell], li
         if cell.skip_reason:
             skip.append(cell)
         elif not force and record is not None and record["row"].get("status") == "ok":
-            done[cell.key] = record
+            problem = store.artifact_problem(record)
+            if problem is None:
+                done[cell.key] = record
+                continue
+            if say is not None:
+                say(f"note: the artifact of {describe(cell)}: {problem}; running the cell again "
+                    "to repair it")
+            todo.append(cell)
         else:
             todo.append(cell)
     return done, todo, skip
@@ -346,7 +355,7 @@ class _Run:
     def prepare(self) -> None:
         grid, options, store = self.grid, self.options, self.store
         self.tables_before = store.tables_stamp()  # see RunStore.write_tables
-        done, self.todo, skip = plan(grid, store, options.force)
+        done, self.todo, skip = plan(grid, store, options.force, say=self._say)
         self.images = load_inputs(self.todo, self.registry)  # may raise: nothing written yet
         store.check_writable()
         self.threads = self.executor.threads_per_cell()

@@ -3,7 +3,9 @@
 Resume works from the folder itself: each finished cell is written at once, atomically
 (temporary file + rename), to ``cells/<cell_key>.json`` (its row and trace) and
 ``artifacts/<cell_key>.npz``. A crash or Ctrl-C therefore loses only the cells still running;
-the next run of the same command finds the finished cells and skips those with status ``ok``.
+the next run of the same command finds the finished cells and skips those with status ``ok``
+whose artifact is intact: each cell file records its artifact's SHA-256, and a damaged or
+missing artifact (a truncated copy, a full disk) makes its cell run again.
 ``results.parquet`` / ``traces.parquet`` are rebuilt from the cell files of the current grid at
 the end of every run (also an interrupted one), again through a temporary file and a rename, so
 a failing run never leaves a half-written table behind.
@@ -12,6 +14,7 @@ a failing run never leaves a half-written table behind.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import math
@@ -109,18 +112,50 @@ class RunStore:
 
     def write_cell(self, row: dict, trace: list[dict], arrays: dict | None) -> dict:
         key = row["cell_key"]
+        sha = ""
         if arrays:
             buffer = io.BytesIO()
             np.savez_compressed(buffer, **arrays)
-            self._write(self.artifacts_dir / f"{key}.npz", buffer.getvalue())
+            data = buffer.getvalue()
+            self._write(self.artifacts_dir / f"{key}.npz", data)
             row["artifact"] = f"artifacts/{key}.npz"
+            sha = hashlib.sha256(data).hexdigest()
         else:
             row.setdefault("artifact", "")
         record = {"row": {k: _json_safe(v) for k, v in row.items()},
                   "trace": [{k: _json_safe(v) for k, v in t.items()} for t in trace]}
+        if sha:  # what resume checks the artifact against (artifact_problem)
+            record["artifact_sha256"] = sha
         self._write(self.cells_dir / f"{key}.json",
                     json.dumps(record, sort_keys=True, allow_nan=False).encode())
         return record
+
+    def artifact_problem(self, record: dict) -> str | None:
+        """Why a stored cell's artifact cannot be used (missing, damaged), None when it is
+        intact or the cell kept none. Checked against the SHA-256 recorded when it was
+        written; a cell file from before that record is checked by reading the arrays."""
+        rel = str(record["row"].get("artifact") or "")
+        if not rel:
+            return None
+        try:
+            path = within(self.root, rel)
+            data = path.read_bytes()
+        except EvobenchError as exc:
+            return str(exc)
+        except OSError as exc:
+            return f"{self.root / rel} is missing ({exc.strerror or type(exc).__name__})"
+        expected = record.get("artifact_sha256")
+        if expected:
+            if hashlib.sha256(data).hexdigest() != expected:
+                return f"{path} is damaged (its SHA-256 is not the one recorded when written)"
+            return None
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                for name in npz.files:
+                    npz[name]
+        except Exception as exc:  # noqa: BLE001 - zipfile, zlib and numpy raise several kinds
+            return f"{path} is damaged ({type(exc).__name__}: {exc})"
+        return None
 
     # -- tables ----------------------------------------------------------------------------
     def tables_stamp(self) -> tuple | None:

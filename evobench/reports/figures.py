@@ -181,6 +181,10 @@ def make_figures(data: RunData, out: str | Path, *, formats=("png",), image: str
                 continue
             for name, fig in result:
                 written += save(fig, out, name, formats)
+    for line in data.damaged.values():  # the figures were drawn without these panels
+        notes.append(f"left out of the figures: {line}")
+        if log:
+            log(notes[-1])
     _forget_stale(out, written)
     return written, notes
 

@@ -8,7 +8,7 @@ figure or table is half written.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +31,26 @@ class RunData:
     results: pd.DataFrame
     traces: pd.DataFrame
     manifests: dict[str, dict]  # run folder (absolute) -> manifest.json content
+    damaged: dict[str, str] = field(default_factory=dict)  # artifact file -> one-line note
 
     def artifact(self, row: pd.Series) -> dict[str, np.ndarray] | None:
-        """The arrays stored for one result row, or None when the cell kept no artifact."""
-        return load_artifact(row)
+        """The arrays stored for one result row, or None when the cell kept no artifact or it
+        is damaged (noted in ``damaged``, so a figure draws the rest and the report names it)."""
+        try:
+            return load_artifact(row)
+        except DamagedArtifactError as exc:
+            self.damaged.setdefault(exc.path, str(exc))
+            return None
+
+
+class DamagedArtifactError(EvobenchError):
+    """An artifact file exists but cannot be read (truncated, overwritten)."""
+
+    def __init__(self, path: Path, exc: BaseException):
+        self.path = str(path)
+        super().__init__(f"the artifact {path} is damaged ({type(exc).__name__}: "
+                         f"{first_line(exc)}); run `evobench run` again with the command that "
+                         "made this run to repair it")
 
 
 def run_folder(path: str | Path) -> Path:
@@ -187,7 +203,6 @@ def load_artifact(row) -> dict[str, np.ndarray] | None:
     folder = str(row.get(RUN_DIR, "") or "")
     if not rel or not folder:
         return None
-    from evobench.errors import EvobenchError
     from evobench.files import within
 
     try:  # a tampered row must not read files outside its run folder
@@ -196,5 +211,8 @@ def load_artifact(row) -> dict[str, np.ndarray] | None:
         return None
     if not file.is_file():
         return None
-    with np.load(file, allow_pickle=False) as npz:
-        return {k: npz[k] for k in npz.files}
+    try:
+        with np.load(file, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except Exception as exc:  # noqa: BLE001 - zipfile, zlib, numpy and OSError kinds
+        raise DamagedArtifactError(file, exc) from None
