@@ -234,9 +234,10 @@ class _Dataset:
     color: str
 
 
-def resolve_dataset(text: str, registry) -> _Dataset:
+def resolve_dataset(text: str, registry, notes: list[str] | None = None) -> _Dataset:
     """A dataset selector -> its chosen images. ``images`` and ``limit`` only choose images, so
-    they stay out of the cell identity; ``crop`` changes the pixels, so it enters it."""
+    they stay out of the cell identity; ``crop`` changes the pixels, so it enters it. A
+    lister's warnings (a file it leaves out, and why) become ``notes``."""
     sel = parse_selector(text, "dataset")
     spec: DatasetSpec = registry.dataset(sel.name)
     owner = f"dataset {sel.name!r}"
@@ -250,7 +251,13 @@ def resolve_dataset(text: str, registry) -> _Dataset:
     if 0 < opts["crop"] < 8:
         raise EvobenchError(f"{owner}: crop={opts['crop']} is too small; use 0 (no crop) or >= 8")
     if spec.lister:
-        ids = tuple(load_object(spec.lister)(**own))
+        import warnings
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ids = tuple(load_object(spec.lister)(**own))
+        if notes is not None:
+            notes += [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
     else:
         ids = tuple(spec.images)
     names = {i: next((a for a, t in spec.aliases.items() if t == i), i) for i in ids}
@@ -386,7 +393,7 @@ def _resolve_block(block: dict, suite: SuiteSpec, overrides: Overrides, registry
     timeout = duration(block.get("timeout"), "timeout")  # checked by profile_blocks
     budget = overrides.budget_s if overrides.budget_s is not None else \
         duration(block.get("budget"), "budget")
-    datasets = [resolve_dataset(t, registry) for t in overrides.datasets or
+    datasets = [resolve_dataset(t, registry, notes) for t in overrides.datasets or
                 block.get("datasets", [])]
     degradations = resolve_degradations(block.get("degradations", []), registry, overrides, used)
     methods = _resolve_methods(block, suite, overrides, registry, notes)
@@ -437,7 +444,7 @@ def build_grid(suite: SuiteSpec, profile: str | None, overrides: Overrides, regi
     config = {"suite": suite.name, "profile": profile, "seed": int(overrides.seed),
               "device": overrides.device, "blocks": [b.described() for b in blocks]}
     timeouts = [b.timeout for b in blocks if b.timeout is not None]
-    return Grid(ordered, notes, config, max(timeouts) if timeouts else None, suite.name, profile)
+    return Grid(ordered, list(dict.fromkeys(notes)), config, max(timeouts) if timeouts else None, suite.name, profile)
 
 
 def image_label(cell: Cell) -> str:

@@ -8,6 +8,7 @@ them, through :mod:`evobench.data`.
 from __future__ import annotations
 
 import functools
+import os
 import tomllib
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from evobench_standard import SKIMAGE_GRAY, SKIMAGE_RGB
 
 FILES_TOML = Path(__file__).with_name("files.toml")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+DECODE_BYTES = 2 + 8 + 8  # per value while reading: decoded (up to 16 bit), float64, its copy
 
 
 @functools.cache
@@ -60,8 +62,14 @@ def read_image(path: Path, color: str = "keep") -> np.ndarray:
     """
     from PIL import Image, UnidentifiedImageError
 
+    from evobench import validate
+
     try:
-        with Image.open(path) as im:
+        with Image.open(path) as im:  # reads the header only: the size is known before decoding
+            width, height = im.size
+            validate.memory(width * height * len(im.getbands()) * DECODE_BYTES,
+                            f"image {path} ({width} x {height})",
+                            "use a smaller image (the whole file is decoded before a crop)")
             im.load()
             if im.mode in {"P", "PA", "CMYK", "YCbCr", "LAB", "HSV"}:
                 im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
@@ -138,10 +146,17 @@ def _leaves(folder: Path, entry: Path) -> bool:
 
 def list_folder(path: str = "", color: str = "keep", follow_links: bool = False) -> tuple[str, ...]:
     """Image ids of a folder: its PNG/JPEG/TIFF file names, sorted. A symlink that leads out of
-    the folder is refused unless ``follow_links`` (links inside it are fine)."""
+    the folder is refused unless ``follow_links`` (links inside it are fine); a dangling one
+    is left out with a warning (the run prints it as a note)."""
+    import warnings
+
     folder = _folder(path)
     names = []
     for p in sorted(folder.iterdir()):
+        if p.is_symlink() and not p.exists() and p.suffix.lower() in IMAGE_SUFFIXES:
+            warnings.warn(f"dataset folder: {p.name} in {folder} is a link to "
+                          f"{os.readlink(p)}, which does not exist; left out", stacklevel=2)
+            continue
         if not (p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
             continue
         if not follow_links and _leaves(folder, p):

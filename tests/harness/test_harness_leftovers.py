@@ -1,0 +1,51 @@
+"""Issue 23, item 14's leftovers: each test reproduces one defect a careless or hostile user
+met (a dangling link, a missing table, a long name, a silent wait, an escaped error, litter
+left behind, a read-only folder) and checks the one-line answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+TINY = "skimage[images=camera,crop=32]"
+
+
+def _one_error_line(result, code: int = 2) -> str:
+    assert result.exit_code == code, result.output
+    line = result.output.strip()
+    assert line.startswith("error: ") and "\n" not in line, result.output
+    return line
+
+
+# -- a. folder[path=DIR] ---------------------------------------------------------------------
+def test_folder_names_a_dangling_link_it_leaves_out(invoke, tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(np.full((24, 24), 90, np.uint8)).save(folder / "a.png")
+    (folder / "gone.png").symlink_to(tmp_path / "deleted.png")
+    result = invoke("run", "--sigma", "25", "-m", "noisy", "--out", tmp_path / "R",
+                    "-d", f"folder[path={folder}]", "--dry-run")
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.output.splitlines() if "gone.png" in line]
+    assert len(notes) == 1 and notes[0].startswith("note: ") and "does not exist" in notes[0]
+    assert "1 cells" in result.output
+
+
+def test_folder_image_too_large_is_refused_before_it_is_decoded(tmp_path, monkeypatch):
+    from evobench_standard.datasets import read_image
+    from PIL import Image, ImageFile
+
+    from evobench import validate
+    from evobench.errors import EvobenchError
+
+    Image.fromarray(np.zeros((300, 400), np.uint8)).save(tmp_path / "big.png")
+    monkeypatch.setattr(validate, "available_memory", lambda device="cpu": 100_000)
+
+    def no_decoding(self):
+        raise AssertionError("decoded before the memory check")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    with pytest.raises(EvobenchError, match=r"big.png \(400 x 300\) needs about .* GiB"):
+        read_image(tmp_path / "big.png")
