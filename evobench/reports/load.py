@@ -60,11 +60,32 @@ def run_folder(path: str | Path) -> Path:
         p = p.parent
     if not p.exists():
         raise EvobenchError(f"run folder {str(path)!r} does not exist; pass results/<run_id>")
+    if p.is_dir() and not (p / "results.parquet").exists() and (
+            (p / "cells").is_dir() or (p / "manifest.json").is_file()):
+        raise EvobenchError(f"{str(path)!r} is a run folder without its results.parquet; "
+                            f"{_rebuild_hint(p)}")
     if not p.is_dir() or not (p / "results.parquet").is_file():
         raise EvobenchError(
             f"{str(path)!r} is not a run folder (no results.parquet); pass results/<run_id>"
         )
     return p.resolve()
+
+
+def _rebuild_hint(folder: Path) -> str:
+    """How to rebuild a run's tables: its own command again (finished cells are reused, and
+    every run ends by writing the tables from the cell files)."""
+    import shlex
+
+    cells = len(list((folder / "cells").glob("*.json"))) if (folder / "cells").is_dir() else 0
+    try:
+        command = json.loads((folder / "manifest.json").read_text())["command"]
+        args = [str(a) for a in command]
+        start = args.index("run")
+        text = "`evobench " + shlex.join(args[start:]) + "`"
+    except (OSError, ValueError, KeyError, TypeError):
+        text = "the `evobench run` command that made it"
+    return (f"rebuild it by running {text} again (its {cells} stored cell file(s) are reused, "
+            "not run again)")
 
 
 def read_results(path: str | Path) -> pd.DataFrame:

@@ -49,3 +49,26 @@ def test_folder_image_too_large_is_refused_before_it_is_decoded(tmp_path, monkey
     monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
     with pytest.raises(EvobenchError, match=r"big.png \(400 x 300\) needs about .* GiB"):
         read_image(tmp_path / "big.png")
+
+
+# -- b. a run folder without results.parquet -------------------------------------------------
+def test_run_folder_missing_only_its_table_says_how_to_rebuild_it(invoke, tmp_path):
+    import json
+
+    run_args = ["run", "-d", TINY, "--sigma", "25", "-m", "noisy", "--quiet",
+                "--out", tmp_path, "--run-name", "r"]
+    assert invoke(*run_args).exit_code == 0
+    run = tmp_path / "r"
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["command"] = ["/venv/bin/evobench", *map(str, run_args[:-1]), "my run"]
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    (run / "results.parquet").unlink()
+    for args in (["report", run, "-o", tmp_path / "rep"], ["figures", run, "-o", tmp_path / "f"],
+                 ["compare", run, run], ["merge", run, "-o", tmp_path / "m"]):
+        line = _one_error_line(invoke(*args))
+        assert "not a run folder" not in line
+        assert "without its results.parquet" in line, line
+        assert "`evobench run -d 'skimage[images=camera,crop=32]'" in line
+        assert "--run-name 'my run'` again" in line and "1 stored cell file(s)" in line
+    assert invoke(*run_args).exit_code == 0  # the command named rebuilds the table
+    assert (run / "results.parquet").is_file()
