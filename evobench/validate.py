@@ -19,6 +19,7 @@ SEED_LIMIT = 2**63  # seeds are stored as int64
 UNKNOWN_NOISE_MARGIN = 3.0  # how far outside [0, 1] an image of unknown noise level may reach
 SIGMA_MAX = 1.0  # the largest noise std on the [0, 1] scale; above it sigma is on the 0-255 scale
 _COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
+MAX_COMPONENT = 128  # characters of a folder or file name evobench makes
 _DEVICE = re.compile(r"^(cpu|cuda)(?::(\d{1,4}))?$")
 _NUMBER = r"(\d+(?:\.\d*)?|\.\d+)"
 _DURATION = re.compile(rf"(?:{_NUMBER}h)?(?:{_NUMBER}m)?(?:{_NUMBER}s?)?")
@@ -28,6 +29,10 @@ _DURATION = re.compile(rf"(?:{_NUMBER}h)?(?:{_NUMBER}m)?(?:{_NUMBER}s?)?")
 def path_component(kind: str, name: Any) -> str:
     """``name`` as one safe path component: letters, digits, ``_ . + -``, starting with a letter
     or digit, at most 128 characters (so never ``..``, ``/``, ``\\`` or an absolute path)."""
+    if isinstance(name, str) and len(name) > MAX_COMPONENT and _COMPONENT.match(name[:128]):
+        raise EvobenchError(f"{kind} name {name[:24]}... cannot be used as a folder or file "
+                            f"name: it is {len(name)} characters long, at most {MAX_COMPONENT} "
+                            "are allowed; choose a shorter one")
     if not isinstance(name, str) or not _COMPONENT.match(name) or ".." in name:
         raise EvobenchError(f"{kind} name {name!r} cannot be used as a folder or file name: use "
                             "letters, digits, '_', '-', '+' or '.' (no '/', no '..')")

@@ -93,6 +93,11 @@ def selection_run_id(grid: Grid, overrides) -> str | None:
     if overrides.budget_s is not None:
         label = "-".join(p for p in (label, f"budget{overrides.budget_s:g}s") if p)
     tag = digest({k: v for k, v in selection.items() if v is not None})[:8]
+    from evobench.validate import MAX_COMPONENT
+
+    fixed = len("-".join(p for p in (grid.suite, grid.profile, tag) if p)) + 1
+    if len(label) > MAX_COMPONENT - fixed:  # long names: the hash keeps the name distinct
+        label = label[:max(0, MAX_COMPONENT - fixed)].rstrip("_.-")
     return "-".join(p for p in (grid.suite, grid.profile, label, tag) if p)
 
 

@@ -4,6 +4,8 @@ left behind, a read-only folder) and checks the one-line answer."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -72,3 +74,22 @@ def test_run_folder_missing_only_its_table_says_how_to_rebuild_it(invoke, tmp_pa
         assert "--run-name 'my run'` again" in line and "1 stored cell file(s)" in line
     assert invoke(*run_args).exit_code == 0  # the command named rebuilds the table
     assert (run / "results.parquet").is_file()
+
+
+# -- c. long run names -----------------------------------------------------------------------
+def test_over_long_run_name_is_refused_with_the_limit_and_its_length(invoke, tmp_path):
+    line = _one_error_line(invoke("run", "-d", TINY, "-m", "noisy", "--out", tmp_path,
+                                  "--run-name", "a" * 200, "--dry-run"))
+    assert "200 characters long, at most 128" in line
+
+
+def test_derived_run_name_is_shortened_to_fit(invoke, tmp_path):
+    profile = "p" * 112
+    suite = tmp_path / "s.toml"
+    suite.write_text(f'[profiles.{profile}]\ndatasets = ["{TINY}"]\n'
+                     'degradations = ["gaussian[sigma=25]"]\nmethods = ["noisy"]\n')
+    result = invoke("run", "--suite", suite, "-m", "noisy", "--out", tmp_path, "--dry-run")
+    assert result.exit_code == 0, result.output
+    folder = result.output.split(" -> ")[1].splitlines()[0]
+    name = os.path.basename(folder)
+    assert len(name) == 128 and name.startswith(f"s-{profile}-nois-"), name
