@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import re
 import socket
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
@@ -126,8 +128,11 @@ class DaskExecutor:
     on_event = None
     TOPIC = "evobench-cell-events"
 
-    def __init__(self, address: str, threads: int | None = None):
+    def __init__(self, address: str, threads: int | None = None, wait_s: float = 30.0,
+                 say=None):
         self.threads = check_threads(threads)
+        self.address, self.wait_s = address, wait_s
+        self.say = say or (lambda line: __import__("click").echo(line, err=True))
         if not address:
             raise EvobenchError("--executor dask needs --scheduler ADDRESS (e.g. tcp://host:8786)")
         try:
@@ -175,6 +180,9 @@ class DaskExecutor:
         first = [submit(p) for p in (next(source, None) for _ in range(2 * self.slots))
                  if p is not None]
         queue = as_completed(first, loop=self.client.loop)
+        stop = threading.Event()
+        threading.Thread(target=self._watch_workers, args=(stop,), daemon=True,
+                         name="evobench-dask-workers").start()
         try:
             for future in queue:
                 payload = futures.pop(future.key)[1]
@@ -190,10 +198,31 @@ class DaskExecutor:
                     queue.add(submit(nxt))
                 yield payload, result
         finally:
+            stop.set()
             if futures:  # interrupted: nothing more should run for this client
                 self.client.cancel([f for f, _ in futures.values()])
             if on_event is not None:
                 self.client.unsubscribe_topic(self.TOPIC)
+
+    def _watch_workers(self, stop: threading.Event) -> None:
+        """While cells wait on a cluster without workers, say so: one line after ``wait_s``
+        without any, and again every ``wait_s`` (a cluster's workers may join later, so the
+        run keeps waiting; Ctrl-C stops it)."""
+        since = time.monotonic()
+        said = since
+        while not stop.wait(min(1.0, self.wait_s / 4)):
+            try:
+                workers = len(self.client.nthreads())
+            except Exception:  # noqa: BLE001 - a closing client: the run loop reports it
+                return
+            now = time.monotonic()
+            if workers:
+                since = said = now
+            elif now - said >= self.wait_s:
+                self.say(f"waiting for Dask workers at {self.address} (0 connected for "
+                         f"{now - since:.0f} s); start some (dask worker {self.address}) or "
+                         "press Ctrl-C")
+                said = now
 
     def close(self) -> None:
         self.client.close()

@@ -93,3 +93,32 @@ def test_derived_run_name_is_shortened_to_fit(invoke, tmp_path):
     folder = result.output.split(" -> ")[1].splitlines()[0]
     name = os.path.basename(folder)
     assert len(name) == 128 and name.startswith(f"s-{profile}-nois-"), name
+
+
+# -- d. a Dask cluster without workers -------------------------------------------------------
+def test_dask_cluster_without_workers_says_it_waits(tmp_path):
+    import threading
+    import types
+
+    distributed = pytest.importorskip("distributed")
+    from waiting import wait_for
+
+    from evobench.harness.executors import DaskExecutor
+
+    lines: list[str] = []
+    with distributed.LocalCluster(n_workers=0, processes=False, protocol="tcp://",
+                                  host="127.0.0.1", threads_per_worker=1,
+                                  dashboard_address=None) as cluster:
+        executor = DaskExecutor(cluster.scheduler_address, wait_s=0.4, say=lines.append)
+        payload = types.SimpleNamespace(cell=types.SimpleNamespace(key="k"))
+        results = []
+        thread = threading.Thread(target=lambda: results.extend(executor.run([payload], None)),
+                                  daemon=True)
+        thread.start()
+        wait_for(lambda: len(lines) >= 2, 20, "two waiting lines")
+        assert lines[0].startswith(f"waiting for Dask workers at {cluster.scheduler_address} "
+                                   "(0 connected for ")
+        cluster.scale(1)  # a worker joins: the cell runs (and fails: its payload is a stub)
+        wait_for(lambda: not thread.is_alive(), 60, "the run to end")
+        executor.close()
+    assert len(results) == 1 and results[0][1].row["status"] == "error"
