@@ -98,6 +98,9 @@ def _forked_child(payload: CellPayload, conn: Connection, log_path: str) -> None
 
     own_group()  # the method's own children die with the cell
     die_with_parent(int(os.environ.get(FORKSERVER_ENV, 0)) or None)  # no orphan cells
+    # a method may start processes (multiprocessing.Pool refuses in a daemonic one): they are
+    # in the cell's process group, so they die with it (daemon only told the runner to end it)
+    mp.current_process().daemon = False
     _cell_signals()
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     sys.stdout.flush()

@@ -122,3 +122,42 @@ def test_dask_cluster_without_workers_says_it_waits(tmp_path):
         wait_for(lambda: not thread.is_alive(), 60, "the run to end")
         executor.close()
     assert len(results) == 1 and results[0][1].row["status"] == "error"
+
+
+# -- e. a method with its own multiprocessing.Pool -------------------------------------------
+POOL_PLUGIN = '''
+import multiprocessing
+
+from evobench.api import MethodOutput, MethodSpec, hookimpl
+
+
+def _square(x):
+    return x * x
+
+
+def run_pool(call, ctx):
+    with multiprocessing.Pool(2) as pool:
+        assert sum(pool.map(_square, [1, 2, 3])) == 14
+    return MethodOutput(call.image)
+
+
+@hookimpl
+def evobench_register_methods(register):
+    register(MethodSpec(name="pool-user", factory="pool_plugin:run_pool", tasks={"denoise"}))
+'''
+
+
+def test_a_method_may_use_a_multiprocessing_pool(invoke, tmp_path, monkeypatch,
+                                                 evobench_plugin):
+    import importlib
+
+    import pandas as pd
+
+    (tmp_path / "pool_plugin.py").write_text(POOL_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    evobench_plugin(importlib.import_module("pool_plugin"), "pool-plugin")
+    result = invoke("run", "-d", TINY, "--sigma", "25", "-m", "pool-user", "--quiet",
+                    "--out", tmp_path, "--run-name", "r")
+    row = pd.read_parquet(tmp_path / "r" / "results.parquet").iloc[0]
+    assert result.exit_code == 0, row["error"]
+    assert row["status"] == "ok"
