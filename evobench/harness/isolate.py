@@ -94,9 +94,10 @@ def _cell_side(payload: CellPayload, conn: Connection) -> None:
 
 
 def _forked_child(payload: CellPayload, conn: Connection, log_path: str) -> None:
-    from evobench.harness.lifeline import die_with_parent, own_group
+    from evobench.harness.lifeline import PARENT_ENV, die_with_parent, own_group
 
-    own_group()  # the method's own children die with the cell
+    # the method's own children die with the cell; its log goes with a killed runner
+    own_group([log_path], int(os.environ.get(PARENT_ENV, 0)) or None)
     die_with_parent(int(os.environ.get(FORKSERVER_ENV, 0)) or None)  # no orphan cells
     # a method may start processes (multiprocessing.Pool refuses in a daemonic one): they are
     # in the cell's process group, so they die with it (daemon only told the runner to end it)
@@ -115,7 +116,11 @@ def _main(argv: list[str]) -> int:
     """``python -m evobench.harness.isolate IN FD PARENT_PID``: a cell of :func:`_spawn`."""
     from evobench.harness.lifeline import PARENT_ENV, die_with_parent, own_group
 
-    own_group()  # before any thread; the method's own children die with the cell
+    # before any thread; the method's own children die with the cell, and its folder (in.pkl,
+    # the log) with a killed Dask worker
+    folder = os.path.dirname(os.path.abspath(argv[0]))
+    own_group([folder] if os.path.basename(folder).startswith("evobench-cell-") else [],
+              int(argv[2]))
     die_with_parent(int(argv[2]), watch=True)  # no orphan cells
     os.environ.pop(PARENT_ENV, None)  # not a forkserver: preload must not act as one
     _cell_signals()

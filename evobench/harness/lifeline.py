@@ -47,14 +47,19 @@ def die_with_parent(parent_pid: int | None, *, watch: bool = False) -> None:
         threading.Thread(target=poll, name="evobench-lifeline", daemon=True).start()
 
 
-def own_group() -> None:
+def own_group(leftovers=(), owner: int | None = None) -> None:
     """Make the calling cell process the leader of its own session and process group, and fork
     a guardian into that group which kills the whole group (``killpg(SIGKILL)``) as soon as the
     cell ends, however it ends (a result, a timeout, ``kill -9`` of the cell or, through
     ``PR_SET_PDEATHSIG``, of the runner). So a method's own children (``subprocess``,
     ``os.fork``, ``multiprocessing``) die with their cell and never run on as orphans. Call it
     first, while the process has one thread; the harness kills a cell as a group too
-    (:func:`evobench.harness.isolate._kill`)."""
+    (:func:`evobench.harness.isolate._kill`).
+
+    ``leftovers``: the cell's temporary files and folders (its log, a Dask cell's ``in.pkl``),
+    which ``owner`` (the process that made them and removes them when it has read them) would
+    leave behind if it was killed: the guardian removes them when the cell ends and ``owner``
+    is gone."""
     if not hasattr(os, "setsid"):
         return
     try:
@@ -79,9 +84,39 @@ def own_group() -> None:
         os.closerange(3, _max_fd())
         while os.getppid() == leader:
             time.sleep(0.2)
+        if owner and gone(owner):  # nobody left to read and remove the cell's files
+            _remove(leftovers)
         os.killpg(leader, signal.SIGKILL)  # the cell's leftovers, and this guardian
     finally:
         os._exit(0)
+
+
+def gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended (a zombie waiting to be reaped has)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rpartition(")")[2].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _remove(paths) -> None:
+    import shutil
+
+    for path in paths:
+        try:
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.unlink(path)
+        except OSError:
+            pass
 
 
 def _max_fd() -> int:
