@@ -3,7 +3,7 @@
 Sub-commands live in their own modules and are imported only when invoked, so ``evobench
 --help`` stays fast; plugins add commands through ``evobench_register_commands``. User errors
 become one ``error: ...`` line and exit code 2; an OS error of any command (disk full, ``ulimit
--f``, a name too long) one ``error: ...`` line and exit code 4.
+-f``, a name too long, no permission) one ``error: ...`` line and exit code 4.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ _OS_HINTS = {
     "EFBIG": "raise the file size limit (ulimit -f) or write elsewhere",
     "ENAMETOOLONG": "use a shorter folder or name",
     "EROFS": "the file system is read-only; choose another output folder",
+    "EACCES": "no permission: fix the folder's permissions or choose another (--out)",
 }
 
 

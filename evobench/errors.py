@@ -17,5 +17,6 @@ def first_line(exc: BaseException) -> str:
 
 
 # Exceptions the CLI turns into one-line messages (exit code 2): EvobenchError and its kinds
-# (SpecError, UnknownNameError ...) are ValueErrors.
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, PermissionError)
+# (SpecError, UnknownNameError ...) are ValueErrors. Other OS errors (EACCES included: the
+# machine refused) are exit code 4.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError)

@@ -60,7 +60,8 @@ class RunStore:
 
     # -- checks ----------------------------------------------------------------------------
     def check_writable(self) -> None:
-        """Fail in one line, before any work, if the run folder cannot be written (permission
+        """Fail in one line (exit code 4, an OS refusal), before any work, if the run folder
+        cannot be written (permission
         bits are honoured even for root, like the data cache) or one of its subfolders is a
         link leading out of it (never written through)."""
         from evobench.data import writable
@@ -69,16 +70,16 @@ class RunStore:
             within(self.root, name)
 
         if not writable(self.root) or not writable(self.root.parent):
-            raise EvobenchError(f"the output folder {self.root} is read-only; choose another "
-                                "with --out")
+            raise StoreWriteError(f"the output folder {self.root} is read-only; choose another "
+                                  "with --out")
         try:
             self.cells_dir.mkdir(parents=True, exist_ok=True)
             fd, probe = tempfile.mkstemp(prefix=".probe-", dir=self.root)
             os.close(fd)
             os.unlink(probe)
         except OSError as exc:
-            raise EvobenchError(f"cannot write the output folder {self.root}: "
-                                f"{exc.strerror or exc}; choose another with --out") from None
+            raise StoreWriteError(f"cannot write the output folder {self.root}: "
+                                  f"{exc.strerror or exc}; choose another with --out") from None
 
     # -- cells -----------------------------------------------------------------------------
     def load_cells(self) -> dict[str, dict]:

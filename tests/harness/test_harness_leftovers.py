@@ -161,3 +161,26 @@ def test_a_method_may_use_a_multiprocessing_pool(invoke, tmp_path, monkeypatch,
     row = pd.read_parquet(tmp_path / "r" / "results.parquet").iloc[0]
     assert result.exit_code == 0, row["error"]
     assert row["status"] == "ok"
+
+
+# -- g. a read-only --out --------------------------------------------------------------------
+def test_read_only_out_is_an_os_error_exit_4(invoke, tmp_path):
+    ro, afile = tmp_path / "ro", tmp_path / "afile"
+    ro.mkdir()
+    afile.write_text("")
+    args = ["run", "-d", TINY, "--sigma", "25", "-m", "noisy", "--quiet"]
+    ro.chmod(0o500)  # evobench honours the bits even for root (evobench.data.writable)
+    try:
+        line = _one_error_line(invoke(*args, "--out", ro), code=4)
+        assert "is read-only; choose another with --out" in line
+        line = _one_error_line(invoke(*args, "--out", afile / "x"), code=4)  # fails for root too
+        assert "cannot write the output folder" in line
+        if os.geteuid() != 0:  # root ignores the mode when it makes a folder
+            line = _one_error_line(invoke("report", tmp_path / "nope", "--out", ro / "r"), 2)
+            assert "does not exist" in line  # bad input is still exit 2 ...
+            (tmp_path / "run").mkdir()
+            assert invoke(*args, "--out", tmp_path, "--run-name", "run").exit_code == 0
+            line = _one_error_line(invoke("report", tmp_path / "run", "--out", ro / "r"), 4)
+            assert "[EACCES]" in line  # ... a refused write exit 4
+    finally:
+        ro.chmod(0o755)
