@@ -1,6 +1,7 @@
 """Fuzzing the input boundaries (issue 9): randomised bad input to the selector parser, the
 suite loader (and the grid it expands to), ``run_method``'s input checks and the results
-loader. Whatever comes in, the only exception that may come out is ``EvobenchError`` with a
+loader; and (issue 23) the results store under interleaved writers and ``report``/``figures``
+on hostile results rows. Whatever comes in, the only exception that may come out is ``EvobenchError`` with a
 one-line message."""
 
 from __future__ import annotations
@@ -251,3 +252,110 @@ def test_results_loader_paths(path):
         return
     _only_one_line_evobench_errors(load_runs, [path])
 
+
+
+# -- the results store under concurrent writers (issue 23) ------------------------------------
+STORE_FUZZ = settings(FUZZ, max_examples=25)
+
+
+@st.composite
+def writers_and_schedule(draw):
+    """2-4 writers with disjoint random cells (different selections into one run folder) and a
+    random interleaving of their steps: start (the tables' stamp), one write per cell, finish
+    (the tables)."""
+    n = draw(st.integers(2, 4))
+    pool = [f"c{i}" for i in range(10)]
+    keys = draw(st.permutations(pool))
+    sizes = [draw(st.integers(0, 3)) for _ in range(n)]
+    cells, at = [], 0
+    for size in sizes:
+        cells.append(keys[at:at + size])
+        at += size
+    order = draw(st.permutations([w for w in range(n) for _ in range(len(cells[w]) + 2)]))
+    return cells, order
+
+
+@STORE_FUZZ
+@given(plan=writers_and_schedule(), psnr=st.floats(allow_nan=True, allow_infinity=True))
+def test_results_store_under_interleaved_writers(tmp_path_factory, plan, psnr):
+    """No row of a writer is lost while a writer that overlapped it (started before it finished)
+    ends later, none is duplicated, and the store reloads; a writer that starts after another
+    finished (a sequential rerun of another selection) replaces the table, by design."""
+    from evobench.harness.store import RunStore
+    from evobench.reports.load import read_results
+
+    cells, order = plan
+    store = RunStore(tmp_path_factory.mktemp("out"), "run")
+    store.cells_dir.mkdir(parents=True)
+    stamps, records, steps, clock = {}, {w: [] for w in range(len(cells))}, {}, 0
+    started, finished = {}, {}
+    for w in order:
+        step = steps.get(w, 0)
+        steps[w] = step + 1
+        clock += 1
+        if step == 0:
+            stamps[w], started[w] = store.tables_stamp(), clock
+        elif step <= len(cells[w]):
+            row = {"cell_key": cells[w][step - 1], "status": "ok", "method": f"m{w}",
+                   "dataset": "d", "image": "i", "task": "denoise", "psnr": psnr}
+            records[w].append(store.write_cell(row, [], None))
+        else:
+            store.write_tables(records[w], since=stamps[w])
+            finished[w] = clock
+    df = read_results(store.root)  # the store reloads
+    keys = list(df["cell_key"])
+    assert len(keys) == len(set(keys)), "a duplicated row"
+    last = max(finished, key=finished.get)
+    for w, done in finished.items():
+        replaced = any(started[v] > done for v in finished)  # a later, sequential writer
+        if w == last or not replaced:
+            assert set(cells[w]) <= set(keys), (w, cells, order, keys)
+    for key, method in zip(df["cell_key"], df["method"]):
+        assert store.load_cell(key)["row"]["method"] == method  # the cell file's own row
+
+
+# -- report and figures on hostile results (issue 23) -----------------------------------------
+REPORT_FUZZ = settings(FUZZ, max_examples=8)  # each runs report and figures: ~0.5 s
+LABELS = ["noisy", "tv", "=1+1", "+cmd|' /C calc'!A0", "-2", "@SUM(A1)", "", " ", "a/b", "..",
+          "x" * 300, "é\u202e\u0000", "<script>", "tvae[S=64,H=16]"]
+label = st.one_of(st.sampled_from(LABELS), st.text(max_size=12))
+number = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.none(), st.integers(-3, 3))
+results_row = st.fixed_dictionaries({
+    "cell_key": st.text(max_size=8), "dataset": label, "image": label,
+    "task": st.sampled_from(["denoise", "inpaint", "", "x"]), "method": label,
+    "method_label": label, "status": st.sampled_from(["ok", "error", "timeout", "skipped", ""]),
+    "psnr": number, "ssim": number, "time_total_s": number, "p_deg_sigma": number,
+    "p_deg_missing": number, "degradation": st.sampled_from(["gaussian", "", "=x"]),
+    "rep": st.integers(-1, 2), "artifact": st.sampled_from(["", "artifacts/none.npz", "../x"]),
+})
+
+
+@REPORT_FUZZ
+@given(rows=st.lists(results_row, min_size=1, max_size=4),
+       drop=st.lists(st.sampled_from(["psnr", "task", "method_label", "status", "image",
+                                      "p_deg_sigma", "time_total_s", "degradation"]),
+                     max_size=2))
+def test_report_and_figures_on_hostile_rows(tmp_path_factory, rows, drop):
+    """``evobench report`` and ``figures`` either succeed or give one ``error:`` line and a
+    documented exit code (2 bad input, 4 an OS refusal); never a traceback."""
+    import pandas as pd
+    import pyarrow as pa
+    from click.testing import CliRunner
+
+    from evobench.cli import cli
+
+    run = tmp_path_factory.mktemp("run")
+    frame = pd.DataFrame(rows).drop(columns=list(set(drop)))
+    try:
+        frame.to_parquet(run / "results.parquet", index=False)
+    except (pa.ArrowException, ValueError, TypeError, OverflowError):
+        return
+    out = tmp_path_factory.mktemp("rep")
+    for args in (["report", str(run), "--out", str(out / "r")],
+                 ["figures", str(run), "--out", str(out / "f"), "--format", "png,svg"]):
+        result = CliRunner().invoke(cli, args, catch_exceptions=False)
+        assert "Traceback" not in result.output
+        assert result.exit_code in (0, 2, 4), result.output
+        if result.exit_code:
+            line = result.output.strip()
+            assert line.startswith("error: ") and "\n" not in line, result.output
