@@ -19,7 +19,7 @@ from evobench_standard import SKIMAGE_GRAY, SKIMAGE_RGB
 
 FILES_TOML = Path(__file__).with_name("files.toml")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
-DECODE_BYTES = 2 + 8 + 8  # per value while reading: decoded (up to 16 bit), float64, its copy
+DECODE_BYTES = 4 + 8 + 8  # per value while reading: decoded (up to 32 bit), float64, its copy
 
 
 @functools.cache
@@ -76,6 +76,8 @@ def read_image(path: Path, color: str = "keep") -> np.ndarray:
             if color == "gray" and im.mode not in {"L", "I", "I;16", "F", "1"}:
                 im = im.convert("RGB").convert("L")
             array = np.asarray(im)
+    except EvobenchError:
+        raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise EvobenchError(f"cannot read image {path}: {type(exc).__name__}: "
                             f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'}") from None

@@ -49,7 +49,8 @@ def test_folder_image_too_large_is_refused_before_it_is_decoded(tmp_path, monkey
         raise AssertionError("decoded before the memory check")
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
-    with pytest.raises(EvobenchError, match=r"big.png \(400 x 300\) needs about .* GiB"):
+    with pytest.raises(EvobenchError, match=r"^image .*big.png \(400 x 300\) needs about .* "
+                       r"GiB, more than .* free in RAM; use a smaller image"):
         read_image(tmp_path / "big.png")
 
 
