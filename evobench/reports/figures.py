@@ -179,8 +179,16 @@ def make_figures(data: RunData, out: str | Path, *, formats=("png",), image: str
                 if log:
                     log(notes[-1])
                 continue
-            for name, fig in result:
-                written += save(fig, out, name, formats)
+            try:  # matplotlib draws at savefig: absurd values (sigma=1e308) fail only here
+                for name, fig in result:
+                    written += save(fig, out, name, formats)
+            except OSError:
+                raise  # a full disk or a name too long: the command's exit code 4
+            except Exception as exc:  # noqa: BLE001 - one broken kind must not cost the rest
+                notes.append(f"skipped {kind.title}: failed to draw: {type(exc).__name__}: "
+                             f"{first_line(exc)}")
+                if log:
+                    log(notes[-1])
     for line in data.damaged.values():  # the figures were drawn without these panels
         notes.append(f"left out of the figures: {line}")
         if log:
