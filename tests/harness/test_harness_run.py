@@ -186,6 +186,9 @@ def test_ad_hoc_selections_get_their_own_stable_run_folder(fakes, invoke, tmp_pa
               folder("--sigma", "15"), folder("-r", "2"), folder("-d", TINY)}
     assert len(others) == 5 and adhoc not in others and "denoise-quick" not in others
     assert folder("-m", "noisy", "--run-name", "mine") == "mine"  # --run-name still wins
+    # the label says what else the selection asks for
+    assert folder("-m", "bm3d", "--with-suite-baselines").startswith("denoise-quick-bm3d-baselines-")
+    assert folder("-m", "tvae", "--budget", "60s").startswith("denoise-quick-tvae-budget60s-")
     # a run really lands there, and the same command resumes it
     args = ["run", "-m", "fake-ok", "-d", TINY, "--out", tmp_path, "--quiet", "-j", "1"]
     assert invoke(*args).exit_code == 0
