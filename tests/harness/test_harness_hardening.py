@@ -357,6 +357,10 @@ def test_sigkill_is_called_oom_only_when_the_kernel_counted_one(monkeypatch):
         "SIGKILL (the kernel's out-of-memory killer)"
     assert isolate._describe_exit(-signal.SIGSEGV, 2) == "SIGSEGV"
     assert isolate._describe_exit(1) == "exit code 1"
+    # a cell that exited 0 without sending its result, and a signal Python has no name for
+    assert isolate._describe_exit(0) == "exit code 0"
+    assert isolate._describe_exit(-200) == "signal 200"
+    assert isolate._describe_exit(None) == "unknown exit"
 
 
 # -- 3. the current folder shadows the package ----------------------------------------------

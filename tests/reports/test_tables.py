@@ -263,6 +263,8 @@ def test_status_table_in_latex_and_csv_numbers_to_six_digits():
     status = tex[tex.index("% Cells by status"):].splitlines()
     assert status[1:6] == [r"\begin{tabular}{lrr}", r"\toprule", r"method & ok & error \\",
                            r"\midrule", r"a & 1 & 1 \\"]
+    html = render_summary(df, "html", metrics=["psnr"], per_image=False)
+    assert "<thead><tr><th>method</th><th>ok</th><th>error</th></tr></thead>" in html
     csv = render_summary(df, "csv", metrics=["psnr"], per_image=True)
     assert ",30.1235," in csv and "30.12345" not in csv
 
