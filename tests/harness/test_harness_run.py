@@ -416,3 +416,26 @@ def test_a_cell_in_process_scores_its_input_output_snapshots_and_failures(fakes)
     assert latent.row["error"] == "" and latent.trace == [{"epoch": 1, "free_energy": -2.0}]
     assert [type(v) for v in latent.trace[0].values()] == [int, float]
     assert sorted(latent.arrays) == ["fields"] and latent.arrays["fields"].dtype == np.float32
+
+
+def test_a_cell_announces_its_start_then_sends_its_result(fakes):
+    """The cell's side of the pipe (``isolate._cell_side``, what a cell process runs): a
+    ``start`` message, then its result, then the pipe is closed."""
+    import multiprocessing
+
+    from threadpoolctl import threadpool_limits
+
+    from evobench.harness import isolate
+
+    recv, send = multiprocessing.Pipe(duplex=False)
+    with threadpool_limits(limits=1):
+        isolate._cell_side(_payload("fake-ok"), send)
+    messages = []
+    while recv.poll(0):
+        try:
+            messages.append(recv.recv())
+        except EOFError:
+            break
+    assert [kind for kind, _ in messages] == ["start", "result"] and messages[0][1] is None
+    assert messages[1][1].row["status"] == "ok"
+
