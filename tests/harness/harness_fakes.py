@@ -32,6 +32,14 @@ def run_ok(call, ctx, *, strength=0.5):
         artifacts={"active_hist": np.array([1.0, 2.0, 3.0])})
 
 
+def run_latent(call, ctx, **kwargs):
+    """A trace of numpy scalars and a non-scalar, and latent-code artifacts besides another
+    array: what a worker keeps of a latent-variable model's output."""
+    return MethodOutput(call.image, trace=[{"epoch": np.int64(1), "free_energy": np.float32(-2.0),
+                                            "units": [1, 2]}],
+                        artifacts={"fields": np.ones((2, 3, 3)), "scratch": np.zeros(2)})
+
+
 def run_snapshots(call, ctx):
     """Three 'epochs' of ever stronger blur; estimates kept at epochs 1 and 2 (a schedule), the
     returned image is epoch 3's."""

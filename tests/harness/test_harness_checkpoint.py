@@ -170,3 +170,21 @@ def test_dask_worker_continues_a_checkpoint_in_the_shared_run_folder(tmp_path, i
     assert row.executor == "dask" and row.resumes == 1 and row.resumed_at_epoch == epoch
     assert f"resumed at epoch {epoch}" in again.output
     _same_as_reference(tmp_path, tmp_path / "ref")
+
+
+def test_a_stop_signals_each_live_cell_with_the_signal_asked_for():
+    """``signal_all(SIGTERM)`` (a stop) sends SIGTERM, not a kill, to every live cell."""
+    import signal as _signal
+
+    from evobench.harness import isolate
+
+    proc = isolate._Popen(["sleep", "30"])
+    cell = isolate._Transport(proc, None, "", cleanup=lambda: None)
+    isolate._LIVE.add(cell)
+    try:
+        isolate.signal_all(_signal.SIGTERM)
+        assert proc.wait(timeout=10) == -_signal.SIGTERM
+    finally:
+        isolate._LIVE.discard(cell)
+        proc.kill()
+        proc.wait()

@@ -280,6 +280,11 @@ def test_a_claim_expiring_beyond_its_lease_is_stale_and_said(tmp_path):
         assert mine.try_claim("k")
         mine.release("k")
         assert bad.get("expires") != bad.get("expires") or "ahead" in notes[0]
+        # the note names the host whose clock runs ahead
+        assert bad.get("expires") != bad.get("expires") or "a clock ahead on elsewhere" in notes[0]
+    # a claim that does not say its host or PID: "?" stands in for each
+    lock.write_text(json.dumps({"owner": "x", "lease_s": 60, "expires": time.time() + 30}))
+    assert mine.holder("k").startswith("claimed by ? PID ?; its lease ends in ")
 
 
 def _cli(args: list[str], timeout: float) -> subprocess.CompletedProcess:

@@ -55,3 +55,26 @@ def test_cells_whose_image_is_not_fetched_are_counted_and_said(invoke, tmp_path,
                  "--dry-run")
     assert out.exit_code == 0, out.output
     assert "because their image is not here (fetch it first: evobench data fetch)" in out.output
+
+
+def test_the_total_line_counts_each_kind_of_unknown_cell():
+    """Cells without a cost model and cells whose image is not here are counted apart; the
+    wall time divides the known CPU time over the jobs."""
+    line = cost.total_line([3600.0, 3600.0, None, None, None], "cpu", 2, unreadable=1)
+    assert line.startswith("estimated cost: 2 CPU-hours for 2 cell(s) to run "
+                           "(about 1:00:00 wall at -j 2); 2 cell(s) unknown (?")
+    assert "; 1 cell(s) unknown because their image is not here" in line
+
+
+def test_a_dry_run_on_cuda_says_the_rates_are_a_cpus(invoke, tmp_path, monkeypatch):
+    """The dry run passes the cells' device to the total: on cuda the CPU rates are an upper
+    bound, said so (a machine with CUDA is stood in for, the run being a dry one)."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    out = invoke("run", "--suite", "denoise", "--profile", "smoke",
+                 "-d", "skimage[images=camera,crop=64]", "-m", "bm3d", "--sigma", "25",
+                 "--device", "cuda", "--out", tmp_path, "--dry-run")
+    assert out.exit_code == 0, out.output
+    assert "unmeasured on cuda" in out.output

@@ -42,3 +42,39 @@ def test_dask_bad_scheduler(fakes, invoke, tmp_path):
     assert result.exit_code == 2 and "cannot reach the Dask scheduler" in result.output
     result = invoke("run", *GRID[:-1], "--out", tmp_path, "--executor", "dask")
     assert result.exit_code == 2 and "needs --scheduler" in result.output
+
+
+def test_the_executor_connects_to_the_given_scheduler(cluster):
+    """``--scheduler ADDRESS`` is the cluster the cells go to (not a new local one), and its
+    worker threads are the slots."""
+    from evobench.harness.executors import DaskExecutor
+
+    ex = DaskExecutor(cluster.scheduler_address)
+    try:
+        assert ex.client.scheduler.address == cluster.scheduler_address
+        assert ex.slots == 2
+    finally:
+        ex.close()
+
+
+def test_a_dask_task_knows_when_its_client_cancelled_it(monkeypatch):
+    """``task_cancelled`` inside a Dask task: True once the worker dropped or cancelled the
+    task, False while it runs, and False outside any task."""
+    from types import SimpleNamespace
+
+    from distributed.worker import thread_state
+
+    from evobench.harness.lifeline import task_cancelled
+
+    tasks = {}
+    worker = SimpleNamespace(state=SimpleNamespace(tasks=tasks))
+    monkeypatch.setattr(distributed, "get_worker", lambda: worker)
+    monkeypatch.setattr(thread_state, "key", "cell-1", raising=False)
+    tasks["cell-1"] = SimpleNamespace(state="executing")
+    assert task_cancelled() is False
+    tasks["cell-1"] = SimpleNamespace(state="cancelled")
+    assert task_cancelled() is True
+    del tasks["cell-1"]
+    assert task_cancelled() is True
+    monkeypatch.setattr(thread_state, "key", None)
+    assert task_cancelled() is False

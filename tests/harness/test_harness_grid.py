@@ -162,6 +162,7 @@ def test_suite_from_toml(tmp_path):
     path = tmp_path / "mine.toml"
     path.write_text('''
 name = "mine"
+summary = "two tiny blocks"
 [[profiles.quick]]
 datasets = ["skimage[images=camera,crop=32]"]
 degradations = ["gaussian[sigma=10]"]
@@ -175,6 +176,7 @@ timeout = "30s"
 ''')
     suite = load_suite(str(path), get_registry())
     assert isinstance(suite, SuiteSpec) and suite.default_profile == "quick"
+    assert (suite.name, suite.summary) == ("mine", "two tiny blocks")
     grid = build_grid(suite, None, Overrides(), get_registry())
     assert len(grid.cells) == 1 + 2 * 2 and grid.timeout == 30
     path.write_text('[profiles.quick]\ndatasets = ["skimage"]\nmethod = ["noisy"]\n')

@@ -357,6 +357,10 @@ def test_sigkill_is_called_oom_only_when_the_kernel_counted_one(monkeypatch):
         "SIGKILL (the kernel's out-of-memory killer)"
     assert isolate._describe_exit(-signal.SIGSEGV, 2) == "SIGSEGV"
     assert isolate._describe_exit(1) == "exit code 1"
+    # a cell that exited 0 without sending its result, and a signal Python has no name for
+    assert isolate._describe_exit(0) == "exit code 0"
+    assert isolate._describe_exit(-200) == "signal 200"
+    assert isolate._describe_exit(None) == "unknown exit"
 
 
 # -- 3. the current folder shadows the package ----------------------------------------------
@@ -485,3 +489,27 @@ def test_a_subfolder_linked_out_during_the_run_stops_the_writes(tmp_path):
     with pytest.raises(StoreWriteError, match="outside"):
         store.write_cell({"cell_key": "k", "status": "ok"}, [], None)
     assert not any(elsewhere.iterdir())
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_the_lifeline_polls_its_parent_where_the_kernel_cannot_watch(monkeypatch):
+    """Without ``PR_SET_PDEATHSIG`` (not Linux) a cell polls its parent and exits once it is
+    gone (re-parented); ``os._exit`` and ``os.getppid`` are stood in for in this process."""
+    from waiting import wait_for
+
+    from evobench.harness import lifeline
+
+    exits = []
+
+    def fake_exit(code):
+        exits.append(code)
+        raise SystemExit  # ends the polling thread (the warning about it is expected)
+
+    parent = [os.getppid()]
+    monkeypatch.setattr(lifeline, "_prctl_pdeathsig", lambda: False)
+    monkeypatch.setattr(lifeline.os, "getppid", lambda: parent[0])
+    monkeypatch.setattr(lifeline.os, "_exit", fake_exit)
+    lifeline.die_with_parent(parent[0])
+    assert exits == []
+    parent[0] = 1  # the parent died: the cell was re-parented
+    wait_for(lambda: exits == [1], 10, "the lifeline never noticed its parent was gone")

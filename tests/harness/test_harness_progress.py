@@ -253,3 +253,11 @@ def test_first_eta_is_the_bare_estimate(monkeypatch):
     now[0] += 150.0
     p.update("tvae", {"status": "ok"}, cells[0])
     assert p.eta() == 150.0  # this machine is 1.5x slower than the estimate
+
+
+def test_live_text_names_the_methods_unit():
+    """``unit`` replaces "epoch" for a method that counts iterations (``iteration 300/2000``)."""
+    from evobench.harness.progress import _live_text
+
+    assert _live_text({"epoch": 300, "epochs": 2000, "unit": "iteration"}) == "iteration 300/2000"
+    assert _live_text({"epoch": 3, "loss": 0.5}) == "epoch 3  loss 0.5"

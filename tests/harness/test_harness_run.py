@@ -186,6 +186,9 @@ def test_ad_hoc_selections_get_their_own_stable_run_folder(fakes, invoke, tmp_pa
               folder("--sigma", "15"), folder("-r", "2"), folder("-d", TINY)}
     assert len(others) == 5 and adhoc not in others and "denoise-quick" not in others
     assert folder("-m", "noisy", "--run-name", "mine") == "mine"  # --run-name still wins
+    # the label says what else the selection asks for
+    assert folder("-m", "bm3d", "--with-suite-baselines").startswith("denoise-quick-bm3d-baselines-")
+    assert folder("-m", "tvae", "--budget", "60s").startswith("denoise-quick-tvae-budget60s-")
     # a run really lands there, and the same command resumes it
     args = ["run", "-m", "fake-ok", "-d", TINY, "--out", tmp_path, "--quiet", "-j", "1"]
     assert invoke(*args).exit_code == 0
@@ -336,3 +339,103 @@ def test_the_row_records_the_sigma_the_method_got(fakes, invoke, tmp_path, monke
     assert result.exit_code == 0, result.output
     row = _results(tmp_path / "halved-smoke").iloc[0]
     assert row.p_deg_sigma == 25 and row.x_sigma_seen == 25 / 510 and row.sigma01 == 25 / 510
+
+
+# -- issue 25 item 4: the worker's own contract, in this process -------------------------------
+
+
+def _payload(method: str, *, size: int = 24, save_images: bool = False, factory=None):
+    import dataclasses
+
+    from evobench.harness.grid import Cell
+    from evobench.harness.worker import CellPayload
+    from evobench.registry import get_registry
+
+    reg = get_registry()
+    cell = Cell(suite="s", profile="p", dataset="skimage", dataset_params={}, image="camera",
+                image_name="camera", color="gray", degradation="gaussian",
+                deg_params={"sigma": 25}, task="denoise", method=method, method_label=method,
+                method_params={}, method_version="1", rep=0, base_seed=0, device="cpu",
+                metrics=("psnr", "ssim"))
+    rng = np.random.default_rng(0)
+    clean = np.add.outer(np.linspace(0, 1, size), np.linspace(0, 1, size)) / 2  # smooth
+    corrupted = clean + 0.1 * rng.standard_normal(clean.shape)
+    spec = reg.method(method)
+    if factory:
+        spec = dataclasses.replace(spec, factory=factory)
+    return CellPayload(cell=cell, method_spec=spec,
+                       metric_specs={m: reg.metric(m) for m in ("psnr", "ssim")}, clean=clean,
+                       corrupted=corrupted, mask=None, sigma=0.1, save_images=save_images)
+
+
+def test_a_cell_in_process_scores_its_input_output_snapshots_and_failures(fakes):
+    """``worker.execute`` (what every cell's process runs), called here so its row is checked
+    field by field: scores of the input and of the output against the metrics themselves, the
+    method's timings, extras and trace as plain values, the scored snapshots, the arrays, and
+    a crash or an unscorable input as an error row, never an exception."""
+    from evobench_standard.metrics import psnr, ssim
+    from threadpoolctl import threadpool_limits
+
+    from evobench import __version__
+    from evobench.harness.worker import execute
+
+    payload = _payload("fake-ok", save_images=True)
+    with threadpool_limits(limits=1):  # undoes the worker's thread pins on the way out
+        result = execute(payload)
+        snap = execute(_payload("fake-snapshots"))
+        crash = execute(_payload("fake-crash"))
+        tiny = execute(_payload("fake-ok", size=4))
+        latent = execute(_payload("fake-ok", factory="harness_fakes:run_latent"))
+    row = result.row
+    assert row["status"] == "ok" and row["error"] == ""
+    assert row["psnr_input"] == psnr(payload.clean, payload.corrupted)
+    assert row["ssim_input"] == ssim(payload.clean, payload.corrupted)
+    restored = result.arrays["restored"]
+    assert row["psnr"] == pytest.approx(psnr(payload.clean, restored), abs=1e-4)
+    assert row["psnr"] > row["psnr_input"]
+    assert (row["time_fit_s"], row["time_infer_s"]) == (0.01, 0.02)
+    assert row["x_pi_sum"] == 1.5 and row["x_note"] == "x"
+    assert row["threads"] == 1 and row["evobench_version"] == __version__
+    assert row["sigma01"] == 0.1 and row["resumes"] == 0
+    assert row["rss_start_mb"] > 10 and row["peak_rss_mb"] >= row["rss_start_mb"] * 0.5
+    assert row["time_total_s"] >= 0 and row["cpu_s"] >= 0 and row["finished_at"]
+    assert result.trace == [{"epoch": 1, "free_energy": -2.0, "seconds": 0.1},
+                            {"epoch": 2, "free_energy": -1.0, "seconds": 0.1}]
+    assert sorted(result.arrays) == ["active_hist", "clean", "corrupted", "restored"]
+    assert result.arrays["active_hist"].tolist() == [1.0, 2.0, 3.0]
+    assert (result.arrays["corrupted"] == payload.corrupted.astype(np.float32)).all()
+    assert snap.row["last_eval_epoch"] == 2 and snap.arrays == {}
+    by_epoch = {t["epoch"]: t for t in snap.trace}
+    assert snap.row["psnr_last_eval"] == by_epoch[2]["psnr"] != by_epoch[1]["psnr"]
+    assert by_epoch[3]["psnr"] == snap.row["psnr"] and by_epoch[3]["ssim"] == snap.row["ssim"]
+    assert crash.row["status"] == "error" and crash.arrays is None
+    assert crash.row["error"] == "ValueError: boom: the fake method crashed"
+    assert tiny.row["status"] == "error"
+    assert tiny.row["error"].startswith("while scoring the input: ValueError")
+    # numpy scalars become plain values, other entries are dropped; only latent codes are kept
+    assert latent.row["error"] == "" and latent.trace == [{"epoch": 1, "free_energy": -2.0}]
+    assert [type(v) for v in latent.trace[0].values()] == [int, float]
+    assert sorted(latent.arrays) == ["fields"] and latent.arrays["fields"].dtype == np.float32
+
+
+def test_a_cell_announces_its_start_then_sends_its_result(fakes):
+    """The cell's side of the pipe (``isolate._cell_side``, what a cell process runs): a
+    ``start`` message, then its result, then the pipe is closed."""
+    import multiprocessing
+
+    from threadpoolctl import threadpool_limits
+
+    from evobench.harness import isolate
+
+    recv, send = multiprocessing.Pipe(duplex=False)
+    with threadpool_limits(limits=1):
+        isolate._cell_side(_payload("fake-ok"), send)
+    messages = []
+    while recv.poll(0):
+        try:
+            messages.append(recv.recv())
+        except EOFError:
+            break
+    assert [kind for kind, _ in messages] == ["start", "result"] and messages[0][1] is None
+    assert messages[1][1].row["status"] == "ok"
+

@@ -211,3 +211,68 @@ def test_time_floor_ignores_only_changes_below_it(make, invoke):
     assert invoke("compare", a, slow, *gates, "--time-floor", "100").exit_code == 0
     absolute = invoke("compare", a, slow, "--fail-on", "time_total_s:+1", "--time-floor", "100")
     assert absolute.exit_code == 1
+
+
+# -- issue 25 item 4: what the harness/reports mutation sample found untested ------------------
+
+
+def test_rendered_table_columns_decimals_and_summary(make):
+    """The diff table's header, each metric at its own decimals (ssim 3, psnr 2), the
+    ``changed`` filter, and the summary's mean and worst change over the cells ok on both
+    sides."""
+    a = make("a", **SMALL)
+    worse = make("b", psnr_shift={"tvae": -0.2}, **SMALL)
+    comp = compare(a, worse)
+    md = render(comp, fmt="markdown")
+    header = [h.strip() for h in md.splitlines()[0].strip("|").split("|")]
+    assert header == ["verdict", "method", "dataset", "image", "level", "rep",
+                      "psnr: base → cand (Δ)", "ssim: base → cand (Δ)",
+                      "time_total_s: base → cand (Δ)", "why"]
+    assert "| 0.780 → 0.777 (-0.003)  |" in md  # ssim to 3 decimals (its MetricSpec)
+    assert "- psnr: mean Δ -0.1333, worst Δ -0.2 over 3 cells" in md
+    changed = render(comp, show="changed")
+    assert changed.count("✗ regressed") == 2 and "\nok " not in changed
+    text = render(comp, fmt="text")
+    assert text.splitlines()[1].startswith("---")  # tabulate's "simple": dashes under the header
+
+
+def test_keys_pair_cells_whose_identity_columns_repeat():
+    """Two cells may share every fallback identity column (e.g. they differ in the seeds or
+    the method version, which are in the key only): their keys still pair them, each to its
+    own."""
+    row = {"dataset": "d", "dataset_params": "{}", "image": "01", "task": "denoise",
+           "degradation": "gaussian", "deg_params": "{}", "method": "m", "method_params": "{}",
+           "rep": 0}
+    frame = pd.DataFrame([{**row, "cell_key": "k1"}, {**row, "cell_key": "k2"}])
+    pairs = match_cells(frame, frame.iloc[::-1])
+    assert sorted(zip(pairs["i_base"], pairs["i_cand"])) == [(0, 1), (1, 0)]
+
+
+def test_a_two_sided_gate_keeps_a_lower_is_better_direction(make):
+    """``time_total_s:±25%``: a slowdown beyond the gate is a regression, not a rise."""
+    (gate,) = parse_fail_on("time_total_s:±25%", COLS)
+    assert gate.two_sided and gate.higher_better is False
+    a = make("a", **SMALL)
+    comp = compare(a, make("slow", time_scale=1.5, **SMALL), gates="time_total_s:±25%")
+    assert set(comp.cells["verdict"]) == {"regressed"}
+    assert not comp.cells["reasons"].str.contains("a rise").any()
+
+
+def test_version_warning_reads_the_rows_before_the_manifest(make, tmp_path):
+    """The rows' ``evobench_version`` (a merged run holds cells of several versions) wins over
+    the manifest's, which only stands in for rows without the column."""
+    import json
+
+    from evobench.reports.compare import environment_warnings
+
+    a, b = make("a", **SMALL), make("b", **SMALL)
+    manifest = json.loads((a / "manifest.json").read_text())
+    other = {**manifest, "evobench_version": "9.9.9"}
+    base, cand = read_results(a), read_results(b)
+    assert not [w for w in environment_warnings(base, cand, other, manifest)
+                if "evobench versions" in w]
+    bare = base.drop(columns="evobench_version")
+    warned = [w for w in environment_warnings(bare, cand, other, manifest)
+              if "evobench versions" in w]
+    assert warned == ["evobench versions differ: baseline 9.9.9, candidate 0.1.0 "
+                      "(expected after an upgrade)"]

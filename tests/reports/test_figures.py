@@ -95,6 +95,7 @@ def test_methods_differ_in_colour_marker_and_line_style(small_run):
     assert timing._suptitle is None
     legend_texts = [t.get_text() for t in timing.legends[0].get_texts()]
     assert legend_texts[-2:] == ["mean per level", "single cell"]
+    assert noise.legends[0].get_title().get_text() == "method"  # legend_right's default title
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     canvas = FigureCanvasAgg(timing)
@@ -308,3 +309,17 @@ def test_restoration_panels_leave_no_blank_row(small_run):
     shown = [ax for ax in fig.axes if ax.get_visible()]
     blank = [ax for ax in fig.axes if not ax.get_visible()]
     assert len(shown) == 6 and blank == []
+
+
+def test_a_lower_rank_takes_the_first_style(monkeypatch):
+    """Ranks order the styles, lower first, rank 0 included; unranked methods follow in order
+    of appearance."""
+    from types import SimpleNamespace
+
+    from evobench.reports import figures
+
+    ranks = {"late": None, "one": 1, "zero": 0}
+    monkeypatch.setattr(figures, "method_spec",
+                        lambda m: SimpleNamespace(rank=ranks[m], reference=False))
+    styles = figures.method_styles(["late", "one", "zero"], ["late", "one", "zero"])
+    assert [styles[m]["color"] for m in ("zero", "one", "late")] == list(figures.PALETTE[:3])

@@ -31,6 +31,18 @@ def test_merge_keeps_last_copies_artifacts_and_lists_sources(make, tmp_path):
     assert len(load_runs(out).results) == 3
 
 
+def test_a_source_without_a_run_id_is_named_by_its_folder(make, tmp_path):
+    """A source whose manifest lacks ``run_id`` (a hand-made or old run) is listed under its
+    folder's name in the merged manifest."""
+    a = make("a", **SMALL)
+    manifest = json.loads((a / "manifest.json").read_text())
+    del manifest["run_id"]
+    (a / "manifest.json").write_text(json.dumps(manifest))
+    out = merge_runs([a], tmp_path / "merged")
+    sources = json.loads((out / "manifest.json").read_text())["sources"]
+    assert [s["run_id"] for s in sources] == ["a"]
+
+
 def test_merge_refuses_a_non_empty_target(make, tmp_path):
     a = make("a", **SMALL)
     with pytest.raises(EvobenchError, match="not empty"):
@@ -59,6 +71,10 @@ def test_report_writes_tables_and_a_self_contained_page(small_run, invoke, tmp_p
     assert html.count("data:image/png;base64,") == len(list((rep / "figures").glob("*.png")))
     assert html.count('<table class="results">') == 18 and "<td>small</td>" in html
     assert "<td>0123456789ab (dirty)</td>" in html and "cpu=synthetic, cores=2, ram_gb=8.0" in html
+    pngs = sorted((rep / "figures").glob("*.png"))
+    assert pngs
+    for png in pngs:  # each figure named under it and in its alt text
+        assert f'alt="{png.stem}">\n<figcaption>{png.stem}</figcaption>' in html
 
 
 def test_report_without_figures_and_with_failures(make, invoke, tmp_path):

@@ -249,3 +249,30 @@ def test_display_names_not_selectors_and_rank_order():
                                                                 "x (a=1)": "x (a=1)"}
     alone = frame([("tvae", "01", 25.0, 0, 26.0, "ok")])
     assert "(* best)" not in render_summary(alone, "text", metrics=["psnr"], per_image=False)
+
+
+# -- issue 25 item 4: what the harness/reports mutation sample found untested ------------------
+
+
+def test_status_table_in_latex_and_csv_numbers_to_six_digits():
+    """The status table in LaTeX (a header row, then one row per method), and the CSV's
+    numbers at 6 significant digits (``float_format``), not float noise."""
+    df = frame([("a", "01", 25.0, 0, 30.123456789, "ok"), ("a", "02", 25.0, 0, np.nan, "error"),
+                ("b", "01", 25.0, 0, 29.0, "ok"), ("b", "02", 25.0, 0, 28.0, "ok")])
+    tex = render_summary(df, "latex", metrics=["psnr"], per_image=False)
+    status = tex[tex.index("% Cells by status"):].splitlines()
+    assert status[1:6] == [r"\begin{tabular}{lrr}", r"\toprule", r"method & ok & error \\",
+                           r"\midrule", r"a & 1 & 1 \\"]
+    html = render_summary(df, "html", metrics=["psnr"], per_image=False)
+    assert "<thead><tr><th>method</th><th>ok</th><th>error</th></tr></thead>" in html
+    csv = render_summary(df, "csv", metrics=["psnr"], per_image=True)
+    assert ",30.1235," in csv and "30.12345" not in csv
+
+
+def test_no_last_eval_table_for_a_method_without_a_preset():
+    """A method whose parameters name no preset (its last evaluation earlier and worse than
+    its final image: a quick run) gets no second PSNR table."""
+    df = frame([("gsvae", "01", 25.0, 0, 30.0, "ok"), ("bm3d", "01", 25.0, 0, 31.0, "ok")])
+    df["psnr_last_eval"] = [28.0, np.nan]
+    df["method_params"] = ["{}", "{}"]
+    assert [t.metric for t in build_tables(df, ["psnr"])] == ["psnr"]
