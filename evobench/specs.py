@@ -320,12 +320,18 @@ class FigureSpec:
     ``(name, matplotlib.figure.Figure)`` pairs, each saved as ``<name>.<format>``, or a string:
     the one-line reason it has nothing to draw (reported as ``skipped <title>: <reason>``). A
     kind whose ``tasks`` the runs lack is left out without a note; kinds are drawn by ``order``.
+    ``caption`` is what the HTML report prints under each of the kind's figures: what is
+    plotted, over which images and repetitions, what error bars mean; ``{images}``, ``{reps}``
+    and ``{spread}`` in it become the runs' own (``2 images (01, 02)``, ``2 repetitions``,
+    ``error bars are ± one standard deviation over the 2 repetitions`` or ``one repetition, so
+    no error bars``). Without one the ``summary`` is shown.
     """
 
     name: str
     factory: str
     title: str
     summary: str = ""
+    caption: str = ""
     tasks: frozenset[str] = frozenset()  # empty: for any task
     order: int = 100
 
