@@ -168,8 +168,8 @@ class MethodSpec:
     reference: bool = False
     rank: int | None = None
     # ``"module:callable"``: ``cost(shape, params) -> seconds`` of one cell on one CPU core
-    # (image shape H x W [x 3], the cell's full parameters), or None when it cannot say;
-    # ``evobench run --dry-run`` sums them (docs/harness.md, "Cost estimate")
+    # (image shape H x W [x 3], the cell's full parameters; a model with a ``task`` parameter
+    # also gets the cell's task), or None when it cannot say; ``evobench run --dry-run`` sums them (docs/harness.md, "Cost estimate")
     cost: str | None = None
 
     def __post_init__(self):
