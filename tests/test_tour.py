@@ -1,7 +1,7 @@
 """The README's Tour, command by command, in order, on a fresh copy of the checkout (issue 24:
 "the README is the contract").
 
-Slow (tens of minutes on 2 cores: the quick denoise suite, the zero-shot suite twice and the
+Slow (842 s on 2 cores at load 3-4: the quick denoise suite, the zero-shot suite twice and the
 House + Barbara selection, as written), so it is marked ``tour``, which the default
 ``pytest`` deselects (pyproject's ``addopts``); ``.ci/run`` runs it with ``pytest -m tour``.
 Each line runs through a shell as written, with ``evobench`` on PATH, except two that cannot
@@ -32,7 +32,7 @@ import pytest
 pytestmark = pytest.mark.tour
 
 ROOT = Path(__file__).resolve().parents[1]
-TIMEOUT_S = 3600  # one line; the slowest, the zero-shot suite, took 8 minutes at load 5-7
+TIMEOUT_S = 3600  # one line; the slowest, the zero-shot suite, took 5-8 minutes at load 3-7
 
 
 def tour_lines(readme: Path = ROOT / "README.md") -> list[str]:
