@@ -168,8 +168,8 @@ class MethodSpec:
     reference: bool = False
     rank: int | None = None
     # ``"module:callable"``: ``cost(shape, params) -> seconds`` of one cell on one CPU core
-    # (image shape H x W [x 3], the cell's full parameters), or None when it cannot say;
-    # ``evobench run --dry-run`` sums them (docs/harness.md, "Cost estimate")
+    # (image shape H x W [x 3], the cell's full parameters; a model with a ``task`` parameter
+    # also gets the cell's task), or None when it cannot say; ``evobench run --dry-run`` sums them (docs/harness.md, "Cost estimate")
     cost: str | None = None
 
     def __post_init__(self):
@@ -320,12 +320,18 @@ class FigureSpec:
     ``(name, matplotlib.figure.Figure)`` pairs, each saved as ``<name>.<format>``, or a string:
     the one-line reason it has nothing to draw (reported as ``skipped <title>: <reason>``). A
     kind whose ``tasks`` the runs lack is left out without a note; kinds are drawn by ``order``.
+    ``caption`` is what the HTML report prints under each of the kind's figures: what is
+    plotted, over which images and repetitions, what error bars mean; ``{images}``, ``{reps}``
+    and ``{spread}`` in it become the runs' own (``2 images (01, 02)``, ``2 repetitions``,
+    ``error bars are ± one standard deviation over the 2 repetitions`` or ``one repetition, so
+    no error bars``). Without one the ``summary`` is shown.
     """
 
     name: str
     factory: str
     title: str
     summary: str = ""
+    caption: str = ""
     tasks: frozenset[str] = frozenset()  # empty: for any task
     order: int = 100
 

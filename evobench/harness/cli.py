@@ -323,6 +323,7 @@ def _dry_run(grid, options, registry) -> None:
     from evobench.harness import cost, runner
     from evobench.harness.grid import image_label
     from evobench.harness.store import RunStore
+    from evobench.reports.names import display_names
 
     run_id = options.run_name or runner.default_run_id(grid)
     store = RunStore(options.out, run_id)
@@ -336,7 +337,9 @@ def _dry_run(grid, options, registry) -> None:
     shapes: dict = {}
     costs, unreadable = [], 0  # the estimated seconds of every cell to run
     click.echo(f"suite {grid.suite!r} profile {grid.profile!r} -> {store.root}")
-    width = max(len(c.method_label) for c in grid.cells)
+    # methods as the report will name them (``tvae (epochs=20)``), not raw selectors
+    names = display_names([c.method_label for c in grid.cells], [c.method for c in grid.cells])
+    width = max(len(names[c.method_label]) for c in grid.cells)
     for cell in grid.cells:
         state = ("done" if cell.key in done else "todo" if cell.key in todo_keys else "skip")
         extra = f"  ({cell.skip_reason})" if state == "skip" else ""
@@ -353,7 +356,7 @@ def _dry_run(grid, options, registry) -> None:
             unreadable += seconds is None and cell.input_key in shapes \
                 and shapes[cell.input_key] is None
             estimate = f"  ~{cost.cell_text(seconds)}"
-        click.echo(f"{state:<4}  {cell.key[:12]}  {cell.method_label:<{width}}  "
+        click.echo(f"{state:<4}  {cell.key[:12]}  {names[cell.method_label]:<{width}}  "
                    f"{image_label(cell):<22} {cell.deg_label:<32} rep{cell.rep}{estimate}{extra}")
     click.echo(f"{len(grid.cells)} cells: {len(done)} done, {len(todo)} todo"
                + (f" ({held} held by other runners)" if held else "") + f", {len(skip)} skip"

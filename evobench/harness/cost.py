@@ -36,6 +36,17 @@ def image_shape(cell, registry, cache: dict) -> tuple | None:
     return cache[cell.input_key]
 
 
+def _task(model, task: str) -> dict:
+    """``{"task": task}`` for a model that takes it (gsvae: its default epochs depend on the
+    task), else nothing: ``cost(shape, params)`` stays the whole contract for the others."""
+    import inspect
+
+    try:
+        return {"task": task} if "task" in inspect.signature(model).parameters else {}
+    except (TypeError, ValueError):  # a builtin or C callable without a signature
+        return {}
+
+
 def cell_seconds(cell, registry, shapes: dict, timeout: float | None = None) -> float | None:
     """One cell's estimated seconds on one CPU core, or None when unknown."""
     spec = registry.method(cell.method)
@@ -45,7 +56,8 @@ def cell_seconds(cell, registry, shapes: dict, timeout: float | None = None) -> 
     if shape is None:
         return None
     try:
-        seconds = load_object(spec.cost)(shape, dict(cell.method_params))
+        model = load_object(spec.cost)
+        seconds = model(shape, dict(cell.method_params), **_task(model, cell.task))
     except Exception:  # noqa: BLE001 - a plugin's estimate must never stop a dry run
         return None
     if seconds is None:

@@ -69,17 +69,18 @@ def report(runs, out, formats, metrics, per_image, with_figures, image):
     data = load_runs(runs)
     out = Path(out) if out else default_out(runs)
     out.mkdir(parents=True, exist_ok=True)
-    written, notes, figure_files = [], [], []
+    written, notes, figure_files, captions = [], [], [], {}
     if with_figures:
         figure_files, notes = make_figures(data, within(out, "figures"), formats=["png"],
-                                           image=image)
+                                           image=image, captions=captions)
         written += figure_files
     for fmt in fmts:
         text = render_summary(data.results, fmt, metrics=metric_list, per_image=per_image)
         if fmt == "html":
             path = within(out, "index.html")
-            path.write_text(render_html(data.results, data.manifests, text, figure_files, notes),
-                            encoding="utf-8")
+            page = render_html(data.results, data.manifests, text, figure_files, notes,
+                               captions=captions, metric=metric_list[0] if metric_list else "psnr")
+            path.write_text(page, encoding="utf-8")
         else:
             path = within(out, f"summary.{SUFFIX[fmt]}")
             path.write_text(text, encoding="utf-8")

@@ -141,11 +141,36 @@ def save(fig: Figure, out: Path, name: str, formats) -> list[Path]:
     return paths
 
 
+class _Blanks(dict):
+    def __missing__(self, key):  # a placeholder a caption does not know stays as written
+        return "{" + key + "}"
+
+
+def caption(kind, data: RunData) -> str:
+    """The caption of ``kind``'s figures: its ``FigureSpec.caption`` with ``{images}``,
+    ``{reps}`` and ``{spread}`` filled in from the runs' ok rows (else its summary, else its
+    title)."""
+    text = kind.caption or kind.summary or kind.title
+    ok = data.results[data.results["status"] == "ok"]
+    images = sorted(map(str, ok["image"].unique()))
+    shown = ", ".join(images[:8]) + (", …" if len(images) > 8 else "")
+    n_reps = int(ok["rep"].nunique()) if len(ok) else 0
+    facts = _Blanks(images=f"{len(images)} image{'s' * (len(images) != 1)} ({shown})",
+                    reps=f"{n_reps} repetition{'s' * (n_reps != 1)}",
+                    spread=(f"error bars are ± one standard deviation over the {n_reps} "
+                            "repetitions" if n_reps > 1 else "one repetition, so no error bars"))
+    try:
+        return text.format_map(facts)
+    except (ValueError, IndexError):  # braces that are no placeholder: the text as written
+        return text
+
+
 def make_figures(data: RunData, out: str | Path, *, formats=("png",), image: str | None = None,
-                 log: Callable[[str], None] | None = None,
-                 registry=None) -> tuple[list[Path], list[str]]:
+                 log: Callable[[str], None] | None = None, registry=None,
+                 captions: dict[str, str] | None = None) -> tuple[list[Path], list[str]]:
     """Write every figure the data allows into ``out``, one registered kind after the other;
-    return the files and the skip notes (a kind that fails is a note too, not a lost report)."""
+    return the files and the skip notes (a kind that fails is a note too, not a lost report).
+    ``captions``, when given, receives each figure's caption by file stem (:func:`caption`)."""
     from evobench.errors import first_line
     from evobench.registry import get_registry
 
@@ -182,6 +207,8 @@ def make_figures(data: RunData, out: str | Path, *, formats=("png",), image: str
             try:  # matplotlib draws at savefig: absurd values (sigma=1e308) fail only here
                 for name, fig in result:
                     written += save(fig, out, name, formats)
+                    if captions is not None:
+                        captions[file_stem(name)] = caption(kind, data)
             except OSError:
                 raise  # a full disk or a name too long: the command's exit code 4
             except Exception as exc:  # noqa: BLE001 - one broken kind must not cost the rest

@@ -351,7 +351,7 @@ def render_summary(df: pd.DataFrame, fmt: str = "text", *, metrics=DEFAULT_COLUM
     if fmt == "csv":
         return _csv(tables)
     counts = status_counts(df)
-    render = {"text": _text, "markdown": _markdown, "latex": _latex, "html": _html_table}[fmt]
+    render = {"text": _text, "markdown": _markdown, "latex": _latex, "html": html_table}[fmt]
     parts = [render(t) for t in tables]
     if len(counts) and (counts.columns != "ok").any():
         parts.append(_status(counts, fmt))
@@ -401,7 +401,7 @@ def _latex(table: Table) -> str:
     return "\n".join(lines)
 
 
-def _html_table(table: Table) -> str:
+def html_table(table: Table) -> str:
     header, body = _grid(table, lambda s: "\x00" + s + "\x01")
     out = ['<table class="results">', f"<caption>{_html.escape(table.title)}</caption>",
            "<thead><tr>" + "".join(f"<th>{_html.escape(h)}</th>" for h in header)

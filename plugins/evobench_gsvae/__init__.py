@@ -15,6 +15,7 @@ __version__ = "1.0"
 SPEC = MethodSpec(
     name="gsvae",
     factory="evobench_gsvae.method:run",
+    cost="evobench_gsvae.cost:cost",
     tasks=frozenset({"denoise", "inpaint"}),
     devices=frozenset({"cpu", "cuda"}),
     summary="binary-latent VAE, amortized encoder, binary-concrete relaxation with annealed "

@@ -78,6 +78,7 @@ SPECS: dict[str, MethodSpec] = {
         MethodSpec(
             name="biharmonic",
             factory=f"{_IMPL}:run_biharmonic",
+            cost="evobench_skimage.cost:biharmonic",
             tasks=frozenset({"inpaint"}),
             summary="biharmonic inpainting (skimage inpaint_biharmonic)",
             params=(

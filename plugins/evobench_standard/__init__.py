@@ -91,24 +91,49 @@ METRIC_SPECS = (
 )
 
 _F = "evobench_standard.figures"
+_MEAN = ("each point is the mean PSNR over {images} of the panel's dataset, averaged per "
+         "repetition first; {spread}. Gray and dotted, where the run has it: the corrupted "
+         "input's own PSNR.")
 FIGURES = (
     FigureSpec(name="psnr-vs-noise", factory=f"{_F}:psnr_vs_noise", title="PSNR vs noise level",
                tasks=frozenset({"denoise"}), order=10,
-               summary="PSNR against the noise level, one line per method"),
+               summary="PSNR against the noise level, one line per method",
+               caption="Denoising quality against the noise level σ (0–255 scale), one line per "
+               "method: " + _MEAN),
     FigureSpec(name="psnr-vs-missing", factory=f"{_F}:psnr_vs_missing",
                title="PSNR vs missing fraction", tasks=frozenset({"inpaint"}), order=20,
-               summary="PSNR against the missing fraction, one line per method"),
+               summary="PSNR against the missing fraction, one line per method",
+               caption="Inpainting quality against the fraction of missing pixels, one line per "
+               "method: " + _MEAN),
     FigureSpec(name="psnr-vs-time", factory=f"{_F}:psnr_vs_time", title="PSNR vs wall time",
-               order=30, summary="PSNR against wall time (log scale) per method and level"),
+               order=30, summary="PSNR against wall time (log scale) per method and level",
+               caption="Quality against cost: PSNR against the wall time per image (log scale). "
+               "Small markers are single cells (one image, level and repetition of {images} and "
+               "{reps}), large markers the mean per method and level. Wall time depends on the "
+               "machine and its load (see the summary and the Runs table)."),
     FigureSpec(name="training-curves", factory=f"{_F}:training_curves",
                title="training curves", order=40,
-               summary="free energy (or loss) and PSNR per epoch of the learned methods"),
+               summary="free energy (or loss) and PSNR per epoch of the learned methods",
+               caption="Training on the image named in the title: the objective per epoch (TVAE: "
+               "free energy, GSVAE: loss; zero-shot methods: loss per iteration, second row) "
+               "and PSNR at each evaluation, mean over the repetitions; the last PSNR point is "
+               "the value in the tables."),
     FigureSpec(name="sparsity", factory=f"{_F}:sparsity", title="sparsity histograms", order=50,
-               summary="active latents per patch of the methods with a latent code"),
+               summary="active latents per patch of the methods with a latent code",
+               caption="How many latents each patch uses: the normalised histogram of active "
+               "latents per patch for the methods with a latent code (TVAE, GSVAE), pooled over "
+               "the images named in the title and {reps}, one panel per level; the dashed line "
+               "is the mean."),
     FigureSpec(name="fields", factory=f"{_F}:generative_fields", title="generative fields",
-               order=60, summary="the generative fields of every method that stores them"),
+               order=60, summary="the generative fields of every method that stores them",
+               caption="The generative fields each method learned on the image and level in the "
+               "title (first repetition; at most 144 per method), each scaled on its own: "
+               "mid-gray is 0, black and white its largest |w|."),
     FigureSpec(name="panels", factory=f"{_F}:restoration_panels", title="restoration panels",
-               order=70, summary="clean / corrupted / restored images with their PSNR"),
+               order=70, summary="clean / corrupted / restored images with their PSNR",
+               caption="What the numbers look like: the clean image, its corrupted input (with "
+               "the input's PSNR; missing pixels in red) and each method's restoration with "
+               "its PSNR, for the image and level in the title, first repetition."),
 )
 
 

@@ -1,5 +1,7 @@
-"""The HTML report in a real browser: headless Chromium renders ``index.html``, every embedded
-figure must decode, the tables must be there, and a screenshot is taken. Skipped where no
+"""The HTML report in a real browser: headless Chromium renders ``index.html`` at 1280 px, every
+embedded figure must decode, the page must read summary first (headline table above the first
+figure, which is on the first screen, above the detail tables), figure captions must be sentences,
+not file names, the Runs table must show the load, and a screenshot is taken. Skipped where no
 Chromium is installed (Debian/Ubuntu: ``apt-get install chromium``)."""
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on PATH; i
 # --dump-dom then prints.
 PROBE = """<script>
 window.addEventListener("load", () => {
+  const top = sel => {
+    const el = document.querySelector(sel);
+    return el ? el.getBoundingClientRect().top + window.scrollY : null;
+  };
   const imgs = Array.from(document.images);
   const out = {
     images: imgs.length,
@@ -32,6 +38,15 @@ window.addEventListener("load", () => {
     bold: document.querySelectorAll("table.results strong").length,
     overflow: document.documentElement.scrollWidth > window.innerWidth + 1,
     captions: Array.from(document.querySelectorAll("table.results caption")).map(c => c.textContent),
+    // where a reader meets each part: page coordinates of the tops
+    headline_top: top(".headline table.results"),
+    figure_top: top("figure img"),
+    detail_top: top(".details table.results"),
+    figcaptions: Array.from(document.querySelectorAll("figcaption")).map(c => c.textContent),
+    alts: imgs.map(i => i.alt),
+    runs_head: Array.from(document.querySelectorAll("table.runs th")).map(c => c.textContent),
+    runs_cells: Array.from(document.querySelectorAll("table.runs tbody td")).map(c => c.textContent),
+    context: Array.from(document.querySelectorAll(".headline .context")).map(c => c.textContent),
   };
   const pre = document.createElement("pre");
   pre.id = "probe";
@@ -70,6 +85,20 @@ def test_report_renders_in_chromium(small_run, invoke, tmp_path):
     assert probe["runs_rows"] == 1 and probe["bold"] > 0
     assert any(c.startswith("PSNR (dB) of the final image: denoise on set12") for c in probe["captions"])
     assert not probe["overflow"]  # nothing wider than the window: no horizontal scrolling
+    # summary first, as a person scrolls: headline table, then figures, then the details
+    assert probe["headline_top"] is not None and probe["detail_top"] is not None, probe
+    assert probe["headline_top"] < probe["figure_top"] < probe["detail_top"], probe
+    assert probe["figure_top"] < 1200  # the first figure is on the first screen at 1280 px
+    assert any(c.startswith("Budget:") for c in probe["context"]), probe["context"]
+    assert any(c.startswith("Machine: synthetic, 2 cores") and "load 1.0" in c
+               for c in probe["context"]), probe["context"]
+    stems = {p.stem for p in (out / "figures").glob("*.png")}
+    assert len(probe["figcaptions"]) == n_png
+    for text in probe["figcaptions"] + probe["alts"]:  # sentences, not file names
+        assert text not in stems and len(text.split()) > 12 and text.endswith("."), text
+    assert "over the 2 repetitions" in probe["figcaptions"][0]  # the run's own counts
+    assert probe["runs_head"][-1].startswith("load")
+    assert probe["runs_cells"][-1] == "1.0"  # the synthetic cells' load average
     shot = tmp_path / "report.png"
     taken = _chromium(f"--user-data-dir={profile}", "--window-size=1280,1600",
                       f"--screenshot={shot}", (out / "index.html").as_uri())

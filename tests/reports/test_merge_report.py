@@ -69,7 +69,9 @@ def test_report_writes_tables_and_a_self_contained_page(small_run, invoke, tmp_p
     assert set(csv["metric"]) == {"psnr", "ssim", "time_total_s"}
     html = (rep / "index.html").read_text()
     assert html.count("data:image/png;base64,") == len(list((rep / "figures").glob("*.png")))
-    assert html.count('<table class="results">') == 18 and "<td>small</td>" in html
+    head, details = html.split("<h2>Figures</h2>")[0], html.split("<h2>All tables</h2>")[1]
+    assert head.count('<table class="results">') == 2  # the headline: PSNR per task
+    assert details.count('<table class="results">') == 18 and "<td>small</td>" in html
     assert "<td>0123456789ab (dirty)</td>" in html and "cpu=synthetic, cores=2, ram_gb=8.0" in html
     pngs = sorted((rep / "figures").glob("*.png"))
     assert pngs
@@ -124,3 +126,33 @@ def test_report_and_figures_default_to_one_folder_per_run(make, invoke, tmp_path
     assert not (tmp_path / "reports/alpha/figures").exists()
     assert invoke("report", a, "--no-figures", "--out", "elsewhere").exit_code == 0
     assert (tmp_path / "elsewhere/summary.md").is_file()  # --out still wins
+
+
+def test_report_page_is_byte_stable(small_run, invoke, tmp_path):
+    """Same runs, same page: nothing in it depends on the time or on set order."""
+    pages = []
+    for name in ("a", "b"):
+        res = invoke("report", small_run, "--out", tmp_path / name, "--no-figures", "--format",
+                     "html")
+        assert res.exit_code == 0, res.output
+        pages.append((tmp_path / name / "index.html").read_bytes())
+    assert pages[0] == pages[1]
+
+
+def test_headline_budget_and_machine_lines():
+    """The headline's caption says what the numbers cost and where they were measured, from
+    what the rows and manifests record."""
+    from evobench.reports.html import budget_line, machine_line
+
+    rows = pd.DataFrame({
+        "method": ["tvae", "tvae", "bm3d", "noisy"], "p_method_epochs": [5.0, 10.0, None, None],
+        "p_method_preset": ["quick", "quick", None, None], "budget_s": [60.0, 60.0, 60.0, None],
+        "threads": [1, 1, 1, 1], "jobs": [2, 2, 2, 2], "device": ["cpu"] * 4,
+        "loadavg_1m": [0.23, 1.31, 0.9, 0.5]})
+    manifests = {"r": {"config": {"suite": "denoise", "profile": "quick"},
+                       "machine": {"cpu": "AMD EPYC", "cores": 2, "gpu": ""}}}
+    assert budget_line(rows, manifests) == ("Budget: suite denoise (quick); --budget 60 s of "
+                                            "fitting per cell; tvae: 5–10 epochs, preset quick.")
+    assert machine_line(rows, manifests) == (
+        "Machine: AMD EPYC, 2 cores; 1 thread per cell, 2 cells at a time; device cpu; "
+        "load 0.2–1.3 (1-minute load average as cells started).")
