@@ -54,6 +54,7 @@ from evobench.specs import (
     SuiteSpec,
     resolve_params,
 )
+from evobench.validate import memory as check_memory
 
 if TYPE_CHECKING:  # the figure helpers below, imported by __getattr__ when first used
     from evobench.reports.figures import legend_right, marker_edge, method_styles, wrap_label
@@ -100,6 +101,7 @@ __all__ = [
     "SpecError",
     "Stopped",
     "SuiteSpec",
+    "check_memory",
     "check_method_input",
     "color_of",
     "ensure",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evobench.api import EvobenchError, RemoteFile, ensure
+from evobench.api import EvobenchError, RemoteFile, check_memory, ensure
 from evobench_standard import SKIMAGE_GRAY, SKIMAGE_RGB
 
 FILES_TOML = Path(__file__).with_name("files.toml")
@@ -62,12 +62,10 @@ def read_image(path: Path, color: str = "keep") -> np.ndarray:
     """
     from PIL import Image, UnidentifiedImageError
 
-    from evobench import validate
-
     try:
         with Image.open(path) as im:  # reads the header only: the size is known before decoding
             width, height = im.size
-            validate.memory(width * height * len(im.getbands()) * DECODE_BYTES,
+            check_memory(width * height * len(im.getbands()) * DECODE_BYTES,
                             f"image {path} ({width} x {height})",
                             "use a smaller image (the whole file is decoded before a crop)")
             im.load()
