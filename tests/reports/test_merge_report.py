@@ -1,4 +1,6 @@
+import base64
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -75,8 +77,14 @@ def test_report_writes_tables_and_a_self_contained_page(small_run, invoke, tmp_p
     assert "<td>0123456789ab (dirty)</td>" in html and "cpu=synthetic, cores=2, ram_gb=8.0" in html
     pngs = sorted((rep / "figures").glob("*.png"))
     assert pngs
-    for png in pngs:  # each figure named under it and in its alt text
-        assert f'alt="{png.stem}">\n<figcaption>{png.stem}</figcaption>' in html
+    for png in pngs:  # each figure embedded as written
+        assert base64.b64encode(png.read_bytes()).decode("ascii") in html
+    # ... under a caption that says what it shows (a sentence, not its file name), also its alt
+    found = re.findall(r'alt="([^"]*)">\n<figcaption>(.*?)</figcaption>', html, re.S)
+    assert len(found) == len(pngs)
+    stems = {png.stem for png in pngs}
+    for alt, text in found:
+        assert alt == text and text not in stems and len(text.split()) >= 8, text
 
 
 def test_report_without_figures_and_with_failures(make, invoke, tmp_path):
