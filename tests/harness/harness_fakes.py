@@ -102,8 +102,9 @@ def run_hang(call, ctx, **kwargs):
     time.sleep(600)
 
 
-def run_die(call, ctx, **kwargs):
-    print("about to die", file=sys.stderr, flush=True)
+def run_die(call, ctx, say=True, **kwargs):
+    if say:
+        print("about to die", file=sys.stderr, flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -135,7 +136,8 @@ SPECS = (
     MethodSpec(name="fake-threads", factory="harness_fakes:run_threads", tasks=BOTH),
     MethodSpec(name="fake-snapshots", factory="harness_fakes:run_snapshots", tasks=BOTH),
     MethodSpec(name="fake-hang", factory="harness_fakes:run_hang", tasks=BOTH),
-    MethodSpec(name="fake-die", factory="harness_fakes:run_die", tasks=BOTH),
+    MethodSpec(name="fake-die", factory="harness_fakes:run_die", tasks=BOTH,
+               params=(Param("say", True, bool),)),
     MethodSpec(name="fake-nan", factory="harness_fakes:run_nan", tasks=BOTH),
     MethodSpec(name="fake-grayonly", factory="harness_fakes:run_ok", tasks=BOTH,
                colors=frozenset({"gray"})),

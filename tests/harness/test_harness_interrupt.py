@@ -122,3 +122,25 @@ def test_run_restores_the_sigint_disposition_it_found(tmp_path, fakes, invoke):
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_is_restored_in_the_main_thread_only():
+    """An inherited SIG_IGN (a script's background job) is replaced by Python's Ctrl-C handler,
+    in the main thread; another thread cannot install handlers and leaves it alone."""
+    import signal
+    import threading
+
+    from evobench.harness.cli import _ctrl_c_interrupts
+
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        seen = []
+        thread = threading.Thread(target=lambda: seen.append(_ctrl_c_interrupts()))
+        thread.start()
+        thread.join()
+        assert seen == [None] and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert _ctrl_c_interrupts() is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert _ctrl_c_interrupts() is None  # nothing to change any more
+    finally:
+        signal.signal(signal.SIGINT, before)

@@ -261,3 +261,11 @@ def test_live_text_names_the_methods_unit():
 
     assert _live_text({"epoch": 300, "epochs": 2000, "unit": "iteration"}) == "iteration 300/2000"
     assert _live_text({"epoch": 3, "loss": 0.5}) == "epoch 3  loss 0.5"
+
+
+def test_a_resumed_cell_keeps_its_psnr_beside_the_resume_note(capsys):
+    with Progress(1, cached=0, skipped=0, tty=False) as p:
+        p.update("tvae skimage/camera", {"status": "ok", "psnr": 27.5, "time_total_s": 2.0,
+                                         "resumed_at_epoch": 7})
+    line = capsys.readouterr().err.splitlines()[1]
+    assert line.startswith("[1/1] ok      tvae skimage/camera  psnr=27.50  resumed at epoch 7  ")

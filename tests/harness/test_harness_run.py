@@ -439,3 +439,35 @@ def test_a_cell_announces_its_start_then_sends_its_result(fakes):
     assert [kind for kind, _ in messages] == ["start", "result"] and messages[0][1] is None
     assert messages[1][1].row["status"] == "ok"
 
+
+
+def test_a_silent_death_ends_its_message_at_the_exit(fakes, invoke, tmp_path):
+    """With nothing in the cell's log, the error is the exit alone, no dangling ': '."""
+    result = invoke("run", "--profile", "smoke", "-d", "skimage[images=camera,crop=32]", "--out",
+                    tmp_path, "-m", "fake-die[say=false]", "--quiet", "--run-name", "r")
+    assert result.exit_code == 3, result.output
+    (error,) = _results(tmp_path / "r")["error"]
+    assert error.startswith("worker process died (SIGKILL") and error.endswith(")"), error
+
+
+def test_the_timeout_note_goes_to_stderr(fakes, invoke, tmp_path):
+    result = invoke("run", "--profile", "smoke", "-d", "skimage[images=camera,crop=32]", "--out",
+                    tmp_path, "-m", "fake-ok", "--timeout", "0", "--run-name", "r")
+    assert result.exit_code == 0, result.output
+    assert "cells run without a time limit" in result.stderr
+    assert "cells run without a time limit" not in result.stdout
+
+
+def test_the_manifest_counts_cached_cells(fakes, invoke, tmp_path):
+    args = ("run", "--profile", "smoke", "-d", "skimage[images=camera,crop=32]", "--out",
+            tmp_path, "-m", "fake-ok", "--quiet", "--run-name", "r")
+    assert invoke(*args).exit_code == 0
+    assert invoke(*args, "-m", "noisy").exit_code == 0
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert manifest["cells"]["total"] == 2 and manifest["cells"]["cached"] == 1, manifest["cells"]
+
+
+def test_a_cpu_run_records_no_gpu():
+    from evobench.harness.runner import machine
+
+    assert machine("cpu")["gpu"] == ""

@@ -276,3 +276,12 @@ def test_no_last_eval_table_for_a_method_without_a_preset():
     df["psnr_last_eval"] = [28.0, np.nan]
     df["method_params"] = ["{}", "{}"]
     assert [t.metric for t in build_tables(df, ["psnr"])] == ["psnr"]
+
+
+def test_a_selector_splits_at_top_level_commas_only():
+    from evobench.reports.names import split_selector
+
+    assert split_selector("folder[path=/data/X1,color=gray]", "folder") == {
+        "path": "/data/X1", "color": "gray"}
+    assert split_selector("tvae[hidden=[64,64],C=2]", "tvae") == {"hidden": "[64,64]", "C": "2"}
+    assert split_selector("mine", "tvae") is None and split_selector("tvae", "tvae") == {}
