@@ -38,6 +38,15 @@ def _column(df: pd.DataFrame, name: str) -> pd.Series:
     return pd.to_numeric(df[name], errors="coerce") if name in df.columns else pd.Series(dtype=float)
 
 
+def _measured(manifest: dict) -> list[dict]:
+    """The manifests of the runs that measured: a merged run's sources (recursively), since
+    its own manifest records no machine, suite or git commit."""
+    sources = [s.get("manifest") for s in manifest.get("sources") or [] if isinstance(s, dict)]
+    if not manifest.get("merged") or not sources:
+        return [manifest]
+    return [m for source in sources if isinstance(source, dict) for m in _measured(source)]
+
+
 def _run_rows(results: pd.DataFrame, manifests: dict[str, dict]) -> list[dict]:
     rows = []
     for folder, m in manifests.items():
@@ -45,10 +54,14 @@ def _run_rows(results: pd.DataFrame, manifests: dict[str, dict]) -> list[dict]:
         commit = (git.get("commit", "") if isinstance(git, dict) else str(git))[:12]
         if isinstance(git, dict) and git.get("dirty"):
             commit += " (dirty)"
-        machine = m.get("machine") or {}
-        if isinstance(machine, dict):
-            machine = ", ".join(f"{k}={machine[k]}" for k in ("cpu", "cores", "ram_gb", "gpu")
-                                if machine.get(k))
+        machines = []
+        for measured in _measured(m):
+            machine = measured.get("machine") or {}
+            if isinstance(machine, dict):
+                machine = ", ".join(f"{k}={machine[k]}" for k in ("cpu", "cores", "ram_gb", "gpu")
+                                    if machine.get(k))
+            machines.append(str(machine))
+        machine = "; ".join(dict.fromkeys(m for m in machines if m))
         cells = results[results[RUN_DIR] == folder]
         rows.append({
             "name": m.get("run_id") or Path(folder).name,
@@ -68,7 +81,7 @@ def budget_line(results: pd.DataFrame, manifests: dict[str, dict]) -> str:
 
     parts = []
     runs = sorted({f"{m['config'].get('suite')} ({m['config'].get('profile')})"
-                   for m in manifests.values()
+                   for run in manifests.values() for m in _measured(run)
                    if isinstance(m.get("config"), dict) and m["config"].get("suite")})
     if runs:
         parts.append("suite " + ", ".join(runs))
@@ -94,7 +107,7 @@ def machine_line(results: pd.DataFrame, manifests: dict[str, dict]) -> str:
     """Where the numbers were measured: CPU, cores, threads per cell and jobs, device and the
     1-minute load average when the cells started (its range over the cells)."""
     parts = []
-    for m in manifests.values():
+    for m in (m for run in manifests.values() for m in _measured(run)):
         machine = m.get("machine") if isinstance(m.get("machine"), dict) else {}
         said = [str(machine.get("cpu") or "unknown CPU")]
         if machine.get("cores"):

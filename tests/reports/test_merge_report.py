@@ -164,3 +164,14 @@ def test_headline_budget_and_machine_lines():
     assert machine_line(rows, manifests) == (
         "Machine: AMD EPYC, 2 cores; 1 thread per cell, 2 cells at a time; device cpu; "
         "load 0.2–1.3 (1-minute load average as cells started).")
+
+
+def test_a_merged_run_says_where_its_sources_were_measured(make, invoke, tmp_path):
+    """A merged run's own manifest records no machine or suite: the report reads its sources'."""
+    a, b = make("a", **SMALL), make("b", **SMALL)
+    merged = merge_runs([a, b], tmp_path / "ab")
+    res = invoke("report", merged, "--out", tmp_path / "rep", "--no-figures")
+    assert res.exit_code == 0, res.output
+    html = (tmp_path / "rep" / "index.html").read_text()
+    assert "Machine: synthetic, 2 cores" in html and "unknown CPU" not in html
+    assert "<td>cpu=synthetic, cores=2, ram_gb=8.0</td>" in html
