@@ -129,12 +129,16 @@ def machine_line(results: pd.DataFrame, manifests: dict[str, dict]) -> str:
 
 
 def headline_tables(results: pd.DataFrame, metric: str) -> list[str]:
-    """The ``metric`` tables averaged over images, one per task and dataset, as HTML."""
+    """The ``metric`` tables averaged over images, one per task and dataset, as HTML. Skipped
+    cells (a method that does not do the task or image) are left out: a summary shows what
+    ran; the detail tables count them."""
     from evobench.reports.load import normalise
     from evobench.reports.tables import build_tables, html_table
 
     if metric not in results.columns:
         return []
+    if "status" in results.columns:
+        results = results[results["status"] != "skipped"]
     tables = build_tables(normalise(results), [metric], per_image=False)
     return [html_table(t) for t in tables if t.metric == metric]
 

@@ -175,3 +175,16 @@ def test_a_merged_run_says_where_its_sources_were_measured(make, invoke, tmp_pat
     html = (tmp_path / "rep" / "index.html").read_text()
     assert "Machine: synthetic, 2 cores" in html and "unknown CPU" not in html
     assert "<td>cpu=synthetic, cores=2, ram_gb=8.0</td>" in html
+
+
+def test_the_headline_leaves_out_methods_skipped_for_a_task():
+    from evobench.reports.html import headline_tables
+
+    base = {"task": "denoise", "dataset": "d", "image": "01", "repetition": 0, "sigma": 25.0,
+            "missing": float("nan"), "degradation": "gaussian", "method_label": "x"}
+    rows = pd.DataFrame([
+        {**base, "method": "bm3d", "method_label": "bm3d", "status": "ok", "psnr": 30.0},
+        {**base, "method": "zsn2n", "method_label": "zsn2n", "status": "skipped", "psnr": None},
+    ])
+    (table,) = headline_tables(rows, "psnr")
+    assert "bm3d" in table and "zsn2n" not in table
