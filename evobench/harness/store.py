@@ -159,15 +159,16 @@ class RunStore:
         return None
 
     # -- tables ----------------------------------------------------------------------------
-    def tables_stamp(self) -> tuple | None:
-        """What ``results.parquet`` is now (inode, size, mtime; None if absent): a runner takes
-        it when it starts, and a different one at its end means another runner on this folder
-        wrote its tables meanwhile (its cells must stay in them)."""
+    def tables_stamp(self) -> str | None:
+        """What ``results.parquet`` holds now (its SHA-256; None if absent): a runner takes it
+        when it starts, and a different one at its end means another runner on this folder
+        wrote its tables meanwhile (its cells must stay in them). The content, not the file's
+        inode, size and mtime, which a rewrite within one clock tick can leave unchanged."""
         try:
-            st = (self.root / "results.parquet").stat()
+            data = (self.root / "results.parquet").read_bytes()
         except OSError:
             return None
-        return (st.st_ino, st.st_size, st.st_mtime_ns)
+        return hashlib.sha256(data).hexdigest()
 
     @contextlib.contextmanager
     def _tables_lock(self):
@@ -187,7 +188,7 @@ class RunStore:
             finally:
                 os.close(fd)  # releases the lock
 
-    def write_tables(self, records: list[dict], since: tuple | None | bool = False) -> None:
+    def write_tables(self, records: list[dict], since: str | None | bool = False) -> None:
         """``results.parquet`` and ``traces.parquet`` for these records (the current grid).
 
         ``since``: the :meth:`tables_stamp` taken when this run started. If the tables changed

@@ -317,3 +317,24 @@ def test_a_future_claim_neither_hangs_the_run_nor_hides_in_dry_run(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "taking over the claim" in done.stderr and "ahead" in done.stderr
     assert len(pd.read_parquet(run / "results.parquet")) == 1
+
+
+def test_a_rewrite_that_keeps_inode_size_and_mtime_still_changes_the_stamp(tmp_path):
+    """Another runner's tables written within one clock tick, in place and at the same size,
+    leave inode, size and mtime as they were: the stamp reads the content, so the rows of
+    that runner are still kept."""
+    from evobench.harness.store import RunStore
+
+    store = RunStore(tmp_path, "r")
+    store.write_tables([store.write_cell({"cell_key": "a", "method": "m", "status": "ok"},
+                                         [], None)])
+    path = tmp_path / "r" / "results.parquet"
+    before, st = store.tables_stamp(), path.stat()
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    with open(path, "r+b") as f:  # the same inode and size
+        f.write(data)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the same mtime
+    now = path.stat()
+    assert (now.st_ino, now.st_size, now.st_mtime_ns) == (st.st_ino, st.st_size, st.st_mtime_ns)
+    assert store.tables_stamp() != before
