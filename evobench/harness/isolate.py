@@ -33,6 +33,10 @@ from evobench.harness.worker import CellPayload, CellResult
 
 _LIVE: set = set()  # transports of running cells, to signal on a stop or Ctrl-C
 _LIVE_LOCK = threading.Lock()
+# The signal a stop or Ctrl-C sent to every live cell (signal_all), until the run clears it: a
+# cell whose process was being started at that moment (not yet in _LIVE) gets it as soon as it
+# is, instead of running on unasked (a hanging method would keep the run waiting).
+_SIGNALLED: int | None = None
 _CTX = None
 PRELOAD = ["evobench.harness.preload"]
 FORKSERVER_ENV = "EVOBENCH_FORKSERVER_PID"  # set in the forkserver by preload
@@ -229,6 +233,9 @@ def _run(start, payload: CellPayload, timeout: float | None, listener) -> CellRe
     cell = start(payload)
     with _LIVE_LOCK:
         _LIVE.add(cell)
+        late = _SIGNALLED  # sent while this cell was being started: it gets it now
+    if late is not None:
+        _kill(cell, late)
     try:
         return _watch(cell, payload, timeout, listener, oom_before)
     finally:
@@ -315,14 +322,23 @@ def _kill(cell: _Transport, signum: int) -> None:
 def signal_all(signum: int) -> None:
     """Send ``signum`` to every live cell process (SIGTERM: a stop, see
     :mod:`evobench.harness.stopper`)."""
+    global _SIGNALLED
     if not _LIVE_LOCK.acquire(timeout=2):
         return
     try:
+        _SIGNALLED = signum
         cells = list(_LIVE)
     finally:
         _LIVE_LOCK.release()
     for cell in cells:
         _kill(cell, signum)
+
+
+def clear_signal() -> None:
+    """The run that called :func:`signal_all` ended: cells started later run normally."""
+    global _SIGNALLED
+    with _LIVE_LOCK:
+        _SIGNALLED = None
 
 
 def kill_all() -> None:

@@ -60,6 +60,7 @@ class Stopper:
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        isolate.clear_signal()
         if self.stop_file is not None:
             with contextlib.suppress(OSError):
                 self.stop_file.unlink()

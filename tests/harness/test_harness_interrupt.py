@@ -74,7 +74,14 @@ def test_ctrl_c_keeps_finished_cells_and_resumes(tmp_path, signum, code, says, f
     try:
         workers = _hanging_run(proc, tmp_path)
         proc.send_signal(signum)
-        out, err = proc.communicate(timeout=60)
+        try:
+            out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            tree = [(p.pid, p.status(), p.cmdline()[-1][-80:]) for p in workers if p.is_running()]
+            proc.kill()
+            _, err = proc.communicate()
+            pytest.fail(f"no exit 60 s after {signal.Signals(signum).name}; processes {tree}; "
+                        f"stderr: {err[-3000:]}")
     finally:
         _kill_all(proc, workers)
     assert proc.returncode == code, err
@@ -144,3 +151,27 @@ def test_ctrl_c_is_restored_in_the_main_thread_only():
         assert _ctrl_c_interrupts() is None  # nothing to change any more
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+def test_a_cell_started_while_a_stop_is_sent_gets_the_signal_too(tmp_path, fakes, invoke):
+    """A stop (SIGTERM to every live cell) that lands while a cell's process is being started
+    reaches that cell as soon as it is live; before, the cell ran on unasked, and a hanging
+    method kept the stopped run waiting (the SIGTERM interrupt test hung about 1 run in 5).
+    Here the stop is sent first, so every cell of the run starts late; the run's end clears it."""
+    import time
+
+    from evobench.harness import isolate
+
+    isolate.signal_all(signal.SIGTERM)
+    try:
+        started = time.monotonic()
+        result = invoke("run", "--profile", "smoke", "-d", "skimage[images=camera,crop=32]",
+                        "--out", tmp_path, "--run-name", "r", "-m", "fake-hang",
+                        "--timeout", "30s", "--quiet")
+        assert time.monotonic() - started < 20, "the late cell was not signalled"
+        assert result.exit_code == 3, result.output
+        (error,) = pd.read_parquet(tmp_path / "r" / "results.parquet")["error"]
+        assert error.startswith("worker process died (exit code 143") or "SIGTERM" in error, error
+        assert isolate._SIGNALLED is None  # the run's end cleared it
+    finally:
+        isolate.clear_signal()
