@@ -39,6 +39,8 @@ class Stopper:
         self.stop_file = within(root, FOLDER, f".stop-{uuid.uuid4().hex[:16]}")
         if self.requested:
             self._touch()
+        else:  # a signal left from an earlier run in this process must not reach these cells
+            isolate.clear_signal()
         if stop_after:
             self._timer = threading.Timer(stop_after, self.request, args=("--stop-after",))
             self._timer.daemon = True

@@ -186,5 +186,6 @@ def test_a_stop_signals_each_live_cell_with_the_signal_asked_for():
         assert proc.wait(timeout=10) == -_signal.SIGTERM
     finally:
         isolate._LIVE.discard(cell)
+        isolate.clear_signal()  # as the run's end does: later cells start unsignalled
         proc.kill()
         proc.wait()

@@ -153,16 +153,25 @@ def test_ctrl_c_is_restored_in_the_main_thread_only():
         signal.signal(signal.SIGINT, before)
 
 
-def test_a_cell_started_while_a_stop_is_sent_gets_the_signal_too(tmp_path, fakes, invoke):
+def test_a_cell_started_while_a_stop_is_sent_gets_the_signal_too(tmp_path, fakes, invoke,
+                                                                  monkeypatch):
     """A stop (SIGTERM to every live cell) that lands while a cell's process is being started
     reaches that cell as soon as it is live; before, the cell ran on unasked, and a hanging
     method kept the stopped run waiting (the SIGTERM interrupt test hung about 1 run in 5).
-    Here the stop is sent first, so every cell of the run starts late; the run's end clears it."""
+    Here the signal is sent right after each cell's process starts, before it is live; the
+    run's end clears it."""
     import time
 
     from evobench.harness import isolate
 
-    isolate.signal_all(signal.SIGTERM)
+    fork = isolate._fork
+
+    def fork_then_stop(payload):
+        cell = fork(payload)
+        isolate.signal_all(signal.SIGTERM)  # the stop lands before the cell is in _LIVE
+        return cell
+
+    monkeypatch.setattr(isolate, "_fork", fork_then_stop)
     try:
         started = time.monotonic()
         result = invoke("run", "--profile", "smoke", "-d", "skimage[images=camera,crop=32]",
