@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
@@ -178,3 +179,24 @@ def run_spawner(call, ctx, *, how="subprocess"):
     with open(os.environ["EVOBENCH_FAKE_CHILDREN"], "a") as fh:
         fh.write(f"{pid}\n")
     time.sleep(600)
+
+
+# A Dask-style host in a script: it runs one hanging cell through run_in_subprocess (a new
+# session), as a Dask worker does; the orphan and litter tests kill -9 it.
+DASK_STYLE_HOST = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
+import numpy as np
+import harness_fakes
+from evobench.harness import isolate
+from evobench.harness.grid import Cell
+cell = Cell(suite="s", profile="p", dataset="skimage", dataset_params={{}}, image="camera",
+            image_name="camera", color="gray", degradation="gaussian", deg_params={{"sigma": 25}},
+            task="denoise", method="fake-hang", method_label="fake-hang", method_params={{}},
+            method_version="0", rep=0, base_seed=0, device="cpu", metrics=("psnr",))
+spec = next(s for s in harness_fakes.SPECS if s.name == "fake-hang")
+img = np.full((16, 16), 0.5)
+isolate.run_in_subprocess({{"cell": cell, "method_spec": spec, "metric_specs": {{}},
+                           "clean": img, "corrupted": img, "mask": None, "sigma": 0.1,
+                           "threads": 1, "save_images": False}}, None)
+"""

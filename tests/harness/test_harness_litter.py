@@ -59,23 +59,9 @@ def test_kill_9_of_run_leaves_no_cell_log(tmp_path, fakes):
 
 def test_kill_9_of_a_dask_style_host_leaves_no_cell_folder(tmp_path, fakes):
     tmp = tmp_path / "tmp"
-    code = f"""
-import sys
-sys.path.insert(0, {str(HERE)!r})
-import numpy as np
-import harness_fakes
-from evobench.harness import isolate
-from evobench.harness.grid import Cell
-cell = Cell(suite="s", profile="p", dataset="skimage", dataset_params={{}}, image="camera",
-            image_name="camera", color="gray", degradation="gaussian", deg_params={{"sigma": 25}},
-            task="denoise", method="fake-hang", method_label="fake-hang", method_params={{}},
-            method_version="0", rep=0, base_seed=0, device="cpu", metrics=("psnr",))
-spec = next(s for s in harness_fakes.SPECS if s.name == "fake-hang")
-img = np.full((16, 16), 0.5)
-isolate.run_in_subprocess({{"cell": cell, "method_spec": spec, "metric_specs": {{}},
-                           "clean": img, "corrupted": img, "mask": None, "sigma": 0.1,
-                           "threads": 1, "save_images": False}}, None)
-"""
+    import harness_fakes
+
+    code = harness_fakes.DASK_STYLE_HOST
     proc = _start(code, tmp)
     _kill_and_wait_for_clean(proc, tmp, lambda: list(tmp.glob("evobench-cell-*/in.pkl"))
                              and _started(proc, 2))  # the cell and its guardian
